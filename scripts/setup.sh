@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Brings a fresh Debian bookworm + Node 20 machine to a working avap, doing only what is missing:
+# Debian's libtorch and pthreads OpenBLAS, the npm packages, the native addon, the TypeScript build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[setup] $*" >&2; }
+
+# libtorch falls back to reference BLAS (2.5x slower) unless the pthreads OpenBLAS is installed explicitly.
+missing=()
+if [ -z "${LIBTORCH:-}" ] && [ ! -f /usr/include/torch/csrc/api/include/torch/torch.h ]; then missing+=(libtorch-dev); fi
+dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q 'install ok installed' || missing+=(libopenblas0-pthread)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund >/dev/null
+fi
+
+addon=native/build/Release/avap_torch.node
+if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 2 \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \) -newer "$addon" 2>/dev/null)" ]; then
+  log "building the native addon (a few minutes the first time)"
+  (cd native && JOBS=max npx --no-install node-gyp rebuild >/tmp/avap-native-build.log 2>&1) || { tail -40 /tmp/avap-native-build.log >&2; exit 1; }
+fi
+
+npx --no-install tsc -p tsconfig.json

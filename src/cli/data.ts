@@ -1,0 +1,89 @@
+import { Command } from 'commander';
+import * as cliProgress from 'cli-progress';
+import { UserError } from '../errors';
+import { checkDataset, formatCheckReport } from '../data/check';
+import { convertRigaToNative } from '../data/convert';
+import { displayPath, formatProblem } from '../data/dataset';
+import { SYNTH_DEFAULTS, writeSynthDataset } from '../data/synth';
+
+/**
+ * Parses an integer flag strictly (digits only: no '1e3', '12abc' or '+5'). The message names the flag
+ * and echoes what was given, e.g. "--cases must be a positive integer, got 'abc'".
+ */
+export function parseIntFlag(flag: string, raw: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  const kind = min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`;
+  const text = raw.trim();
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value)) throw new UserError(`${flag} must be ${kind}, got '${raw}'`);
+  if (value < min || value > max) throw new UserError(`${flag} must be ${max === Number.MAX_SAFE_INTEGER ? kind : `in ${min}..${max}`}, got '${raw}'`);
+  return value;
+}
+
+/** Runs `work` with a progress bar on stderr when it is a terminal (never in pipes, logs or tests). */
+async function withProgress<T>(label: string, work: (onProgress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+  if (!process.stderr.isTTY) return work(() => undefined);
+  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total}`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
+  let started = false;
+  try {
+    return await work((done, total) => {
+      if (!started) {
+        bar.start(total, 0);
+        started = true;
+      }
+      bar.update(done);
+    });
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
+/** `avap data check`, `avap data convert`, `avap synth` (issue 3). */
+export function registerDataCommands(program: Command): void {
+  const data = program.command('data').description('inspect and convert multi-annotator datasets');
+
+  data
+    .command('check')
+    .description('detect the layout of DIR, validate every file it references and print a summary (exits non-zero on problems)')
+    .argument('<dir>', 'dataset folder (native layout, or RIGA DiscRegion)')
+    .action(async (dir: string) => {
+      const report = await withProgress('checking', (onProgress) => checkDataset(dir, { onProgress }));
+      if (!report.summary && report.problems.length === 1) throw new UserError(formatProblem(report.problems[0]));
+      process.stdout.write(`${formatCheckReport(report)}\n`);
+      if (!report.ok) {
+        const n = report.problems.length;
+        throw new UserError(`${displayPath(report.summary?.root ?? dir)}: ${n} problem${n === 1 ? '' : 's'} found`);
+      }
+    });
+
+  data
+    .command('convert')
+    .description("convert RIGA's DiscRegion layout to the native layout")
+    .requiredOption('--from <dir>', 'RIGA DiscRegion folder (holding Glaucoma_multirater_<Subset>.csv)')
+    .requiredOption('--out <dir>', 'new folder for the native dataset (must not exist or be empty)')
+    .option('--subsets <names...>', 'subsets to convert, e.g. BinRushed MESSIDOR (default: all)')
+    .action(async (o: { from: string; out: string; subsets?: string[] }) => {
+      const subsets = o.subsets?.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+      const r = await withProgress('converting', (onProgress) => convertRigaToNative(o.from, o.out, { subsets, onProgress }));
+      const splits = Object.entries(r.splits).map(([k, v]) => `${k} ${v}`).join(', ');
+      process.stdout.write(`wrote ${r.cases} cases (${splits}; ${r.missing} missing annotations) to ${displayPath(r.out)}\n`);
+    });
+
+  program
+    .command('synth')
+    .description('write the built-in synthetic RIGA-like dataset (native layout, plus synth.json with the latent shapes and annotator styles)')
+    .requiredOption('--out <dir>', 'new folder for the dataset (must not exist or be empty)')
+    .option('--cases <n>', 'number of cases', String(SYNTH_DEFAULTS.cases))
+    .option('--annotators <m>', 'number of simulated annotators', String(SYNTH_DEFAULTS.annotators))
+    .option('--size <s>', 'image side in pixels', String(SYNTH_DEFAULTS.size))
+    .option('--seed <k>', 'random seed', String(SYNTH_DEFAULTS.seed))
+    .action(async (o: { out: string; cases: string; annotators: string; size: string; seed: string }) => {
+      const cases = parseIntFlag('--cases', o.cases, 1, 100000);
+      const annotators = parseIntFlag('--annotators', o.annotators, 1, 64);
+      const size = parseIntFlag('--size', o.size, 32, 4096);
+      const seed = parseIntFlag('--seed', o.seed, 0, 2 ** 32 - 1);
+      const t0 = Date.now();
+      const r = await withProgress('generating', (onProgress) => writeSynthDataset({ out: o.out, cases, annotators, size, seed, onProgress }));
+      const splits = Object.entries(r.splits).map(([k, v]) => `${k} ${v}`).join(', ');
+      process.stdout.write(`wrote ${r.cases} synthetic cases (${splits}), ${r.annotators} annotators, ${r.size}x${r.size}, seed ${r.seed} to ${displayPath(r.out)} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    });
+}

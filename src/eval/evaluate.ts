@@ -1,0 +1,320 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CaseRecord, Dataset, readAnnotations } from '../data/dataset';
+import { resizeBilinear, resizeNearest } from '../data/resize';
+import { UserError } from '../errors';
+import { readImageInfo } from '../io/image';
+import { NanMeanAccumulator, nanMean } from '../metrics/accumulator';
+import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } from '../metrics/dice';
+import { BINARY_THRESHOLD, CaseStructureMetrics, ECE_BINS, evaluateCaseStructure, Mask } from '../metrics/multiAnnotator';
+import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from './predictions';
+import { writeEvaluationOutputs } from './report';
+
+/** One case's binary annotations (the shape `readAnnotations` of src/data/dataset.ts returns). */
+export interface CaseAnnotations {
+  width: number;
+  height: number;
+  /** available[k]: annotator k annotated this case. */
+  available: boolean[];
+  /** masks[structure][annotator]: 0/1, height × width, row-major (ignored where not available). */
+  masks: Uint8Array[][];
+}
+
+export interface ReferenceCase {
+  id: string;
+  load(): Promise<CaseAnnotations>;
+  /** The annotation size without decoding the masks; when absent, `load()` is used. */
+  size?(): Promise<Size>;
+}
+
+/** What predictions are scored against: any source of per-case multi-annotator masks. */
+export interface ReferenceSource {
+  structures: string[];
+  annotators: string[];
+  cases: ReferenceCase[];
+}
+
+export interface EvaluateOptions {
+  /** Soft Dice thresholds; default PAPER_THRESHOLDS. */
+  thresholds?: readonly number[];
+  /** 'gt' (value > t, default, RIGA code) or 'ge' (value >= t, MRNet code). */
+  rule?: ThresholdRule;
+  /** Resize predictions (bilinear) and annotations (nearest) to N×N before scoring (paper: 256). */
+  evalSize?: number;
+  /** Default ECE_BINS (15). */
+  eceBins?: number;
+  /** Row label in report.md; default the predictions folder's name. */
+  label?: string;
+  /** Cases read and scored at once; default 4. */
+  concurrency?: number;
+  /** Called after each scored case. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Metrics of one case and one structure as written to summary.json (null = undefined). */
+export interface CaseStructureSummary {
+  mean_voting: number | null;
+  average: number | null;
+  per_annotator: (number | null)[];
+  ged: number | null;
+  ece: number | null;
+  hard_dice: number | null;
+  iou: number | null;
+  identified: (number | null)[];
+}
+
+export interface CaseSummary {
+  case: string;
+  width: number;
+  height: number;
+  metrics: Record<string, CaseStructureSummary>;
+}
+
+/** summary.json. All metric values are fractions in [0, 1] (GED in [0, 2]); null where undefined. */
+export interface EvaluationSummary {
+  mean_voting: Record<string, number | null>;
+  average: Record<string, number | null>;
+  per_annotator: Record<string, (number | null)[]>;
+  cross: Record<string, (number | null)[][]>;
+  ged: Record<string, number | null>;
+  ece: Record<string, number | null>;
+  cases: number;
+  thresholds: number[];
+  rule: ThresholdRule;
+  identifiability: Record<string, number | null>;
+  identifiability_per_annotator: Record<string, (number | null)[]>;
+  hard_dice: Record<string, number | null>;
+  iou: Record<string, number | null>;
+  structures: string[];
+  annotators: string[];
+  eval_size: number | null;
+  ece_bins: number;
+  binary_threshold: number;
+  label: string;
+  per_case: CaseSummary[];
+}
+
+/** Per-case results in memory (NaN = undefined). */
+export interface CaseResult {
+  id: string;
+  /** The case's original annotation size (scoring happens at eval_size when that is set). */
+  width: number;
+  height: number;
+  /** metrics[s] for reference.structures[s]. */
+  metrics: CaseStructureMetrics[];
+}
+
+interface ResolvedOptions {
+  thresholds: number[];
+  rule: ThresholdRule;
+  evalSize: number | null;
+  eceBins: number;
+  label: string;
+  concurrency: number;
+}
+
+function resolveOptions(options: EvaluateOptions, predictionsDir: string): ResolvedOptions {
+  const thresholds = validateThresholds(options.thresholds ?? PAPER_THRESHOLDS, '--thresholds');
+  const rule = validateRule(options.rule ?? 'gt', '--rule');
+  const evalSize = options.evalSize ?? null;
+  if (evalSize !== null && (!Number.isInteger(evalSize) || evalSize < 1 || evalSize > 16384)) {
+    throw new UserError(`--eval-size: expected a whole number of pixels between 1 and 16384, got ${evalSize}`);
+  }
+  const eceBins = options.eceBins ?? ECE_BINS;
+  if (!Number.isInteger(eceBins) || eceBins < 1 || eceBins > 10000) throw new UserError(`--ece-bins: expected a whole number between 1 and 10000, got ${eceBins}`);
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
+  return { thresholds, rule, evalSize, eceBins, label: options.label ?? path.basename(path.resolve(predictionsDir)), concurrency };
+}
+
+const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
+
+/**
+ * Scores saved predictions against a reference and writes OUT_DIR/summary.json, per_case.csv and
+ * report.md (each atomically, all three only after every case is scored). Every prediction file
+ * is checked first (exists, decodes, single channel, right size); all problems are reported
+ * together in one UserError before anything is computed or written.
+ */
+export async function evaluatePredictions(reference: ReferenceSource, predictionsDir: string, outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
+  const opts = resolveOptions(options, predictionsDir);
+  const { structures, annotators, cases } = reference;
+  const M = annotators.length;
+  if (cases.length === 0) throw new UserError('evaluate: no cases selected (check --subset / --split)');
+  if (structures.length === 0) throw new UserError('evaluate: the dataset defines no structures');
+  if (M === 0) throw new UserError('evaluate: the dataset defines no annotators');
+  if (!fs.existsSync(predictionsDir) || !fs.statSync(predictionsDir).isDirectory()) {
+    throw new UserError(`${predictionsDir}: predictions folder not found`);
+  }
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) throw new UserError(`${outDir}: exists and is not a folder`);
+
+  // 1. Expected sizes (annotation headers, or the annotations themselves, kept for step 3).
+  const loaded = new Map<string, CaseAnnotations>();
+  const sizes = await mapConcurrent(cases, 8, async (c): Promise<Size> => {
+    if (c.size) return c.size();
+    const a = await c.load();
+    loaded.set(c.id, a);
+    return { width: a.width, height: a.height };
+  });
+
+  // 2. Every prediction file, before computing anything.
+  const accepted = (s: Size): Size[] => (opts.evalSize && (s.width !== opts.evalSize || s.height !== opts.evalSize) ? [s, { width: opts.evalSize, height: opts.evalSize }] : [s]);
+  const problems = await checkPredictions(
+    predictionsDir,
+    cases.map((c, i) => ({ id: c.id, sizes: accepted(sizes[i]) })),
+    structures,
+    M,
+  );
+  if (problems.length > 0) throw new UserError(formatProblems(predictionsDir, problems));
+
+  // 3. Score case by case.
+  const metricOptions = { thresholds: opts.thresholds, rule: opts.rule, eceBins: opts.eceBins, binaryThreshold: BINARY_THRESHOLD };
+  let done = 0;
+  const results = await mapConcurrent(cases, opts.concurrency, async (c, i): Promise<CaseResult> => {
+    const expected = sizes[i];
+    const ann = loaded.get(c.id) ?? (await c.load());
+    loaded.delete(c.id);
+    checkAnnotations(c.id, ann, expected, structures.length, M);
+    const refs = predictionFiles(predictionsDir, c.id, structures, M);
+    const settled = await Promise.allSettled(refs.map((r) => readPredictionMap(r.file, accepted(expected))));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason; // e.g. a file changed since the check; the first in layout order
+    const maps = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof readPredictionMap>>>).value);
+    const W = opts.evalSize ?? expected.width;
+    const H = opts.evalSize ?? expected.height;
+    const pred = maps.map((m) => (m.width === W && m.height === H ? m.data : resizeBilinear(m.data, m.width, m.height, 1, W, H)));
+    const per = M + 1;
+    const metrics = structures.map((_, s) => {
+      const annotations: (Mask | null)[] = ann.available.map((ok, k) => {
+        if (!ok) return null;
+        const mask = ann.masks[s][k];
+        return W === ann.width && H === ann.height ? mask : resizeNearest(mask, ann.width, ann.height, W, H);
+      });
+      return evaluateCaseStructure({ meanPrediction: pred[s * per], annotatorPredictions: pred.slice(s * per + 1, (s + 1) * per), annotations }, metricOptions);
+    });
+    options.onProgress?.(++done, cases.length);
+    return { id: c.id, width: expected.width, height: expected.height, metrics };
+  });
+
+  const summary = summarize(reference, results, opts);
+  writeEvaluationOutputs(outDir, summary);
+  return summary;
+}
+
+function checkAnnotations(id: string, ann: CaseAnnotations, expected: Size, S: number, M: number): void {
+  if (ann.width !== expected.width || ann.height !== expected.height) {
+    throw new UserError(`case ${id}: annotations are ${ann.width}x${ann.height} but their header said ${expected.width}x${expected.height}`);
+  }
+  if (ann.available.length !== M || ann.masks.length !== S) {
+    throw new UserError(`case ${id}: annotations have ${ann.masks.length} structures x ${ann.available.length} annotators, expected ${S} x ${M}`);
+  }
+  ann.masks.forEach((row, s) => {
+    ann.available.forEach((ok, k) => {
+      if (ok && row[k]?.length !== ann.width * ann.height) {
+        throw new UserError(`case ${id}: mask of structure ${s + 1}, annotator ${k + 1} has ${row[k]?.length ?? 0} pixels, expected ${ann.width}x${ann.height}`);
+      }
+    });
+  });
+}
+
+/** Aggregates per-case results into summary.json's content (pure). */
+export function summarize(
+  reference: Pick<ReferenceSource, 'structures' | 'annotators'>,
+  results: readonly CaseResult[],
+  opts: { thresholds: readonly number[]; rule: ThresholdRule; evalSize?: number | null; eceBins?: number; label?: string },
+): EvaluationSummary {
+  const { structures, annotators } = reference;
+  const M = annotators.length;
+  const summary: EvaluationSummary = {
+    mean_voting: {},
+    average: {},
+    per_annotator: {},
+    cross: {},
+    ged: {},
+    ece: {},
+    cases: results.length,
+    thresholds: [...opts.thresholds],
+    rule: opts.rule,
+    identifiability: {},
+    identifiability_per_annotator: {},
+    hard_dice: {},
+    iou: {},
+    structures: [...structures],
+    annotators: [...annotators],
+    eval_size: opts.evalSize ?? null,
+    ece_bins: opts.eceBins ?? ECE_BINS,
+    binary_threshold: BINARY_THRESHOLD,
+    label: opts.label ?? '',
+    per_case: [],
+  };
+  structures.forEach((name, s) => {
+    // scalars: mean_voting, ged, ece, hard_dice, iou; then per annotator; then the cross table.
+    const scalars = new NanMeanAccumulator(5);
+    const perAnnotator = new NanMeanAccumulator(M);
+    const identified = new NanMeanAccumulator(M);
+    const cross = new NanMeanAccumulator(M * M);
+    for (const r of results) {
+      const m = r.metrics[s];
+      scalars.add([m.meanVoting, m.ged, m.ece, m.hardDice, m.iou]);
+      perAnnotator.add(m.perAnnotator);
+      identified.add(m.identified);
+      cross.add(m.cross.flat());
+    }
+    const [mv, ged, ece, hd, io] = scalars.aggregate();
+    const pa = perAnnotator.aggregate();
+    const id = identified.aggregate();
+    const cr = cross.aggregate();
+    summary.mean_voting[name] = finite(mv);
+    summary.per_annotator[name] = pa.map(finite);
+    // 'Average' = mean of the per-annotator columns (as Table II), each over the cases that have it.
+    summary.average[name] = finite(nanMean(pa));
+    summary.cross[name] = Array.from({ length: M }, (_, i) => cr.slice(i * M, (i + 1) * M).map(finite));
+    summary.ged[name] = finite(ged);
+    summary.ece[name] = finite(ece);
+    summary.hard_dice[name] = finite(hd);
+    summary.iou[name] = finite(io);
+    summary.identifiability_per_annotator[name] = id.map(finite);
+    summary.identifiability[name] = finite(nanMean(id));
+  });
+  summary.per_case = results.map((r) => ({
+    case: r.id,
+    width: r.width,
+    height: r.height,
+    metrics: Object.fromEntries(
+      structures.map((name, s) => {
+        const m = r.metrics[s];
+        return [
+          name,
+          {
+            mean_voting: finite(m.meanVoting),
+            average: finite(m.average),
+            per_annotator: m.perAnnotator.map(finite),
+            ged: finite(m.ged),
+            ece: finite(m.ece),
+            hard_dice: finite(m.hardDice),
+            iou: finite(m.iou),
+            identified: m.identified.map(finite),
+          },
+        ];
+      }),
+    ),
+  }));
+  return summary;
+}
+
+/**
+ * The reference of `avap evaluate --data DIR`: the selected cases of a dataset, their size read from
+ * the image header (label maps are the image's size) and their masks from `readAnnotations`.
+ */
+export function referenceFromDataset(ds: Dataset, cases: readonly CaseRecord[]): ReferenceSource {
+  return {
+    structures: ds.structures.map((s) => s.name),
+    annotators: [...ds.annotators],
+    cases: cases.map((c) => ({
+      id: c.id,
+      load: () => readAnnotations(ds, c),
+      size: async () => {
+        const info = await readImageInfo(c.image);
+        return { width: info.width, height: info.height };
+      },
+    })),
+  };
+}

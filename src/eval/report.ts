@@ -1,0 +1,147 @@
+import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
+import type { EvaluationSummary } from './evaluate';
+
+/**
+ * The three outputs of `avap evaluate`: summary.json (fractions), per_case.csv (fractions, one
+ * row per case) and report.md (percent, two decimals, laid out like the paper's Tables II and I,
+ * each cell a 'disc, cup' pair in the order of the dataset's structures).
+ */
+
+export const SUMMARY_FILE = 'summary.json';
+export const PER_CASE_FILE = 'per_case.csv';
+export const REPORT_FILE = 'report.md';
+
+/** Writes summary.json, per_case.csv and report.md into outDir, each atomically. */
+export function writeEvaluationOutputs(outDir: string, summary: EvaluationSummary): { summary: string; perCase: string; report: string } {
+  const files = { summary: path.join(outDir, SUMMARY_FILE), perCase: path.join(outDir, PER_CASE_FILE), report: path.join(outDir, REPORT_FILE) };
+  // Render everything first, so a rendering bug cannot leave a partial set of files.
+  const json = summaryJson(summary);
+  const csv = perCaseCsv(summary);
+  const md = reportMarkdown(summary);
+  writeFileAtomic(files.summary, json);
+  writeFileAtomic(files.perCase, csv);
+  writeFileAtomic(files.report, md);
+  return files;
+}
+
+export function summaryJson(summary: EvaluationSummary): string {
+  return `${JSON.stringify(summary, null, 2)}\n`;
+}
+
+function csvField(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function frac(x: number | null | undefined): string {
+  return x === null || x === undefined ? '' : x.toFixed(6);
+}
+
+/** Column names: A<k> are 1-based annotator numbers (names are listed in summary.json). */
+export function perCaseCsv(summary: EvaluationSummary): string {
+  const M = summary.annotators.length;
+  const header = ['case', 'width', 'height'];
+  for (const s of summary.structures) {
+    header.push(`${s}_mean_voting`, `${s}_average`);
+    for (let k = 1; k <= M; k++) header.push(`${s}_A${k}`);
+    header.push(`${s}_ged`, `${s}_ece`, `${s}_hard_dice`, `${s}_iou`);
+  }
+  const lines = [header.map(csvField).join(',')];
+  for (const c of summary.per_case) {
+    const row = [csvField(c.case), String(c.width), String(c.height)];
+    for (const s of summary.structures) {
+      const m = c.metrics[s];
+      row.push(frac(m.mean_voting), frac(m.average), ...m.per_annotator.map(frac), frac(m.ged), frac(m.ece), frac(m.hard_dice), frac(m.iou));
+    }
+    lines.push(row.join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const DASH = '–';
+
+function pct(x: number | null | undefined): string {
+  return x === null || x === undefined ? DASH : (x * 100).toFixed(2);
+}
+
+function plain(x: number | null | undefined, digits = 4): string {
+  return x === null || x === undefined ? DASH : x.toFixed(digits);
+}
+
+function mdEscape(s: string): string {
+  return s.replace(/\|/g, '\\|');
+}
+
+/** A 'disc, cup' cell: one value per structure, in the dataset's order. */
+function pair(summary: EvaluationSummary, value: (structure: string) => number | null | undefined, fmt: (x: number | null | undefined) => string = pct): string {
+  return summary.structures.map((s) => fmt(value(s))).join(', ');
+}
+
+function table(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function reportMarkdown(summary: EvaluationSummary): string {
+  const M = summary.annotators.length;
+  const A = Array.from({ length: M }, (_, k) => `A${k + 1}`);
+  const structs = summary.structures.join(', ');
+  const rule = summary.rule === 'gt' ? 'value > t' : 'value >= t';
+  const size = summary.eval_size ? `resized to ${summary.eval_size}×${summary.eval_size} (predictions bilinear, annotations nearest)` : 'at the original annotation size';
+  const label = mdEscape(summary.label || 'predictions');
+
+  const out: string[] = [];
+  out.push(`# Evaluation: ${label}`, '');
+  out.push(`${summary.cases} case${summary.cases === 1 ? '' : 's'}, scored ${size}. Soft Dice: mean over thresholds ${summary.thresholds.join(', ')} (binarised with ${rule}), then over cases. Each cell is '${structs}' in percent.`, '');
+  out.push(`Annotators: ${summary.annotators.map((a, k) => `A${k + 1} = ${mdEscape(a)}`).join(', ')}.`, '');
+
+  out.push(`## Table II layout: soft Dice (%) (${structs})`, '');
+  out.push(
+    'A<sub>k</sub>: the prediction for annotator k against annotator k\'s annotation; Average: the mean of the A columns; Mean Voting: the calibrated prediction against the mean of the annotations.',
+    '',
+  );
+  out.push(
+    table(
+      ['Method', ...A, 'Average', 'Mean Voting'],
+      [[label, ...A.map((_, k) => pair(summary, (s) => summary.per_annotator[s]?.[k])), pair(summary, (s) => summary.average[s]), pair(summary, (s) => summary.mean_voting[s])]],
+    ),
+    '',
+  );
+
+  out.push(`## Table I layout: soft Dice (%) (${structs}), prediction for annotator i (row P<sub>i</sub>, the paper's M<sub>i</sub>) against annotation j (column A<sub>j</sub>)`, '');
+  out.push(
+    table(
+      ['', ...A],
+      A.map((_, i) => [
+        `P${i + 1}`,
+        ...A.map((__, j) => {
+          const cell = pair(summary, (s) => summary.cross[s]?.[i]?.[j]);
+          return i === j ? `**${cell}**` : cell;
+        }),
+      ]),
+    ),
+    '',
+  );
+
+  out.push(`## Further measures (${structs})`, '');
+  out.push(
+    table(
+      ['Measure', 'Value'],
+      [
+        ['Generalised energy distance (d = 1 − IoU, binarised at 0.5; lower is better)', pair(summary, (s) => summary.ged[s], (x) => plain(x))],
+        [`Expected calibration error of the calibrated map vs the mean vote (${summary.ece_bins} bins; lower is better)`, pair(summary, (s) => summary.ece[s], (x) => plain(x))],
+        ['Identifiability (%): prediction for k closest to annotation k', pair(summary, (s) => summary.identifiability[s])],
+        [`Hard Dice (%) of the calibrated map vs the mean vote at ${summary.binary_threshold}`, pair(summary, (s) => summary.hard_dice[s])],
+        [`IoU (%) of the calibrated map vs the mean vote at ${summary.binary_threshold}`, pair(summary, (s) => summary.iou[s])],
+      ],
+    ),
+    '',
+  );
+  out.push(
+    table(
+      ['Identifiability (%)', ...A],
+      [['per annotator', ...A.map((_, k) => pair(summary, (s) => summary.identifiability_per_annotator[s]?.[k]))]],
+    ),
+    '',
+  );
+  return `${out.join('\n')}`;
+}

@@ -1,0 +1,124 @@
+// `mr-net` — MR-Net (Ji et al., CVPR 2021, "Learning calibrated medical image segmentation via
+// multi-rater agreement modeling"), compactly:
+//   1. Expertise-aware inference: a rater-expertise vector v (weights over the M raters, summing to 1)
+//      conditions the features; the coarse prediction's target is the v-weighted fusion Σ v_m y_m.
+//      Training draws v at random (over the raters who annotated the image); inference uses the
+//      uniform vector, whose target is the mean vote, i.e. the calibrated map.
+//   2. Multi-rater reconstruction: from the conditioned features and the coarse prediction, one map
+//      per rater reconstructs that rater's own annotation; their spread is the inter-rater
+//      (dis)agreement, an uncertainty map U.
+//   3. Agreement-aware refinement: the features, the coarse prediction and U give a residual
+//      correction of the coarse prediction — the final calibrated map.
+// Departures (docs/methods.md): v conditions F_img by a learned channel-wise scale and shift rather than
+// being fused into the encoder's deepest features, and each module is one small conv head.
+import { UnetBackbone } from '../models/backbone';
+import { SegmentationHead } from '../models/heads/segmentation';
+import { F, Tensor, cat, nn, noGrad, tensor, tidy } from '../torch';
+import { segmentationLoss } from '../train/losses';
+import { Rng } from '../util/random';
+import { BaselineConfig, availableRows, pickRows, singleStage } from './baseline';
+import { Method, Prediction, Stage, TrainingBatch } from './method';
+
+export interface MultiRaterOutput {
+  /** Coarse and refined calibrated logits [B, K, H, W] for the given expertise vectors. */
+  coarse: Tensor;
+  refined: Tensor;
+  /** Reconstructed rater logits [B, M, K, H, W]. */
+  raters: Tensor;
+}
+
+export class MultiRaterNet extends nn.Module {
+  readonly backbone: UnetBackbone;
+  /** v → per-channel scale and shift of F_img. */
+  readonly expertise: nn.Linear;
+  readonly coarseHead: SegmentationHead;
+  readonly reconstruction: SegmentationHead;
+  readonly refinement: SegmentationHead;
+
+  constructor(readonly config: BaselineConfig) {
+    super();
+    const C = config.backbone.featureChannels;
+    const M = config.annotators.length;
+    const K = config.structures.length;
+    this.backbone = this.registerModule('backbone', new UnetBackbone(config.backbone));
+    this.expertise = this.registerModule('expertise', new nn.Linear(M, 2 * C));
+    this.coarseHead = this.registerModule('coarse', new SegmentationHead(C, K));
+    this.reconstruction = this.registerModule('reconstruction', new SegmentationHead(C + K, M * K, C));
+    this.refinement = this.registerModule('refinement', new SegmentationHead(C + 2 * K, K, C));
+  }
+
+  /** expertise: [B, M] rater weights (rows sum to 1). */
+  forward(x: Tensor, expertise: Tensor): MultiRaterOutput {
+    return tidy(() => {
+      const features = this.backbone.forward(x);
+      const [B, C, H, W] = features.shape;
+      const M = this.config.annotators.length;
+      const K = this.config.structures.length;
+      const film = this.expertise.forward(expertise).view([B, 2 * C, 1, 1]);
+      const conditioned = features.mul(film.narrow(1, 0, C).tanh().add(1)).add(film.narrow(1, C, C));
+      const coarse = this.coarseHead.forward(conditioned);
+      const coarseProb = F.sigmoid(coarse);
+      const raters = this.reconstruction.forward(cat([conditioned, coarseProb], 1)).view([B, M, K, H, W]);
+      // Disagreement among the reconstructed raters; detached so the refinement reads it without
+      // pulling the reconstructions away from the raters.
+      const uncertainty = F.sigmoid(raters).detach().var(1, false);
+      const refined = coarse.add(this.refinement.forward(cat([conditioned, coarseProb, uncertainty], 1)));
+      return { coarse, refined, raters };
+    });
+  }
+}
+
+export class MultiRaterMethod implements Method {
+  readonly name = 'mr-net';
+  readonly model: MultiRaterNet;
+
+  constructor(readonly config: BaselineConfig) {
+    this.model = new MultiRaterNet(config);
+  }
+
+  stages(): Stage[] {
+    return singleStage(this.model, this.config.training.epochs, 'both');
+  }
+
+  loss(_stage: Stage, batch: TrainingBatch, rng: Rng): Tensor {
+    return tidy(() => {
+      const M = this.config.annotators.length;
+      const weights = randomExpertise(batch, M, rng);
+      const v = tensor(weights, [batch.size, M]);
+      const out = this.model.forward(batch.images, v);
+      const fused = batch.annotatorMasks.mul(v.view([batch.size, M, 1, 1, 1])).sum(1); // Σ_m v_m y_m: [B, K, S, S]
+      let loss = segmentationLoss(out.coarse, fused).add(segmentationLoss(out.refined, fused));
+      const rows = availableRows(batch, M);
+      if (rows) loss = loss.add(segmentationLoss(pickRows(out.raters, rows), pickRows(batch.annotatorMasks, rows)));
+      return loss;
+    });
+  }
+
+  predict(images: Tensor): Prediction {
+    return noGrad(() => tidy(() => {
+      const B = images.shape[0];
+      const M = this.config.annotators.length;
+      const uniform = tensor(new Float32Array(B * M).fill(1 / M), [B, M]);
+      const out = this.model.forward(images, uniform);
+      return { mean: F.sigmoid(out.refined), annotators: F.sigmoid(out.raters) };
+    }));
+  }
+}
+
+/**
+ * Random expertise vectors, uniform on the simplex over each image's available raters (a flat
+ * Dirichlet: normalised exponential draws), row-major [B, M].
+ */
+export function randomExpertise(batch: TrainingBatch, annotators: number, rng: Rng): Float32Array {
+  const v = new Float32Array(batch.size * annotators);
+  for (let b = 0; b < batch.size; b++) {
+    let total = 0;
+    for (let m = 0; m < annotators; m++) {
+      const i = b * annotators + m;
+      v[i] = batch.available[i] ? -Math.log(1 - rng.next()) : 0;
+      total += v[i];
+    }
+    for (let m = 0; m < annotators; m++) v[b * annotators + m] = total > 0 ? v[b * annotators + m] / total : 1 / annotators;
+  }
+  return v;
+}

@@ -1,0 +1,107 @@
+// `padl` — PADL (Liao et al., "Modeling annotator preference and stochastic annotation error for medical
+// image segmentation", arXiv 2021 / Medical Image Analysis 2024), compactly: on the shared backbone, a
+// stochastic-error module (SEM) predicts the meta segmentation as Gaussian logits (mean μ₀, variance σ₀²),
+// and one human-preference module (HPM) per annotator predicts that annotator's segmentation as Gaussian
+// logits (μ_m, σ_m²). Each is trained by the Monte-Carlo likelihood of its target under logits sampled
+// with the reparameterisation trick, so σ² absorbs the annotator's stochastic error while μ keeps the
+// systematic preference. At inference the means are the predictions: sigmoid(μ₀) is the calibrated map,
+// sigmoid(μ_m) annotator m's.
+// Departures (docs/methods.md): the meta segmentation's target is the mean vote; the heads are the
+// project's small segmentation heads; a soft Dice term on sigmoid(μ) joins each likelihood.
+import { UnetBackbone } from '../models/backbone';
+import { SegmentationHead } from '../models/heads/segmentation';
+import { F, Generator, Tensor, nn, noGrad, randn, stack, tidy } from '../torch';
+import { sampledLikelihoodLoss, softDiceLoss } from '../train/losses';
+import { Rng } from '../util/random';
+import { BaselineConfig, availableRows, pickRows, singleStage } from './baseline';
+import { Method, Prediction, Stage, TrainingBatch } from './method';
+
+export interface PadlConfig extends BaselineConfig {
+  /** Monte-Carlo samples of the logits per pixel in the likelihood. */
+  samples: number;
+}
+
+/** Log-variances are kept in a range where exp() neither vanishes nor explodes. */
+const LOG_VARIANCE_RANGE = [-10, 5] as const;
+
+export interface GaussianLogits {
+  mean: Tensor;
+  logVar: Tensor;
+}
+
+export interface PadlOutput {
+  /** Meta segmentation [B, K, H, W]. */
+  meta: GaussianLogits;
+  /** Per annotator [B, M, K, H, W]. */
+  annotators: GaussianLogits;
+}
+
+export class PadlNet extends nn.Module {
+  readonly backbone: UnetBackbone;
+  readonly stochasticError: SegmentationHead;
+  readonly preferences: nn.ModuleList<SegmentationHead>;
+
+  constructor(readonly config: BaselineConfig) {
+    super();
+    const C = config.backbone.featureChannels;
+    const K = config.structures.length;
+    this.backbone = this.registerModule('backbone', new UnetBackbone(config.backbone));
+    this.stochasticError = this.registerModule('sem', new SegmentationHead(C, 2 * K));
+    this.preferences = this.registerModule('hpm', new nn.ModuleList(config.annotators.map(() => new SegmentationHead(C, 2 * K))));
+  }
+
+  forward(x: Tensor): PadlOutput {
+    return tidy(() => {
+      const features = this.backbone.forward(x);
+      const K = this.config.structures.length;
+      const gaussian = (out: Tensor, dim: number): GaussianLogits => ({
+        mean: out.narrow(dim, 0, K),
+        logVar: out.narrow(dim, K, K).clamp(...LOG_VARIANCE_RANGE),
+      });
+      return {
+        meta: gaussian(this.stochasticError.forward(features), 1),
+        annotators: gaussian(stack(this.preferences.items.map((h) => h.forward(features)), 1), 2),
+      };
+    });
+  }
+}
+
+export class PadlMethod implements Method {
+  readonly name = 'padl';
+  readonly model: PadlNet;
+  /** Draws the reparameterisation noise; reseeded from the trainer's per-epoch Rng at every step. */
+  private readonly generator = new Generator(0);
+
+  constructor(readonly config: PadlConfig) {
+    this.model = new PadlNet(config);
+  }
+
+  stages(): Stage[] {
+    return singleStage(this.model, this.config.training.epochs, 'both');
+  }
+
+  loss(_stage: Stage, batch: TrainingBatch, rng: Rng): Tensor {
+    return tidy(() => {
+      this.generator.manualSeed(rng.int(2 ** 31));
+      const out = this.model.forward(batch.images);
+      const term = (g: GaussianLogits, target: Tensor) => {
+        const noise = randn([this.config.samples, ...g.mean.shape], { generator: this.generator });
+        return sampledLikelihoodLoss(g.mean, g.logVar, target, noise).add(softDiceLoss(F.sigmoid(g.mean), target));
+      };
+      let loss = term(out.meta, batch.meanVotes);
+      const rows = availableRows(batch, this.config.annotators.length);
+      if (rows) {
+        const picked = { mean: pickRows(out.annotators.mean, rows), logVar: pickRows(out.annotators.logVar, rows) };
+        loss = loss.add(term(picked, pickRows(batch.annotatorMasks, rows)));
+      }
+      return loss;
+    });
+  }
+
+  predict(images: Tensor): Prediction {
+    return noGrad(() => tidy(() => {
+      const out = this.model.forward(images);
+      return { mean: F.sigmoid(out.meta.mean), annotators: F.sigmoid(out.annotators.mean) };
+    }));
+  }
+}

@@ -1,0 +1,54 @@
+// The Annotator Variation Modeling (AVM) head, section III-C: per structure, a branch that classifies
+// every pixel into how many of the M annotators mark it (0..M), Eq. 2–3.
+import { F, Tensor, arange, cat, nn, tidy } from '../../torch';
+
+/** How the M+1 class probabilities become one calibrated probability map in [0, 1]. */
+export type Calibration = 'expectation' | 'argmax';
+
+/** conv 3×3 → ReLU → BN, the unit the paper repeats twice per block. */
+function convReluBn(inChannels: number, outChannels: number): nn.Layer[] {
+  return [new nn.Conv2d(inChannels, outChannels, 3, { padding: 1 }), new nn.ReLU(), new nn.BatchNorm2d(outChannels)];
+}
+
+/** One branch: two blocks of (conv → ReLU → BN) × 2, then a 1×1 conv to M + 1 agreement classes. */
+export class VariationBranch extends nn.Sequential {
+  constructor(inChannels: number, hidden: number, annotators: number) {
+    super(
+      ...convReluBn(inChannels, hidden), ...convReluBn(hidden, hidden),
+      ...convReluBn(hidden, hidden), ...convReluBn(hidden, hidden),
+      new nn.Conv2d(hidden, annotators + 1, 1),
+    );
+  }
+}
+
+export class VariationHead extends nn.Module {
+  readonly branches: nn.ModuleList<VariationBranch>;
+
+  constructor(inChannels: number, readonly structures: number, readonly annotators: number, hidden = 32) {
+    super();
+    this.branches = this.registerModule('branches', new nn.ModuleList(
+      Array.from({ length: structures }, () => new VariationBranch(inChannels, hidden, annotators))));
+  }
+
+  /** Agreement-class logits, one [B, M+1, H, W] tensor per structure. */
+  forward(features: Tensor): Tensor[] {
+    return this.branches.items.map((b) => b.forward(features));
+  }
+
+  /**
+   * Calibrated map per structure, [B, K, H, W] in [0, 1]. 'expectation' is the expected number of
+   * annotators divided by M (Σ_c c·softmax_c / M): smooth and differentiable. 'argmax' is the most
+   * likely count divided by M, as the authors' code does.
+   */
+  calibrated(logits: Tensor[], mode: Calibration = 'expectation'): Tensor {
+    return tidy(() => {
+      const M = this.annotators;
+      const maps = logits.map((l) => {
+        if (mode === 'argmax') return l.argmax(1).float().div(M);
+        const counts = arange(0, M + 1, 1, { dtype: 'float32', device: l.device }).view([1, M + 1, 1, 1]);
+        return F.softmax(l, 1).mul(counts).sum(1).div(M);
+      });
+      return cat(maps.map((m) => m.unsqueeze(1)), 1);
+    });
+  }
+}

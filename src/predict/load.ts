@@ -1,0 +1,28 @@
+// Rebuilding a trained model from its run folder.
+import * as fs from 'node:fs';
+import { UserError } from '../errors';
+import { Normalization } from '../data/normalization';
+import { Method } from '../methods/method';
+import { buildMethod } from '../methods/registry';
+import { RunConfig, RunDir } from '../train/run';
+import { loadWeights } from '../train/trainer';
+
+export interface LoadedRun {
+  run: RunDir;
+  config: RunConfig;
+  method: Method;
+  normalization: Normalization;
+}
+
+/** config.json → the method's model with model.safetensors loaded, in eval mode. The caller disposes method.model. */
+export function loadRun(dir: string): LoadedRun {
+  const run = new RunDir(dir);
+  if (!fs.existsSync(dir)) throw new UserError(`--model: ${dir}: folder not found`);
+  const config = run.readConfig();
+  const normalization = run.readNormalization();
+  if (!fs.existsSync(run.modelFile)) throw new UserError(`--model: ${dir} has no model.safetensors yet (no epoch completed)`);
+  const method = buildMethod(config.model);
+  loadWeights(method.model, run.modelFile);
+  method.model.eval();
+  return { run, config, method, normalization };
+}

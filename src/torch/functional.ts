@@ -1,0 +1,192 @@
+// torch.nn.functional: the layer ops, validated at the boundary (op and argument named in every error).
+import { native } from './native';
+import { Tensor } from './tensor';
+import { assertFloat, assertRank, assertTensor, pair, positiveInt } from './validate';
+
+const NCHW = '[N, C, H, W]';
+
+export interface Conv2dOptions {
+  stride?: number | number[];
+  padding?: number | number[];
+  dilation?: number | number[];
+  groups?: number;
+}
+
+export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, opts: Conv2dOptions = {}): Tensor {
+  assertRank('conv2d', 'input', input, 4, NCHW);
+  assertRank('conv2d', 'weight', weight, 4, '[out, in/groups, kH, kW]');
+  if (bias !== null) assertRank('conv2d', 'bias', bias, 1, '[out]');
+  assertFloat('conv2d', 'input', input);
+  const groups = positiveInt('conv2d', 'groups', opts.groups ?? 1);
+  if (input.shape[1] !== weight.shape[1] * groups) {
+    throw new Error(`conv2d: input has ${input.shape[1]} channels but weight [${weight.shape.join(', ')}] with groups=${groups} expects ${weight.shape[1] * groups}`);
+  }
+  return new Tensor(native.conv2d(input.handle, weight.handle, bias?.handle ?? null, pair('conv2d', 'stride', opts.stride ?? 1, 1),
+    pair('conv2d', 'padding', opts.padding ?? 0), pair('conv2d', 'dilation', opts.dilation ?? 1, 1), groups));
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: number | number[];
+}
+
+export function convTranspose2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, opts: ConvTranspose2dOptions = {}): Tensor {
+  assertRank('convTranspose2d', 'input', input, 4, NCHW);
+  assertRank('convTranspose2d', 'weight', weight, 4, '[in, out/groups, kH, kW]');
+  if (bias !== null) assertRank('convTranspose2d', 'bias', bias, 1, '[out]');
+  const groups = positiveInt('convTranspose2d', 'groups', opts.groups ?? 1);
+  if (input.shape[1] !== weight.shape[0]) {
+    throw new Error(`convTranspose2d: input has ${input.shape[1]} channels but weight [${weight.shape.join(', ')}] expects ${weight.shape[0]}`);
+  }
+  return new Tensor(native.convTranspose2d(input.handle, weight.handle, bias?.handle ?? null, pair('convTranspose2d', 'stride', opts.stride ?? 1, 1),
+    pair('convTranspose2d', 'padding', opts.padding ?? 0), pair('convTranspose2d', 'outputPadding', opts.outputPadding ?? 0), groups,
+    pair('convTranspose2d', 'dilation', opts.dilation ?? 1, 1)));
+}
+
+export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  assertTensor('linear', 'input', input);
+  assertRank('linear', 'weight', weight, 2, '[out, in]');
+  if (input.shape[input.ndim - 1] !== weight.shape[1]) {
+    throw new Error(`linear: input's last dimension is ${input.shape[input.ndim - 1]} but weight [${weight.shape.join(', ')}] expects ${weight.shape[1]}`);
+  }
+  return new Tensor(native.linear(input.handle, weight.handle, bias?.handle ?? null));
+}
+
+export interface BatchNormOptions {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  runningMean?: Tensor | null;
+  runningVar?: Tensor | null;
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** Batch normalisation; in training mode it updates runningMean/runningVar in place (PyTorch's semantics). */
+export function batchNorm(input: Tensor, opts: BatchNormOptions): Tensor {
+  assertTensor('batchNorm', 'input', input);
+  if (input.ndim < 2) throw new Error(`batchNorm: input must have a channel dimension [N, C, ...], got shape [${input.shape.join(', ')}]`);
+  if (opts.training && input.numel() / input.shape[1] <= 1) {
+    throw new Error(`batchNorm: expected more than 1 value per channel when training, got input shape [${input.shape.join(', ')}]`);
+  }
+  return new Tensor(native.batchNorm(input.handle, opts.weight?.handle ?? null, opts.bias?.handle ?? null, opts.runningMean?.handle ?? null,
+    opts.runningVar?.handle ?? null, opts.training, opts.momentum ?? 0.1, opts.eps ?? 1e-5));
+}
+
+export function groupNorm(input: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  assertTensor('groupNorm', 'input', input);
+  positiveInt('groupNorm', 'numGroups', numGroups);
+  if (input.ndim < 2 || input.shape[1] % numGroups !== 0) {
+    throw new Error(`groupNorm: channels (${input.shape[1]}) must be divisible by numGroups (${numGroups})`);
+  }
+  return new Tensor(native.groupNorm(input.handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps));
+}
+
+export function relu(x: Tensor): Tensor {
+  assertTensor('relu', 'input', x);
+  return new Tensor(native.relu(x.handle));
+}
+/** In-place ReLU (F.relu(x, inplace=True)); returns x. Only valid where autograd does not need x's old value. */
+export function relu_(x: Tensor): Tensor {
+  assertTensor('relu_', 'input', x);
+  native.relu_(x.handle);
+  return x;
+}
+export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
+  assertTensor('leakyRelu', 'input', x);
+  return new Tensor(native.leakyRelu(x.handle, negativeSlope));
+}
+export function sigmoid(x: Tensor): Tensor {
+  assertTensor('sigmoid', 'input', x);
+  return new Tensor(native.sigmoid(x.handle));
+}
+export function softplus(x: Tensor): Tensor {
+  assertTensor('softplus', 'input', x);
+  return new Tensor(native.softplus(x.handle));
+}
+export function softmax(x: Tensor, dim: number): Tensor {
+  assertTensor('softmax', 'input', x);
+  return new Tensor(native.softmax(x.handle, dim));
+}
+export function logSoftmax(x: Tensor, dim: number): Tensor {
+  assertTensor('logSoftmax', 'input', x);
+  return new Tensor(native.logSoftmax(x.handle, dim));
+}
+
+export interface MaxPool2dOptions {
+  stride?: number | number[];
+  padding?: number | number[];
+  dilation?: number | number[];
+  ceilMode?: boolean;
+}
+export function maxPool2d(x: Tensor, kernelSize: number | number[], opts: MaxPool2dOptions = {}): Tensor {
+  assertRank('maxPool2d', 'input', x, 4, NCHW);
+  const kernel = pair('maxPool2d', 'kernelSize', kernelSize, 1);
+  return new Tensor(native.maxPool2d(x.handle, kernel, pair('maxPool2d', 'stride', opts.stride ?? kernel, 1), pair('maxPool2d', 'padding', opts.padding ?? 0),
+    pair('maxPool2d', 'dilation', opts.dilation ?? 1, 1), opts.ceilMode ?? false));
+}
+export function avgPool2d(x: Tensor, kernelSize: number | number[], stride?: number | number[], padding: number | number[] = 0): Tensor {
+  assertRank('avgPool2d', 'input', x, 4, NCHW);
+  const kernel = pair('avgPool2d', 'kernelSize', kernelSize, 1);
+  return new Tensor(native.avgPool2d(x.handle, kernel, pair('avgPool2d', 'stride', stride ?? kernel, 1), pair('avgPool2d', 'padding', padding)));
+}
+export function adaptiveAvgPool2d(x: Tensor, outputSize: number | number[]): Tensor {
+  assertRank('adaptiveAvgPool2d', 'input', x, 4, NCHW);
+  return new Tensor(native.adaptiveAvgPool2d(x.handle, pair('adaptiveAvgPool2d', 'outputSize', outputSize, 1)));
+}
+
+export function interpolate(x: Tensor, size: number | number[], mode: 'bilinear' | 'nearest' = 'nearest', alignCorners = false): Tensor {
+  assertRank('interpolate', 'input', x, 4, NCHW);
+  if (mode !== 'bilinear' && mode !== 'nearest') throw new Error(`interpolate: mode must be 'bilinear' or 'nearest', got '${mode}'`);
+  return new Tensor(native.interpolate(x.handle, pair('interpolate', 'size', size, 1), mode, alignCorners));
+}
+
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  assertTensor('dropout', 'input', x);
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropout: p must be in [0, 1], got ${p}`);
+  return new Tensor(native.dropout(x.handle, p, training));
+}
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+export interface CrossEntropyOptions {
+  weight?: Tensor | null;
+  reduction?: Reduction;
+  ignoreIndex?: number;
+  labelSmoothing?: number;
+}
+
+/** Cross-entropy over class logits [N, C, ...] and int64 class targets [N, ...] (PyTorch's F.cross_entropy). */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  assertTensor('crossEntropy', 'input', logits);
+  assertTensor('crossEntropy', 'target', target);
+  if (target.dtype !== 'int64') throw new Error(`crossEntropy: target must hold int64 class indices, got ${target.dtype}`);
+  if (opts.weight) assertRank('crossEntropy', 'weight', opts.weight, 1, '[C]');
+  return new Tensor(native.crossEntropy(logits.handle, target.handle, opts.weight?.handle ?? null, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100,
+    opts.labelSmoothing ?? 0));
+}
+
+export function nllLoss(logProbs: Tensor, target: Tensor, opts: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
+  assertTensor('nllLoss', 'input', logProbs);
+  assertTensor('nllLoss', 'target', target);
+  if (target.dtype !== 'int64') throw new Error(`nllLoss: target must hold int64 class indices, got ${target.dtype}`);
+  return new Tensor(native.nllLoss(logProbs.handle, target.handle, opts.weight?.handle ?? null, opts.reduction ?? 'mean', opts.ignoreIndex ?? -100));
+}
+
+export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, weight: Tensor | null = null, reduction: Reduction = 'mean'): Tensor {
+  assertTensor('binaryCrossEntropyWithLogits', 'input', logits);
+  assertTensor('binaryCrossEntropyWithLogits', 'target', target);
+  return new Tensor(native.binaryCrossEntropyWithLogits(logits.handle, target.handle, weight?.handle ?? null, reduction));
+}
+
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  assertTensor('mseLoss', 'input', input);
+  assertTensor('mseLoss', 'target', target);
+  return new Tensor(native.mseLoss(input.handle, target.handle, reduction));
+}
+
+/** One-hot encoding of int64 indices: [...] → [..., numClasses] int64. */
+export function oneHot(indices: Tensor, numClasses: number): Tensor {
+  assertTensor('oneHot', 'input', indices);
+  if (indices.dtype !== 'int64') throw new Error(`oneHot: input must be int64, got ${indices.dtype}`);
+  return new Tensor(native.oneHot(indices.handle, positiveInt('oneHot', 'numClasses', numClasses)));
+}

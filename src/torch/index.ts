@@ -1,0 +1,7 @@
+// The tensor engine's public surface, mirroring PyTorch's layout: torch.*, torch.nn, torch.nn.functional, torch.optim.
+export * from './tensor';
+export * from './creation';
+export * as F from './functional';
+export * as nn from './nn';
+export * as optim from './optim';
+export { saveStateDict, loadStateDict } from './serialization';

@@ -1,0 +1,3 @@
+export * from './module';
+export * from './layers';
+export * as init from './init';

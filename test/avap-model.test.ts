@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AVAP, AvapConfig } from '../src/models/avap';
+import { DynamicHead } from '../src/models/heads/preference';
+import { UnetBackbone } from '../src/models/backbone';
+import { Tensor, cat, manualSeed, noGrad, randn, tidy, saveStateDict, loadStateDict } from '../src/torch';
+import { UserError } from '../src/errors';
+
+function config(M: number, structures: string[], encoder = 'resnet18'): AvapConfig {
+  return {
+    structures,
+    annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`),
+    backbone: { encoder, inChannels: 3, featureChannels: 16 },
+    avm: { hidden: 8, calibration: 'expectation' },
+    apm: { hidden: 8, conditioning: 'both' },
+  };
+}
+
+function maxAbsDiff(a: Tensor, b: Tensor): number {
+  return tidy(() => a.sub(b).abs().amax().item());
+}
+
+for (const [M, structures] of [[6, ['disc', 'cup']], [7, ['lesion']]] as const) {
+  test(`AVAP output shapes for M = ${M}, K = ${structures.length}`, () => {
+    manualSeed(0);
+    const model = new AVAP(config(M, [...structures], 'resnet34'));
+    tidy(() => {
+      const x = randn([2, 3, 64, 64]);
+      const out = model.forward(x, [[0, 2], [1, 3]]);
+      assert.equal(out.variation.length, structures.length);
+      for (const v of out.variation) assert.deepEqual(v.shape, [2, M + 1, 64, 64]);
+      assert.deepEqual(out.preference!.shape, [2, 2, structures.length, 64, 64]);
+      model.eval();
+      const p = model.predict(x);
+      assert.deepEqual(p.calibrated.shape, [2, structures.length, 64, 64]);
+      assert.deepEqual(p.annotators.shape, [2, M, structures.length, 64, 64]);
+      const cal = p.calibrated.data() as Float32Array;
+      assert.ok(cal.every((v) => v >= 0 && v <= 1), 'calibrated map lies in [0, 1]');
+      const argmax = model.predict(x, 'argmax').calibrated.data() as Float32Array;
+      assert.ok(argmax.every((v) => Number.isInteger(Math.round(v * M)) && Math.abs(v * M - Math.round(v * M)) < 1e-5), 'argmax calibration is a count / M');
+    });
+    model.dispose();
+  });
+}
+
+test('the backbone rejects sizes it cannot take and says which work', () => {
+  const backbone = new UnetBackbone({ encoder: 'resnet18', inChannels: 3, featureChannels: 8 });
+  tidy(() => {
+    assert.throws(() => backbone.forward(randn([1, 3, 100, 96])), (e: Error) => e instanceof UserError && /multiples of 32 \(e\.g\. 96×96/.test(e.message));
+    assert.throws(() => backbone.forward(randn([1, 1, 64, 64])), /1 channels, the model was built for 3/);
+    assert.deepEqual(backbone.forward(randn([1, 3, 64, 96])).shape, [1, 8, 64, 96]);
+  });
+  backbone.dispose();
+});
+
+test('the grouped dynamic convolution equals a per-sample, per-annotator loop', () => {
+  manualSeed(1);
+  const head = new DynamicHead({ inChannels: 12, annotators: 5, structures: 2, hidden: 8 });
+  // Batch norm in eval mode is per-sample, so batching must not change a single value.
+  head.eval();
+  noGrad(() => tidy(() => {
+    // Give the BN layers non-trivial statistics so the check covers them.
+    for (const [, t] of head.namedBuffers()) if (t.dtype === 'float32') t.copy_(randn(t.shape).abs().add(0.5));
+    const features = randn([3, 12, 16, 16]);
+    const annotators = [[0, 4], [2, 2], [1, 3]];
+    const grouped = head.forward(features, annotators);
+    const loop = cat(annotators.map((ks, b) => cat(ks.map((k) => head.forward(features.narrow(0, b, 1), [[k]])), 1)), 0);
+    assert.deepEqual(grouped.shape, [3, 2, 2, 16, 16]);
+    assert.ok(maxAbsDiff(grouped, loop) < 1e-5, `max difference ${maxAbsDiff(grouped, loop)}`);
+    // Different annotators get different filters: the code matters.
+    assert.ok(maxAbsDiff(grouped.select(0, 0).select(0, 0), grouped.select(0, 0).select(0, 1)) > 1e-4);
+  }));
+  head.dispose();
+});
+
+test('conditioning on the code only ignores the image content; on features only ignores the annotator', () => {
+  for (const conditioning of ['code', 'features'] as const) {
+    manualSeed(2);
+    const head = new DynamicHead({ inChannels: 4, annotators: 3, structures: 1, conditioning }).eval();
+    noGrad(() => tidy(() => {
+      const f = randn([1, 4, 8, 8]);
+      const a = head.forward(f, [[0, 1]]);
+      const sameForAnnotators = maxAbsDiff(a.select(1, 0), a.select(1, 1)) < 1e-6;
+      assert.equal(sameForAnnotators, conditioning === 'features');
+    }));
+    head.dispose();
+  }
+});
+
+test('a checkpoint round trip reproduces predictions exactly', () => {
+  manualSeed(3);
+  const a = new AVAP(config(3, ['disc', 'cup']));
+  manualSeed(4);
+  const b = new AVAP(config(3, ['disc', 'cup']));
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'avap-ckpt-')), 'model.safetensors');
+  // Train-mode forward passes move the batch-norm statistics away from their initial values first.
+  tidy(() => void a.forward(randn([2, 3, 64, 64]), [[0], [1]]));
+  saveStateDict(file, a.stateDict());
+  tidy(() => void b.loadStateDict(loadStateDict(file).state));
+  a.eval();
+  b.eval();
+  tidy(() => {
+    const x = randn([2, 3, 64, 64]);
+    const pa = a.predict(x);
+    const pb = b.predict(x);
+    assert.equal(maxAbsDiff(pa.calibrated, pb.calibrated), 0);
+    assert.equal(maxAbsDiff(pa.annotators, pb.annotators), 0);
+  });
+  a.dispose();
+  b.dispose();
+});
