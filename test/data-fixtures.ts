@@ -8,8 +8,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodePng } from '../src/io/image';
 
+const created: string[] = [];
+// Each test file runs in its own process: its fixture folders go when it ends.
+process.on('exit', () => {
+  for (const d of created) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `avap-${tag}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `avap-${tag}-`));
+  created.push(dir);
+  return dir;
 }
 
 /** An 8-bit greyscale PNG from row-major values. */

@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openDataset } from '../src/data/dataset';
 import { computeNormalization, MIN_STD, Normalization } from '../src/data/normalization';
 import { Batch, DataLoader, LoaderOptions, loadImageForModel } from '../src/data/pipeline';
 import { writeSynthDataset } from '../src/data/synth';
 import { UserError } from '../src/errors';
-import { smallNativeSpec, tmpDir, writeGrey, writeNative } from './data-fixtures';
+import { encodePng } from '../src/io/image';
+import { smallNativeSpec, tmpDir, writeGrey, writeNative, writeRgb } from './data-fixtures';
 
 /** The small native dataset with images whose pixel i of case k (1, 2, 3) is (10k + i, 100, 200 - i). */
 async function gradientDataset(): Promise<string> {
@@ -104,6 +106,13 @@ test('loadImageForModel prepares an image exactly like the training batches', as
   await writeGrey(grey, 2, 2, [0, 255, 255, 0]);
   const g = await loadImageForModel(grey, 2, { kind: 'per-channel', mean: [0, 0, 0], std: [1, 1, 1] }, 3);
   assert.deepEqual([...g.input], [0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0]);
+  // A 16-bit image is scaled by 1/65535; an RGB image becomes luma for a 1-channel model.
+  const deep = path.join(tmpDir('pipe-16'), 'd.png');
+  fs.writeFileSync(deep, await encodePng({ width: 2, height: 1, channels: 1, bitDepth: 16, data: Uint16Array.from([0, 65535]) }));
+  assert.deepEqual([...(await loadImageForModel(deep, 2, { kind: 'per-channel', mean: [0.5], std: [0.5] }, 1)).input.slice(0, 2)], [-1, 1]);
+  const rgb = path.join(tmpDir('pipe-rgb'), 'c.png');
+  await writeRgb(rgb, 1, 1, () => [255, 0, 0]);
+  assert.equal((await loadImageForModel(rgb, 1, { kind: 'per-channel', mean: [0], std: [1] }, 1)).input[0], Math.fround(76 / 255)); // round(0.299·255)
   await assert.rejects(loadImageForModel(grey, 8, normalization, 3), /per-pixel normalization was computed for 3x4x4 inputs, not 3x8x8/);
   await assert.rejects(loadImageForModel(path.join(dir, 'nope.png'), 4, normalization, 3), /nope\.png: file not found/);
 });

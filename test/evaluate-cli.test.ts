@@ -139,7 +139,7 @@ test('avap evaluate: bad input is one line on stderr naming the flag or file, ex
     [[...base, '--eval-size', '-3'], /--eval-size/],
     [[...base, '--subset', 'Nope'], /unknown subset 'Nope'/],
     [[...base, '--split', 'nope'], /unknown split 'nope'/],
-    [['evaluate', '--data', f.data, '--out', out], /--predictions PRED_DIR is required/],
+    [['evaluate', '--data', f.data, '--out', out], /pass exactly one of --predictions PRED_DIR and --model RUN/],
     [['evaluate', '--predictions', f.pred, '--out', out], /--data DIR is required/],
     [['evaluate', '--data', f.data, '--predictions', path.join(f.root, 'none'), '--out', out], /none: predictions folder not found/],
   ];

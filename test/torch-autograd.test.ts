@@ -2,8 +2,13 @@
 // differences in float64 (eps 1e-6), which is how torch.autograd.gradcheck validates them.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { F, Tensor, cat, isGradEnabled, noGrad, optim, tensor, tidy } from '../src/torch';
+import { F, Tensor, cat, isGradEnabled, noGrad, optim, setNumThreads, tensor, tidy } from '../src/torch';
 import { assertClose, prng, randomF64, values } from './torch-helpers';
+
+// These tests run thousands of tiny ops; with two intra-op threads on a loaded 2-core machine every op
+// waits for the second thread to be scheduled (measured: 1000 small training steps 10 s instead of 1.3 s).
+// One thread keeps the suite fast; the multi-threaded kernels get their own check in torch-ops.
+setNumThreads(1);
 
 const t = (name: string, fn: () => void): void => {
   test(name, () => tidy(fn));

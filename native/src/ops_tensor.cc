@@ -5,9 +5,11 @@
 
 namespace avap {
 
-#define OP(name)                                                        \
+#define OP(name) OP_AS(name, #name)
+// OP_AS names the op in errors as the user called it when the addon function's name differs (max → maxDim).
+#define OP_AS(name, label)                                              \
   static Napi::Value name(const Napi::CallbackInfo& info) {             \
-    static const char* OPN = #name;                                     \
+    static const char* OPN = label;                                     \
     return guard(info, OPN, [&]() -> Napi::Value {
 #define END \
   });       \
@@ -41,8 +43,8 @@ OP(randint) return wrap(info, at::randint(intArg(info, 0, OPN), intArg(info, 1, 
 OP(randperm) return wrap(info, at::randperm(intArg(info, 0, OPN), generatorArg(info, 1, OPN), at::TensorOptions().dtype(at::kLong))); END
 
 // fromData(typedArray, shape, dtype?): copies the typed array's bytes into a new tensor.
-OP(fromData)
-  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "fromData: argument 0 must be a typed array");
+OP_AS(fromData, "tensor")
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "tensor: argument 0 must be a typed array");
   Napi::TypedArray arr = info[0].As<Napi::TypedArray>();
   at::ScalarType source;
   switch (arr.TypedArrayType()) {
@@ -85,8 +87,8 @@ OP(expand) return wrap(info, tensorArg(info, 0, OPN).expand(intsArg(info, 1, OPN
 OP(flatten) return wrap(info, tensorArg(info, 0, OPN).flatten(intArg(info, 1, OPN), intArg(info, 2, OPN))); END
 OP(flip) return wrap(info, tensorArg(info, 0, OPN).flip(intsArg(info, 1, OPN))); END
 OP(repeat) return wrap(info, tensorArg(info, 0, OPN).repeat(intsArg(info, 1, OPN))); END
-OP(toDType) return wrap(info, tensorArg(info, 0, OPN).to(parseDType(stringArg(info, 1, OPN), OPN))); END
-OP(toDevice) return wrap(info, tensorArg(info, 0, OPN).to(parseDevice(stringArg(info, 1, OPN), OPN))); END
+OP_AS(toDType, "to") return wrap(info, tensorArg(info, 0, OPN).to(parseDType(stringArg(info, 1, OPN), OPN))); END
+OP_AS(toDevice, "to") return wrap(info, tensorArg(info, 0, OPN).to(parseDevice(stringArg(info, 1, OPN), OPN))); END
 OP(detach) return wrap(info, tensorArg(info, 0, OPN).detach()); END
 
 // ---------------------------------------------------------------- elementwise
@@ -163,7 +165,7 @@ REDUCE(logsumexp, a.flatten().logsumexp(0), a.logsumexp(d, keep))
 OP(var) return wrap(info, tensorArg(info, 0, OPN).var(intsArg(info, 1, OPN), boolArg(info, 2, OPN), boolArg(info, 3, OPN))); END
 
 // max/min over one dim return [values, indices] like PyTorch.
-OP(maxDim)
+OP_AS(maxDim, "max")
   auto r = tensorArg(info, 0, OPN).max(intArg(info, 1, OPN), isMissing(info, 2) ? false : boolArg(info, 2, OPN));
   Napi::Array out = Napi::Array::New(info.Env(), 2);
   out.Set(0u, TensorHandle::Wrap(info.Env(), std::get<0>(r)));

@@ -10,22 +10,24 @@ static std::atomic<int64_t> liveHandles{0};
 static std::atomic<int64_t> liveBytes{0};
 
 Napi::Function TensorHandle::Define(Napi::Env env) {
-  Napi::Function fn = DefineClass(env, "NativeTensor", {
-      InstanceMethod("shape", &TensorHandle::Shape),
-      InstanceMethod("dtype", &TensorHandle::DType),
-      InstanceMethod("device", &TensorHandle::Device),
-      InstanceMethod("numel", &TensorHandle::Numel),
-      InstanceMethod("bytes", &TensorHandle::Bytes),
-      InstanceMethod("data", &TensorHandle::Data),
-      InstanceMethod("item", &TensorHandle::Item),
-      InstanceMethod("requiresGrad", &TensorHandle::RequiresGrad),
-      InstanceMethod("setRequiresGrad", &TensorHandle::SetRequiresGrad),
-      InstanceMethod("grad", &TensorHandle::Grad),
-      InstanceMethod("clearGrad", &TensorHandle::ClearGrad),
-      InstanceMethod("backward", &TensorHandle::Backward),
-      InstanceMethod("dispose", &TensorHandle::Dispose),
-      InstanceMethod("isDisposed", &TensorHandle::IsDisposed),
-  });
+  Napi::Function fn = DefineClass(env, "NativeTensor", {});
+  // Set on the prototype after the fact: class templates only take primitives and templates as values.
+  Napi::Object proto = fn.Get("prototype").As<Napi::Object>();
+  auto method = [&](const char* name, Napi::Function::Callback cb) { proto.Set(name, Napi::Function::New(env, cb, name)); };
+  method("shape", &TensorHandle::Shape);
+  method("dtype", &TensorHandle::DType);
+  method("device", &TensorHandle::Device);
+  method("numel", &TensorHandle::Numel);
+  method("bytes", &TensorHandle::Bytes);
+  method("data", &TensorHandle::Data);
+  method("item", &TensorHandle::Item);
+  method("requiresGrad", &TensorHandle::RequiresGrad);
+  method("setRequiresGrad", &TensorHandle::SetRequiresGrad);
+  method("grad", &TensorHandle::Grad);
+  method("clearGrad", &TensorHandle::ClearGrad);
+  method("backward", &TensorHandle::Backward);
+  method("dispose", &TensorHandle::Dispose);
+  method("isDisposed", &TensorHandle::IsDisposed);
   constructor = Napi::Persistent(fn);
   constructor.SuppressDestruct();
   return fn;
@@ -53,6 +55,13 @@ bool TensorHandle::IsHandle(const Napi::Value& v) {
   return v.IsObject() && v.As<Napi::Object>().InstanceOf(constructor.Value());
 }
 
+TensorHandle* TensorHandle::Of(const Napi::Value& v) {
+  if (!IsHandle(v)) return nullptr;
+  void* p = nullptr;
+  if (napi_unwrap(v.Env(), v, &p) != napi_ok) return nullptr;  // disposed: the wrap is gone
+  return static_cast<TensorHandle*>(p);
+}
+
 TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {}
 
 TensorHandle::~TensorHandle() {
@@ -77,8 +86,8 @@ at::Tensor& TensorHandle::From(const Napi::Value& v, const char* op, size_t argI
   if (!IsHandle(v)) {
     throw Napi::TypeError::New(v.Env(), std::string(op) + ": argument " + std::to_string(argIndex) + " must be a tensor");
   }
-  TensorHandle* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
-  if (!h->tensor.defined()) {
+  TensorHandle* h = Of(v);
+  if (h == nullptr || !h->tensor.defined()) {
     throw Napi::Error::New(v.Env(), std::string(op) + ": argument " + std::to_string(argIndex) + " is a disposed tensor");
   }
   return h->tensor;
@@ -86,38 +95,40 @@ at::Tensor& TensorHandle::From(const Napi::Value& v, const char* op, size_t argI
 
 // ---------------------------------------------------------------- instance methods
 
-static at::Tensor& self(TensorHandle* h, const Napi::Env& env, const char* what) {
-  if (!h->tensor.defined()) throw Napi::Error::New(env, std::string(what) + ": tensor is disposed");
+static at::Tensor& self(const Napi::CallbackInfo& info, const char* what) {
+  TensorHandle* h = TensorHandle::Of(info.This());
+  if (h == nullptr || !h->tensor.defined()) throw Napi::Error::New(info.Env(), std::string(what) + ": tensor is disposed");
   return h->tensor;
 }
 
 Napi::Value TensorHandle::Shape(const Napi::CallbackInfo& info) {
-  auto& t = self(this, info.Env(), "shape");
+  auto& t = self(info, "shape");
   Napi::Array out = Napi::Array::New(info.Env(), t.dim());
   for (int64_t i = 0; i < t.dim(); ++i) out.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
   return out;
 }
 
 Napi::Value TensorHandle::DType(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), dtypeName(self(this, info.Env(), "dtype").scalar_type()));
+  return Napi::String::New(info.Env(), dtypeName(self(info, "dtype").scalar_type()));
 }
 
 Napi::Value TensorHandle::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), self(this, info.Env(), "device").device().str());
+  return Napi::String::New(info.Env(), self(info, "device").device().str());
 }
 
 Napi::Value TensorHandle::Numel(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(self(this, info.Env(), "numel").numel()));
+  return Napi::Number::New(info.Env(), static_cast<double>(self(info, "numel").numel()));
 }
 
 Napi::Value TensorHandle::Bytes(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(reportedBytes));
+  TensorHandle* h = Of(info.This());
+  return Napi::Number::New(info.Env(), h == nullptr ? 0.0 : static_cast<double>(h->reportedBytes));
 }
 
 Napi::Value TensorHandle::Data(const Napi::CallbackInfo& info) {
   return guard(info, "data", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    at::Tensor t = self(this, env, "data").detach().to(at::kCPU).contiguous();
+    at::Tensor t = self(info, "data").detach().to(at::kCPU).contiguous();
     const size_t n = static_cast<size_t>(t.numel());
     const size_t bytes = n * t.element_size();
     Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
@@ -135,38 +146,38 @@ Napi::Value TensorHandle::Data(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorHandle::Item(const Napi::CallbackInfo& info) {
   return guard(info, "item", [&]() -> Napi::Value {
-    auto& t = self(this, info.Env(), "item");
+    auto& t = self(info, "item");
     if (t.numel() != 1) throw std::runtime_error("only a one-element tensor has an item, this one has " + std::to_string(t.numel()));
     return Napi::Number::New(info.Env(), t.item<double>());
   });
 }
 
 Napi::Value TensorHandle::RequiresGrad(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), self(this, info.Env(), "requiresGrad").requires_grad());
+  return Napi::Boolean::New(info.Env(), self(info, "requiresGrad").requires_grad());
 }
 
 Napi::Value TensorHandle::SetRequiresGrad(const Napi::CallbackInfo& info) {
   return guard(info, "requiresGrad_", [&]() -> Napi::Value {
-    self(this, info.Env(), "requiresGrad_").requires_grad_(boolArg(info, 0, "requiresGrad_"));
+    self(info, "requiresGrad_").requires_grad_(boolArg(info, 0, "requiresGrad_"));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value TensorHandle::Grad(const Napi::CallbackInfo& info) {
-  auto& t = self(this, info.Env(), "grad");
+  auto& t = self(info, "grad");
   const at::Tensor& g = t.grad();
   if (!g.defined()) return info.Env().Null();
   return Wrap(info.Env(), g);
 }
 
 Napi::Value TensorHandle::ClearGrad(const Napi::CallbackInfo& info) {
-  self(this, info.Env(), "clearGrad").mutable_grad().reset();
+  self(info, "clearGrad").mutable_grad().reset();
   return info.Env().Undefined();
 }
 
 Napi::Value TensorHandle::Backward(const Napi::CallbackInfo& info) {
   return guard(info, "backward", [&]() -> Napi::Value {
-    auto& t = self(this, info.Env(), "backward");
+    auto& t = self(info, "backward");
     c10::optional<at::Tensor> g = optTensorArg(info, 0, "backward");
     bool retain = isMissing(info, 1) ? false : boolArg(info, 1, "backward");
     t.backward(g.has_value() ? *g : at::Tensor(), retain, false);
@@ -174,13 +185,21 @@ Napi::Value TensorHandle::Backward(const Napi::CallbackInfo& info) {
   });
 }
 
+// Frees the tensor and the handle's native side now, not when V8 gets round to finalizing the JS object:
+// N-API defers finalizers to the event loop, so in a synchronous loop (a training epoch inside tidy())
+// every disposed handle's wrap would stay allocated between the freed tensors, fragmenting the heap and
+// growing RSS step after step. Removing the wrap frees it at once; the JS object is left an empty shell.
 Napi::Value TensorHandle::Dispose(const Napi::CallbackInfo& info) {
-  Release(info.Env());
+  TensorHandle* h = Of(info.This());
+  if (h == nullptr) return info.Env().Undefined();  // disposed already
+  h->Release(info.Env());
+  if (napi_remove_wrap(info.Env(), info.This(), nullptr) == napi_ok) delete h;  // ~ObjectWrap deletes the wrap's reference
   return info.Env().Undefined();
 }
 
 Napi::Value TensorHandle::IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !tensor.defined());
+  TensorHandle* h = Of(info.This());
+  return Napi::Boolean::New(info.Env(), h == nullptr || !h->tensor.defined());
 }
 
 // ---------------------------------------------------------------- argument helpers
@@ -291,8 +310,8 @@ static std::string inputShapes(const Napi::CallbackInfo& info) {
   bool first = true;
   auto add = [&](const Napi::Value& v) {
     if (!TensorHandle::IsHandle(v)) return;
-    TensorHandle* h = Napi::ObjectWrap<TensorHandle>::Unwrap(v.As<Napi::Object>());
-    s << (first ? "" : ", ") << shapeOf(h->tensor);
+    TensorHandle* h = TensorHandle::Of(v);
+    s << (first ? "" : ", ") << (h == nullptr ? std::string("disposed") : shapeOf(h->tensor));
     first = false;
   };
   for (size_t i = 0; i < info.Length(); ++i) {

@@ -14,6 +14,8 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   static Napi::Function Define(Napi::Env env);
   static Napi::Object Wrap(Napi::Env env, at::Tensor tensor);
   static bool IsHandle(const Napi::Value& v);
+  /** The handle behind a JS object, or nullptr once it has been disposed (dispose() removes the wrap). */
+  static TensorHandle* Of(const Napi::Value& v);
   static at::Tensor& From(const Napi::Value& v, const char* op, size_t argIndex);
 
   explicit TensorHandle(const Napi::CallbackInfo& info);
@@ -27,20 +29,22 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   int64_t reportedBytes = 0;
   void Release(Napi::Env env);
 
-  Napi::Value Shape(const Napi::CallbackInfo& info);
-  Napi::Value DType(const Napi::CallbackInfo& info);
-  Napi::Value Device(const Napi::CallbackInfo& info);
-  Napi::Value Numel(const Napi::CallbackInfo& info);
-  Napi::Value Bytes(const Napi::CallbackInfo& info);
-  Napi::Value Data(const Napi::CallbackInfo& info);
-  Napi::Value Item(const Napi::CallbackInfo& info);
-  Napi::Value RequiresGrad(const Napi::CallbackInfo& info);
-  Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info);
-  Napi::Value Grad(const Napi::CallbackInfo& info);
-  Napi::Value ClearGrad(const Napi::CallbackInfo& info);
-  Napi::Value Backward(const Napi::CallbackInfo& info);
-  Napi::Value Dispose(const Napi::CallbackInfo& info);
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info);
+  // Methods are plain functions on the prototype rather than ObjectWrap instance methods, so that they
+  // still answer (isDisposed, dispose) or fail with a clear message after dispose() removed the wrap.
+  static Napi::Value Shape(const Napi::CallbackInfo& info);
+  static Napi::Value DType(const Napi::CallbackInfo& info);
+  static Napi::Value Device(const Napi::CallbackInfo& info);
+  static Napi::Value Numel(const Napi::CallbackInfo& info);
+  static Napi::Value Bytes(const Napi::CallbackInfo& info);
+  static Napi::Value Data(const Napi::CallbackInfo& info);
+  static Napi::Value Item(const Napi::CallbackInfo& info);
+  static Napi::Value RequiresGrad(const Napi::CallbackInfo& info);
+  static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info);
+  static Napi::Value Grad(const Napi::CallbackInfo& info);
+  static Napi::Value ClearGrad(const Napi::CallbackInfo& info);
+  static Napi::Value Backward(const Napi::CallbackInfo& info);
+  static Napi::Value Dispose(const Napi::CallbackInfo& info);
+  static Napi::Value IsDisposed(const Napi::CallbackInfo& info);
 };
 
 // ---- argument helpers: each names the op and the argument position in its error ----

@@ -6,6 +6,7 @@ import { registerEvaluateCommand } from './evaluate';
 import { registerTrainCommand } from './train';
 import { registerPredictCommand } from './predict';
 import { registerDemoCommand } from './demo';
+import { registerExperimentCommand } from './experiment';
 
 /**
  * Entry point: only parses arguments and calls library functions. A UserError (bad file, bad flag)
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   registerTrainCommand(program);
   registerPredictCommand(program);
   registerEvaluateCommand(program);
+  registerExperimentCommand(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -1,11 +1,12 @@
 import { Command } from 'commander';
 import { UserError } from '../errors';
+import { METHODS } from '../methods/registry';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
 import { collectList, parseChoice, parseFloatFlag, parseIntFlag, parseNumberList } from './flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
-  weightDecay: string; schedule: string; epochs?: string; variationEpochs: string; preferenceEpochs: string; strategy: string;
+  preferenceLr?: string; weightDecay: string; schedule: string; epochs?: string; variationEpochs: string; preferenceEpochs: string; strategy: string;
   jointWeights?: string; conditioning: string; calibration: string; encoder: string; pretrained?: string; seed: string;
   valFraction: string; normalization: string; augment: boolean; resume: boolean; threads?: string;
 }
@@ -20,14 +21,15 @@ export function registerTrainCommand(program: Command): void {
     .requiredOption('--out <run>', 'run folder to create (or to continue with --resume)')
     .option('--split <name>', "train on this split of dataset.json (default: 'train' when the dataset has it, else all cases)")
     .option('--subset <names>', 'train on these RIGA subsets (repeatable or comma-separated), e.g. BinRushed,MESSIDOR', collectList)
-    .option('--method <name>', 'method to train', d.method)
+    .option('--method <name>', `method to train: ${Object.keys(METHODS).join(', ')} (see docs/methods.md)`, d.method)
     .option('--size <px>', 'input side (multiple of 32); the paper uses 256', String(d.size))
     .option('--batch-size <n>', 'images per step', String(d.batchSize))
     .option('--lr <x>', 'Adam learning rate', String(d.lr))
+    .option('--preference-lr <x>', 'learning rate of step 2 (the APM alone); default --lr')
     .option('--weight-decay <x>', 'Adam weight decay', String(d.weightDecay))
     .option('--schedule <kind>', 'learning-rate schedule: constant, poly or cosine', d.schedule)
-    .option('--epochs <n>', 'shorthand: step-1 epochs = n, step-2 epochs = n/2')
-    .option('--variation-epochs <n>', 'epochs of step 1 (backbone + AVM), or of joint training', String(d.variationEpochs))
+    .option('--epochs <n>', 'shorthand: step-1 epochs (any other method: its epochs) = n, AVAP step-2 epochs = n/2')
+    .option('--variation-epochs <n>', 'epochs of step 1 (backbone + AVM), of joint training, or of any other method\'s single stage', String(d.variationEpochs))
     .option('--preference-epochs <n>', 'epochs of step 2 (APM)', String(d.preferenceEpochs))
     .option('--strategy <kind>', "'two-step' (the paper's) or 'joint' (Table V)", d.strategy)
     .option('--joint-weights <list>', 'joint strategy: one loss weight per structure, then the APM weight, e.g. 0.2,0.2,0.6')
@@ -48,7 +50,9 @@ export function registerTrainCommand(program: Command): void {
       const summary = await train({
         data: f.data, out: f.out, split: f.split, subsets: f.subset, method: f.method,
         size: parseIntFlag('--size', f.size, 32, 4096), batchSize: parseIntFlag('--batch-size', f.batchSize, 1, 4096),
-        lr: parseFloatFlag('--lr', f.lr, 1e-12, 10), weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
+        lr: parseFloatFlag('--lr', f.lr, 1e-12, 10),
+        preferenceLr: f.preferenceLr !== undefined ? parseFloatFlag('--preference-lr', f.preferenceLr, 1e-12, 10) : undefined,
+        weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
         schedule: parseChoice('--schedule', f.schedule, ['constant', 'poly', 'cosine'] as const),
         variationEpochs: epochs ?? parseIntFlag('--variation-epochs', f.variationEpochs, 0),
         preferenceEpochs: epochs !== undefined ? Math.max(1, Math.round(epochs / 2)) : parseIntFlag('--preference-epochs', f.preferenceEpochs, 0),

@@ -113,7 +113,11 @@ export async function scanDataset(dir: string): Promise<ScanResult> {
   // A common slip: pointing at the folder above RIGA's DiscRegion.
   const nested = entries.find((e) => {
     const sub = path.join(root, e);
-    return fs.statSync(sub).isDirectory() && (fs.existsSync(path.join(sub, 'dataset.json')) || findRigaCsvs(sub).length > 0);
+    try {
+      return fs.statSync(sub).isDirectory() && (fs.existsSync(path.join(sub, 'dataset.json')) || findRigaCsvs(sub).length > 0);
+    } catch {
+      return false; // broken link
+    }
   });
   const hint = nested ? ` — did you mean ${displayPath(path.join(root, nested))}?` : '';
   return fail(`no dataset found (expected dataset.json, or RIGA's Glaucoma_multirater_<Subset>.csv files)${hint}`);

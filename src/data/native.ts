@@ -29,7 +29,14 @@ export async function scanNative(root: string): Promise<ScanResult> {
   const blocking = (file: string, message: string) => problems.push({ file, message, blocking: true });
   const finding = (file: string, message: string) => problems.push({ file, message, blocking: false });
   const jsonFile = path.join(root, 'dataset.json');
-  const parsed = parseDatasetJson(fs.readFileSync(jsonFile, 'utf8'));
+  let text: string;
+  try {
+    text = fs.readFileSync(jsonFile, 'utf8');
+  } catch (err) {
+    blocking(jsonFile, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    return { layout: 'native', dataset: null, problems };
+  }
+  const parsed = parseDatasetJson(text);
   if (!parsed.ok) {
     for (const e of parsed.errors) blocking(jsonFile, e);
     return { layout: 'native', dataset: null, problems };

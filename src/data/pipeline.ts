@@ -216,6 +216,7 @@ export class DataLoader {
   private readonly runs = new Map<number, WorkerRun>();
   private speculative: WorkerRun | null = null;
   private workerFailure: Error | null = null;
+  private workerExited = false;
 
   constructor(ds: Dataset, cases: CaseRecord[], opts: LoaderOptions) {
     validateOptions(ds, cases, opts);
@@ -237,6 +238,7 @@ export class DataLoader {
       this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
       this.worker.on('error', (err) => this.fail(err));
       this.worker.on('exit', (code) => {
+        this.workerExited = true;
         if (!this.closed) this.fail(new Error(`data loader worker exited unexpectedly (code ${code})`));
       });
     } else {
@@ -250,8 +252,7 @@ export class DataLoader {
     if (msg.type === 'batch') {
       run.ready.push(msg.batch);
       if (msg.last) run.ended = true; // with the batch itself, so the consumer knows it took the last one
-    }
-    else if (msg.type === 'end') run.ended = true;
+    } else if (msg.type === 'end') run.ended = true;
     else run.error = msg.user ? new UserError(msg.message) : Object.assign(new Error(msg.message), { stack: msg.stack ?? msg.message });
     run.wake?.();
   }
@@ -352,7 +353,7 @@ export class DataLoader {
     if (this.closed) return;
     this.closed = true;
     const worker = this.worker;
-    if (!worker) return;
+    if (!worker || this.workerExited) return;
     await new Promise<void>((resolve) => {
       worker.once('exit', () => resolve());
       worker.ref();

@@ -34,9 +34,17 @@ export function findRigaCsvs(root: string): RigaCsv[] {
   }
   return names
     .map((n) => ({ n, m: CSV_NAME.exec(n) }))
-    .filter((x) => x.m !== null && fs.statSync(path.join(root, x.n)).isFile())
+    .filter((x) => x.m !== null && isFile(path.join(root, x.n)))
     .map((x) => ({ subset: x.m![1], file: path.join(root, x.n) }))
     .sort((a, b) => (a.subset < b.subset ? -1 : a.subset > b.subset ? 1 : 0));
+}
+
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false; // a broken link is not a CSV
+  }
 }
 
 export interface CsvRecord {
@@ -126,7 +134,14 @@ export async function scanRiga(root: string): Promise<ScanResult> {
   const groups: Group[] = [];
 
   for (const { subset, file } of findRigaCsvs(root)) {
-    const records = parseCsv(fs.readFileSync(file, 'utf8'));
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      blocking(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      continue;
+    }
+    const records = parseCsv(text);
     if (records.length === 0) {
       blocking(file, `empty CSV (expected the header ${RIGA_HEADER})`);
       continue;
@@ -171,7 +186,7 @@ export async function scanRiga(root: string): Promise<ScanResult> {
   let maxRater = 0;
   for (const g of groups) {
     const raters = g.rows.map((r) => (/^\d+$/.test(r.rater) ? Number(r.rater) : NaN));
-    const bad = g.rows.find((r, i) => Number.isNaN(raters[i]));
+    const bad = g.rows.find((_, i) => Number.isNaN(raters[i]));
     if (bad) {
       blocking(g.csv, `line ${bad.line}: rater '${bad.rater}' is not a whole number (image ${g.imgName})`);
       continue;

@@ -52,9 +52,10 @@ export async function writeFigure(file: string, rows: FigureRow[], panel = 160):
   for (const [r, row] of rows.entries()) {
     const { width: w, height: h } = row.image;
     await place(toRgb8(row.image), w, h, 0, r, row.caseId);
-    // The calibrated maps of all structures, brightest wins (cup lies inside disc).
+    // The calibrated maps of all structures summed and scaled to [0, 1]: with nested structures each
+    // level of the heat scale is one more structure, and soft edges show where annotators disagree.
     const combined = new Float32Array(w * h);
-    row.mean.forEach((m, s) => m.forEach((v, i) => (combined[i] = Math.max(combined[i], (v + s) / row.mean.length))));
+    row.mean.forEach((m) => m.forEach((v, i) => (combined[i] += v / row.mean.length)));
     await place(heat(combined), w, h, 1, r, row.meanCaption);
     for (const [k, maps] of row.annotators.entries()) {
       const rgb = toRgb8(row.image);

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
-import { readImage } from '../io/image';
+import { encodePng, readImage } from '../io/image';
 
 /**
  * The prediction layout, written by `avap predict` and read by `avap evaluate`:
@@ -97,18 +97,8 @@ export async function writePredictionCase(
     if (job.map.length !== width * height) throw new Error(`writePredictionCase: ${job.file}: map has ${job.map.length} values, expected ${width}x${height}`);
   }
   fs.mkdirSync(path.join(dir, caseId), { recursive: true });
-  await Promise.all(jobs.map(async (job) => writeFileAtomic(job.file, await encodeGrey16(toUint16(job.map, job.file), width, height))));
+  await Promise.all(jobs.map(async (job) => writeFileAtomic(job.file, await encodePng({ width, height, channels: 1, bitDepth: 16, data: toUint16(job.map, job.file) }))));
   return jobs.map((j) => j.file);
-}
-
-/**
- * 16-bit greyscale PNG. sharp takes the sample depth of raw input from the typed array itself, so
- * the pixels go in as a Uint16Array (handed over as bytes, 16-bit samples would be read as 8-bit).
- */
-export async function encodeGrey16(data: Uint16Array, width: number, height: number): Promise<Buffer> {
-  if (data.length !== width * height) throw new Error(`encodeGrey16: ${data.length} values for ${width}x${height}`);
-  const raw = { width, height, channels: 1 as const, depth: 'ushort' as const };
-  return sharp(data, { raw }).toColourspace('grey16').png({ compressionLevel: 6 }).toBuffer();
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results keep the items' order. */

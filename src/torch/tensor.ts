@@ -144,6 +144,7 @@ export class Tensor {
   }
 
   dispose(): void {
+    this.cachedShape = undefined; // so that shape, like every other accessor, reports the disposal
     this.handle.dispose();
   }
 

@@ -24,7 +24,11 @@ export const runConfigSchema = z.object({
     trainCases: z.array(z.string()),
     valCases: z.array(z.string()),
   }),
-  optimizer: z.object({ lr: z.number().positive(), weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(['constant', 'poly', 'cosine']) }),
+  optimizer: z.object({
+    lr: z.number().positive(),
+    /** A learning rate for one stage by name (e.g. {preference: 5e-3}), overriding lr there. */
+    stageLr: z.record(z.number().positive()).optional(),
+    weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(['constant', 'poly', 'cosine']) }),
   seed: z.number().int(),
   augment: z.boolean(),
   pretrained: z.string().nullable(),

@@ -26,6 +26,8 @@ export interface TrainOptions {
   size: number;
   batchSize: number;
   lr: number;
+  /** Learning rate of AVAP's step 2 (the APM alone); default lr. */
+  preferenceLr?: number;
   weightDecay: number;
   schedule: 'constant' | 'poly' | 'cosine';
   variationEpochs: number;
@@ -125,7 +127,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
         const t0 = Date.now();
         setModes(stage);
         for await (const b of trainLoader.epoch(s * 100000 + epoch)) {
-          optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, config.optimizer.lr, epoch * trainLoader.batchesPerEpoch + step, totalSteps));
+          optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, stageLr(config, stage), epoch * trainLoader.batchesPerEpoch + step, totalSteps));
           const loss = tidy(() => {
             optimizer.zeroGrad();
             const batch = toTrainingBatch(b, config.input.channels, M, K);
@@ -192,7 +194,10 @@ async function newRunConfig(opts: TrainOptions, ds: Dataset, run: RunDir, print:
     version: 1, model,
     input: { size: opts.size, channels: ds.channels },
     data: { root: path.resolve(opts.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id) },
-    optimizer: { lr: opts.lr, weightDecay: opts.weightDecay, batchSize: opts.batchSize, schedule: opts.schedule },
+    optimizer: {
+      lr: opts.lr, ...(opts.preferenceLr !== undefined ? { stageLr: { preference: opts.preferenceLr } } : {}),
+      weightDecay: opts.weightDecay, batchSize: opts.batchSize, schedule: opts.schedule,
+    },
     seed: opts.seed, augment: opts.augment, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
   };
   print(`dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}`);
@@ -231,7 +236,11 @@ function setModes(stage: Stage): void {
 function prepareStage(stage: Stage, config: RunConfig): optim.Optimizer {
   setModes(stage);
   const params = [...new Set(stage.trained.flatMap((m) => m.parameters()))];
-  return new optim.Adam(params, { lr: config.optimizer.lr, weightDecay: config.optimizer.weightDecay });
+  return new optim.Adam(params, { lr: stageLr(config, stage), weightDecay: config.optimizer.weightDecay });
+}
+
+function stageLr(config: RunConfig, stage: Stage): number {
+  return config.optimizer.stageLr?.[stage.name] ?? config.optimizer.lr;
 }
 
 function saveWeights(model: nn.Module, file: string, metadata: Record<string, string>): void {

@@ -1,0 +1,138 @@
+// Issue 6: every method of the paper's Table II trains on the shared trainer and writes the common
+// prediction layout; the method-specific properties the comparison relies on hold.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openDataset, selectCases } from '../src/data/dataset';
+import { writeSynthDataset } from '../src/data/synth';
+import { annotatorPredictionFile, meanPredictionFile } from '../src/eval/predictions';
+import { UserError } from '../src/errors';
+import { Method, TrainingBatch } from '../src/methods/method';
+import { MultiHeadMethod } from '../src/methods/mhUnet';
+import { buildMethod, methodConfigFor, parseMethodConfig } from '../src/methods/registry';
+import { SingleAnnotatorMethod } from '../src/methods/single';
+import { evaluateModel } from '../src/predict/evaluateModel';
+import { Tensor, cat, manualSeed, noGrad, rand, randn, tidy } from '../src/torch';
+import { TRAIN_DEFAULTS, train } from '../src/train/trainer';
+import { Rng } from '../src/util/random';
+
+const M = 3;
+const STRUCTURES = ['disc', 'cup'];
+const ALL_METHODS = ['single:2', 'mv-unet', 'ls-unet', 'mh-unet', 'cm-net', 'mr-net', 'padl', 'avap'];
+
+function options(name: string, M_ = M) {
+  return {
+    structures: STRUCTURES, annotators: Array.from({ length: M_ }, (_, k) => `A${k + 1}`), inChannels: 3,
+    encoder: 'resnet18', featureChannels: 8, variationEpochs: 2, preferenceEpochs: 1,
+  };
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-methods-'));
+const data = path.join(tmp, 'data');
+const ready = writeSynthDataset({ out: data, cases: 12, annotators: M, size: 32, seed: 0 });
+
+for (const name of ALL_METHODS) {
+  test(`${name}: two epochs on a tiny synthetic set, then a complete prediction layout`, async () => {
+    await ready;
+    const run = path.join(tmp, `run-${name.replace(':', '-')}`);
+    const summary = await train({
+      ...TRAIN_DEFAULTS, data, out: run, method: name, size: 32, batchSize: 4, lr: 1e-3, encoder: 'resnet18',
+      variationEpochs: 2, preferenceEpochs: 1, resume: false, progress: false, print: () => undefined,
+    });
+    assert.deepEqual(summary.stages.map((s) => s.epochs), name === 'avap' ? [2, 1] : [2]);
+    const ds = await openDataset(data);
+    const cases = selectCases(ds, { split: 'test' });
+    const evalDir = path.join(tmp, `eval-${name.replace(':', '-')}`);
+    const evaluation = await evaluateModel(run, ds, cases, evalDir, { label: name });
+    const predictions = path.join(evalDir, 'predictions');
+    for (const c of cases) {
+      for (const s of STRUCTURES) {
+        assert.ok(fs.existsSync(meanPredictionFile(predictions, c.id, s)), `${c.id} ${s} mean map`);
+        for (let k = 1; k <= M; k++) assert.ok(fs.existsSync(annotatorPredictionFile(predictions, c.id, s, k)), `${c.id} ${s} annotator ${k}`);
+      }
+    }
+    for (const s of STRUCTURES) {
+      assert.ok(Number.isFinite(evaluation.mean_voting[s]!), `${name}: mean voting of ${s} is a number`);
+      assert.equal(evaluation.per_annotator[s].length, M);
+    }
+  });
+}
+
+test('every method config survives config.json and rebuilds the same model', () => {
+  for (const name of ALL_METHODS) {
+    const config = methodConfigFor(name, options(name));
+    const parsed = parseMethodConfig(JSON.parse(JSON.stringify(config)), 'config.json');
+    assert.deepEqual(parsed, config);
+    manualSeed(0);
+    const method = buildMethod(parsed);
+    assert.equal(method.name, name);
+    method.model.dispose();
+  }
+});
+
+test("AVAP's config keeps its original shape, so runs trained before the baselines still load", () => {
+  const old = {
+    method: 'avap', structures: STRUCTURES, annotators: ['A1', 'A2'],
+    backbone: { encoder: 'resnet34', inChannels: 3, featureChannels: 32 },
+    avm: { hidden: 32, calibration: 'expectation' }, apm: { hidden: 8, conditioning: 'both' },
+    training: { strategy: 'two-step', variationEpochs: 100, preferenceEpochs: 50 },
+  };
+  assert.deepEqual(parseMethodConfig(old, 'config.json'), old);
+  assert.deepEqual(methodConfigFor('avap', { ...options('avap', 2), encoder: 'resnet34', featureChannels: 32, variationEpochs: 100, preferenceEpochs: 50 }), old);
+});
+
+test('single:K validates K against the number of annotators in one line naming --method', () => {
+  assert.throws(() => methodConfigFor('single:4', options('single:4')), (e: Error) => e instanceof UserError && /^--method single:4: annotator 4 does not exist/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(() => methodConfigFor('single:0', options('single:0')), UserError);
+  assert.throws(() => methodConfigFor('single:x', options('single:x')), /single:K/);
+  assert.throws(() => methodConfigFor('u-net', options('u-net')), /unknown method 'u-net'/);
+});
+
+test('mh-unet has one head per annotator, and its size grows with M', () => {
+  const built = [3, 5].map((m) => {
+    manualSeed(0);
+    const method = new MultiHeadMethod(methodConfigFor('mh-unet', options('mh-unet', m)) as never);
+    const result = { heads: method.model.heads.length, params: method.model.parameterCount(), headParams: method.model.heads.at(0).parameterCount() };
+    noGrad(() => tidy(() => {
+      method.model.eval();
+      const p = method.predict(randn([1, 3, 32, 32]));
+      assert.deepEqual(p.annotators.shape, [1, m, 2, 32, 32]);
+      assert.deepEqual(p.mean.shape, [1, 2, 32, 32]);
+    }));
+    method.model.dispose();
+    return result;
+  });
+  assert.equal(built[0].heads, 3);
+  assert.equal(built[1].heads, 5);
+  assert.equal(built[1].params - built[0].params, 2 * built[0].headParams);
+});
+
+/** A training batch in which every annotator annotated every image. */
+function batch(masks: Tensor, images: Tensor): TrainingBatch {
+  const B = masks.shape[0];
+  return { size: B, images, annotatorMasks: masks, counts: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1) };
+}
+
+test("single:K's loss depends on annotator K's masks only", () => {
+  manualSeed(1);
+  const K = 2;
+  const method = new SingleAnnotatorMethod(methodConfigFor(`single:${K}`, options(`single:${K}`)) as never);
+  const stage = method.stages()[0];
+  const loss = (b: TrainingBatch) => (method as Method).loss(stage, b, new Rng(0)).item();
+  noGrad(() => tidy(() => {
+    const images = randn([2, 3, 32, 32]);
+    const masks = rand([2, M, 2, 32, 32]).gt(0.5).float();
+    const own = masks.narrow(1, K - 1, 1);
+    const base = loss(batch(masks, images));
+    // Every other annotator's masks replaced: the loss does not move.
+    const others = rand([2, M, 2, 32, 32]).gt(0.5).float();
+    const swapped = cat([others.narrow(1, 0, K - 1), own, others.narrow(1, K, M - K)], 1);
+    assert.equal(loss(batch(swapped, images)), base);
+    // Annotator K's own masks changed: it does.
+    const flipped = cat([masks.narrow(1, 0, K - 1), own.rsub(1), masks.narrow(1, K, M - K)], 1);
+    assert.notEqual(loss(batch(flipped, images)), base);
+  }));
+  method.model.dispose();
+});
