@@ -22,9 +22,9 @@ const M = 3;
 const STRUCTURES = ['disc', 'cup'];
 const ALL_METHODS = ['single:2', 'mv-unet', 'ls-unet', 'mh-unet', 'cm-net', 'mr-net', 'padl', 'avap'];
 
-function options(name: string, M_ = M) {
+function options(annotators = M) {
   return {
-    structures: STRUCTURES, annotators: Array.from({ length: M_ }, (_, k) => `A${k + 1}`), inChannels: 3,
+    structures: STRUCTURES, annotators: Array.from({ length: annotators }, (_, k) => `A${k + 1}`), inChannels: 3,
     encoder: 'resnet18', featureChannels: 8, variationEpochs: 2, preferenceEpochs: 1,
   };
 }
@@ -62,7 +62,7 @@ for (const name of ALL_METHODS) {
 
 test('every method config survives config.json and rebuilds the same model', () => {
   for (const name of ALL_METHODS) {
-    const config = methodConfigFor(name, options(name));
+    const config = methodConfigFor(name, options());
     const parsed = parseMethodConfig(JSON.parse(JSON.stringify(config)), 'config.json');
     assert.deepEqual(parsed, config);
     manualSeed(0);
@@ -80,20 +80,20 @@ test("AVAP's config keeps its original shape, so runs trained before the baselin
     training: { strategy: 'two-step', variationEpochs: 100, preferenceEpochs: 50 },
   };
   assert.deepEqual(parseMethodConfig(old, 'config.json'), old);
-  assert.deepEqual(methodConfigFor('avap', { ...options('avap', 2), encoder: 'resnet34', featureChannels: 32, variationEpochs: 100, preferenceEpochs: 50 }), old);
+  assert.deepEqual(methodConfigFor('avap', { ...options(2), encoder: 'resnet34', featureChannels: 32, variationEpochs: 100, preferenceEpochs: 50 }), old);
 });
 
 test('single:K validates K against the number of annotators in one line naming --method', () => {
-  assert.throws(() => methodConfigFor('single:4', options('single:4')), (e: Error) => e instanceof UserError && /^--method single:4: annotator 4 does not exist/.test(e.message) && !e.message.includes('\n'));
-  assert.throws(() => methodConfigFor('single:0', options('single:0')), UserError);
-  assert.throws(() => methodConfigFor('single:x', options('single:x')), /single:K/);
-  assert.throws(() => methodConfigFor('u-net', options('u-net')), /unknown method 'u-net'/);
+  assert.throws(() => methodConfigFor('single:4', options()), (e: Error) => e instanceof UserError && /^--method single:4: annotator 4 does not exist/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(() => methodConfigFor('single:0', options()), UserError);
+  assert.throws(() => methodConfigFor('single:x', options()), /single:K/);
+  assert.throws(() => methodConfigFor('u-net', options()), /unknown method 'u-net'/);
 });
 
 test('mh-unet has one head per annotator, and its size grows with M', () => {
   const built = [3, 5].map((m) => {
     manualSeed(0);
-    const method = new MultiHeadMethod(methodConfigFor('mh-unet', options('mh-unet', m)) as never);
+    const method = new MultiHeadMethod(methodConfigFor('mh-unet', options(m)) as never);
     const result = { heads: method.model.heads.length, params: method.model.parameterCount(), headParams: method.model.heads.at(0).parameterCount() };
     noGrad(() => tidy(() => {
       method.model.eval();
@@ -118,7 +118,7 @@ function batch(masks: Tensor, images: Tensor): TrainingBatch {
 test("single:K's loss depends on annotator K's masks only", () => {
   manualSeed(1);
   const K = 2;
-  const method = new SingleAnnotatorMethod(methodConfigFor(`single:${K}`, options(`single:${K}`)) as never);
+  const method = new SingleAnnotatorMethod(methodConfigFor(`single:${K}`, options()) as never);
   const stage = method.stages()[0];
   const loss = (b: TrainingBatch) => (method as Method).loss(stage, b, new Rng(0)).item();
   noGrad(() => tidy(() => {

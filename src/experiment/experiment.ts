@@ -28,7 +28,7 @@ export interface ExperimentOptions {
   /** Method names (`single` = single:1..single:M); default DEFAULT_METHODS. */
   methods?: string[];
   profile: keyof typeof EXPERIMENT_PROFILES;
-  /** Overrides of the profile; `epochs` also sets AVAP's step 2 to round(epochs / 2), as `avap train --epochs`. */
+  /** Overrides of the profile; `epochs` also sets AVAP's step 2, keeping the profile's ratio of the two steps. */
   epochs?: number;
   size?: number;
   encoder?: ExperimentProfile['encoder'];
@@ -52,6 +52,7 @@ interface ExperimentSettings {
   size: number;
   batchSize: number;
   lr: number;
+  preferenceLr: number;
   weightDecay: number;
   epochs: number;
   preferenceEpochs: number;
@@ -165,9 +166,10 @@ function resolveSettings(opts: ExperimentOptions, train: ExperimentSettings['tra
   if (size % 32 !== 0) throw new UserError(`--size must be a multiple of 32 (the encoder downsamples 32×), got ${size}`);
   if (opts.pretrained && !fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
   return {
-    data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, weightDecay: profile.weightDecay,
+    data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, preferenceLr: profile.preferenceLr, weightDecay: profile.weightDecay,
     epochs: opts.epochs ?? profile.epochs,
-    preferenceEpochs: opts.epochs !== undefined ? Math.max(1, Math.round(opts.epochs / 2)) : profile.preferenceEpochs,
+    // --epochs keeps the profile's ratio of AVAP's two steps.
+    preferenceEpochs: opts.epochs !== undefined ? Math.max(1, Math.round((opts.epochs * profile.preferenceEpochs) / profile.epochs)) : profile.preferenceEpochs,
     encoder: opts.encoder ?? profile.encoder, seed: opts.seed, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
   };
 }
@@ -197,7 +199,7 @@ async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: E
   const resume = new RunDir(runDir).exists();
   const options: TrainOptions = {
     ...TRAIN_DEFAULTS, data, out: runDir, ...selection, method: run.method,
-    size: s.size, batchSize: s.batchSize, lr: s.lr, weightDecay: s.weightDecay, variationEpochs: s.epochs, preferenceEpochs: s.preferenceEpochs,
+    size: s.size, batchSize: s.batchSize, lr: s.lr, preferenceLr: s.preferenceLr, weightDecay: s.weightDecay, variationEpochs: s.epochs, preferenceEpochs: s.preferenceEpochs,
     encoder: s.encoder, seed: s.seed, pretrained: s.pretrained ?? undefined, resume, progress: false,
     ...run.overrides,
     print: (line) => {
@@ -243,7 +245,7 @@ function writeOutputs(out: string, ds: Dataset, testCases: number, settings: Exp
   const rowsOf = (list: PlannedRun[]): TableRow[] => list.filter((r) => results.has(r.id)).map((r) => ({ label: r.label, summary: results.get(r.id)!.summary }));
   const structures = ds.structures.map((s) => s.name).join(', ');
   const setup = `${ds.name}, ${testCases} test cases (${describeSelection(settings.test)}), trained on ${describeSelection(settings.train)} at ${settings.size}² with ${settings.encoder}, `
-    + `batch ${settings.batchSize}, lr ${settings.lr}, ${settings.epochs} epochs (AVAP step 2: ${settings.preferenceEpochs}), seed ${settings.seed}`;
+    + `batch ${settings.batchSize}, lr ${settings.lr}, ${settings.epochs} epochs (AVAP step 2: ${settings.preferenceEpochs} at lr ${settings.preferenceLr}), seed ${settings.seed}`;
   const table = table2(rowsOf(runs), `# Table II — soft Dice (%) as '${structures}'\n\n${setup}. Columns A1..A${ds.annotators.length}: each method's prediction for that annotator against that annotator's masks; Average: their mean; Mean Voting: the calibrated map against the mean vote. Methods without per-annotator outputs give their one map to every annotator.`);
   writeFileAtomic(path.join(out, 'table2.md'), table);
 

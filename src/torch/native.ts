@@ -5,12 +5,10 @@ import * as path from 'node:path';
 // measured on a 2-core machine a U-Net step then varied from 0.38 s to 2.2 s. It must be set before the
 // shared library is loaded, i.e. before the addon is required below.
 process.env.OPENBLAS_NUM_THREADS ??= '1';
-// libgomp's idle threads spin between parallel regions by default. When anything else wants the cores
-// (another process, the test runner, the data loader's threads) the spinning threads and the real work
-// preempt each other: on a loaded 2-core machine a small-net training step took 8.3 s instead of 0.86 s,
-// and the engine tests ran 10× slower. Passive waiting (sleep on a futex) costs microseconds per op.
-// Set OMP_WAIT_POLICY=ACTIVE to get the spinning back on a dedicated machine.
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+// libgomp's idle threads spin between parallel regions by default, as in PyTorch. On a dedicated machine
+// that is fastest (passive waiting made one-image inference 25% slower: 122 ms against 97 ms). When
+// other processes want the cores, spinning threads and the real work preempt each other (a small-net
+// step took 8.3 s instead of 0.86 s): set OMP_WAIT_POLICY=PASSIVE there — `npm test` does.
 
 /** The addon's raw functions. Only src/torch/* calls these; everything else uses the typed API. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -115,7 +115,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     for (let s = state?.stage ?? 0; s < stages.length; s++) {
       const stage = stages[s];
       const firstEpoch = state && state.stage === s ? state.epoch : 0;
-      if (firstEpoch >= stage.epochs) continue;
+      if (firstEpoch >= stage.epochs) {
+        // Killed between this stage's last checkpoint and the next stage's first: continue from its best epoch.
+        if (stage.epochs > 0) loadWeights(method.model, run.modelFile);
+        continue;
+      }
       const optimizer = prepareStage(stage, config);
       if (state && state.stage === s && firstEpoch > 0) optimizer.loadState(fs.readFileSync(path.join(run.checkpointDir, state.optimizer)));
       const totalSteps = stage.epochs * trainLoader.batchesPerEpoch;
