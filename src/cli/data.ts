@@ -5,19 +5,7 @@ import { checkDataset, formatCheckReport } from '../data/check';
 import { convertRigaToNative } from '../data/convert';
 import { displayPath, formatProblem } from '../data/dataset';
 import { SYNTH_DEFAULTS, writeSynthDataset } from '../data/synth';
-
-/**
- * Parses an integer flag strictly (digits only: no '1e3', '12abc' or '+5'). The message names the flag
- * and echoes what was given, e.g. "--cases must be a positive integer, got 'abc'".
- */
-export function parseIntFlag(flag: string, raw: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-  const kind = min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`;
-  const text = raw.trim();
-  const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value)) throw new UserError(`${flag} must be ${kind}, got '${raw}'`);
-  if (value < min || value > max) throw new UserError(`${flag} must be ${max === Number.MAX_SAFE_INTEGER ? kind : `in ${min}..${max}`}, got '${raw}'`);
-  return value;
-}
+import { parseIntFlag } from './flags';
 
 /** Runs `work` with a progress bar on stderr when it is a terminal (never in pipes, logs or tests). */
 async function withProgress<T>(label: string, work: (onProgress: (done: number, total: number) => void) => Promise<T>): Promise<T> {

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { evaluateModel } from '../predict/evaluateModel';
+import { parseIntFlag } from './flags';
 import { UserError } from '../errors';
 import { EvaluationSummary, evaluatePredictions, EvaluateOptions, ReferenceSource, referenceFromDataset } from '../eval/evaluate';
 import { PER_CASE_FILE, REPORT_FILE, SUMMARY_FILE } from '../eval/report';
@@ -35,18 +36,13 @@ export function parseThresholds(text: string): number[] {
   return validateThresholds(values, '--thresholds');
 }
 
-function parsePositiveInt(text: string, flag: string): number {
-  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) throw new UserError(`${flag}: expected a positive whole number, got '${text}'`);
-  return Number(text);
-}
-
 /** Turns the shared flags (thresholds, rule, sizes, label) into library options. */
 export function evaluateOptionsFromCli(opts: EvaluateCliOptions): EvaluateOptions {
   return {
     thresholds: opts.thresholds !== undefined ? parseThresholds(opts.thresholds) : [...PAPER_THRESHOLDS],
     rule: validateRule(opts.rule ?? 'gt', '--rule'),
-    evalSize: opts.evalSize !== undefined ? parsePositiveInt(opts.evalSize, '--eval-size') : undefined,
-    eceBins: opts.eceBins !== undefined ? parsePositiveInt(opts.eceBins, '--ece-bins') : undefined,
+    evalSize: opts.evalSize !== undefined ? parseIntFlag('--eval-size', opts.evalSize) : undefined,
+    eceBins: opts.eceBins !== undefined ? parseIntFlag('--ece-bins', opts.eceBins) : undefined,
     label: opts.label,
   };
 }

@@ -3,7 +3,7 @@ import { DEFAULT_METHODS } from '../experiment/plan';
 import { EXPERIMENT_PROFILES } from '../experiment/profiles';
 import { runExperiment } from '../experiment/experiment';
 import { collectList, parseChoice } from './flags';
-import { parseIntFlag } from './data';
+import { parseIntFlag } from './flags';
 
 interface ExperimentFlags {
   data: string; out: string; methods?: string[]; profile: string; epochs?: string; size?: string; encoder?: string; seed: string;

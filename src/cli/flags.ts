@@ -1,7 +1,18 @@
 // Strict flag parsing: every bad value becomes a one-line UserError naming the flag and echoing the value.
 import { UserError } from '../errors';
 
-export { parseIntFlag } from './data';
+/**
+ * Parses an integer flag strictly (digits only: no '1e3', '12abc' or '+5'). The message names the flag
+ * and echoes what was given, e.g. "--cases must be a positive integer, got 'abc'".
+ */
+export function parseIntFlag(flag: string, raw: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  const kind = min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`;
+  const text = raw.trim();
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value)) throw new UserError(`${flag} must be ${kind}, got '${raw}'`);
+  if (value < min || value > max) throw new UserError(`${flag} must be ${max === Number.MAX_SAFE_INTEGER ? kind : `in ${min}..${max}`}, got '${raw}'`);
+  return value;
+}
 
 export function parseFloatFlag(flag: string, raw: string, min = -Infinity, max = Infinity): number {
   const value = Number(raw.trim());
