@@ -105,7 +105,7 @@ test('a run killed with SIGKILL resumes from its last completed epoch and ends w
   const before = JSON.parse(fs.readFileSync(state, 'utf8'));
   const again = avap('train', ...TRAIN, '--out', killed, '--resume');
   ok(again);
-  assert.match(again.stderr, new RegExp(`resuming .*stage ${before.stage + 1}, ${before.epoch} epoch\\(s\\) done`));
+  assert.match(again.stderr, new RegExp(`resuming .*stage ${before.stage + 1}/2 \\(\\w+\\), ${before.epoch} epoch\\(s\\) done`));
   const log = fs.readFileSync(path.join(killed, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   // Epochs after the last checkpoint may be logged twice (run, killed, run again); none is skipped.
   const epochs = log.filter((e) => e.event === 'epoch').map((e) => `${e.stage}${e.epoch}`);

@@ -53,7 +53,7 @@ test('a run that was started but not finished resumes from its checkpoint', asyn
   fs.rmSync(path.join(out, 'eval', 'single-1'), { recursive: true });
   const lines: string[] = [];
   await runExperiment(options(['single:1'], lines));
-  assert.ok(lines.some((l) => /single:1\] resuming .*1 epoch\(s\) done/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /single:1\] resuming .*all 1 stage\(s\) trained/.test(l)), lines.join('\n'));
   assert.ok(!lines.some((l) => /train epoch/.test(l)), 'no epoch is trained twice');
   assert.ok(fs.existsSync(path.join(out, 'eval', 'single-1', 'summary.json')));
 });

@@ -8,7 +8,8 @@ import { writeFileAtomic } from '../io/atomic';
 import { readImage } from '../io/image';
 import { readPredictionCase } from '../eval/predictions';
 import { EvaluationSummary } from '../eval/evaluate';
-import { softDice, hardDice } from '../metrics/dice';
+import { hardDice } from '../metrics/dice';
+import { averageDice, meanVotingDice } from '../metrics/multiAnnotator';
 import { nanMean } from '../metrics/accumulator';
 import { evaluateModel } from '../predict/evaluateModel';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
@@ -83,8 +84,8 @@ export async function runDemo(opts: { out: string; quick: boolean; seed?: number
     const ann = await readAnnotations(ds, c);
     const pred = await readPredictionCase(path.join(evalDir, 'predictions'), c.id, structures, M);
     structures.forEach((_, s) => {
-      const scores = ann.masks[s].map((mask, k) => (ann.available[k] ? softDice(pred.mean[s], mask) : NaN));
-      perStructure[s].push(nanMean(scores));
+      const annotations = ann.masks[s].map((mask, k) => (ann.available[k] ? mask : null));
+      perStructure[s].push(averageDice(Array(M).fill(pred.mean[s]), annotations).average);
     });
     if (i < 2) figureRows.push(await figureRow(c.id, c.image, pred, ann, structures));
   }
@@ -93,7 +94,7 @@ export async function runDemo(opts: { out: string; quick: boolean; seed?: number
   // annotator's annotation, averaged over the test cases — peaks at column k.
   const identified = Object.fromEntries(structures.map((s) => {
     const cross = summary.cross[s] as (number | null)[][];
-    const count = cross.filter((row, k) => row[k] !== null && row.every((v) => v === null || v <= row[k]!)).length;
+    const count = cross.filter((row, k) => row[k] !== null && row.every((v, j) => j === k || v === null || v < row[k]!)).length;
     return [s, { count, of: cross.length }];
   }));
 
@@ -120,17 +121,7 @@ async function figureRow(caseId: string, imageFile: string, pred: Awaited<Return
   ann: Awaited<ReturnType<typeof readAnnotations>>, structures: string[]): Promise<FigureRow> {
   const M = ann.available.length;
   const dice = (s: number, k: number) => (ann.available[k] ? (100 * hardDice(pred.annotators[s][k], ann.masks[s][k], { smooth: 1 })).toFixed(1) : '–');
-  const softVsVote = structures.map((_, s) => {
-    const votes = new Float32Array(pred.mean[s].length);
-    let n = 0;
-    ann.masks[s].forEach((m, k) => {
-      if (!ann.available[k]) return;
-      n++;
-      m.forEach((v, i) => (votes[i] += v));
-    });
-    votes.forEach((v, i) => (votes[i] = v / Math.max(1, n)));
-    return (100 * softDice(pred.mean[s], votes)).toFixed(1);
-  });
+  const softVsVote = structures.map((_, s) => (100 * meanVotingDice(pred.mean[s], ann.masks[s].map((m, k) => (ann.available[k] ? m : null)))).toFixed(1));
   return {
     caseId,
     image: await readImage(imageFile),

@@ -3,7 +3,7 @@
 //   normalization.json   the input normalisation computed on the training cases
 //   model.safetensors    the best weights so far (the model `predict` uses)
 //   checkpoint/          the last completed epoch: weights, optimiser state, state.json (for --resume)
-//   log.jsonl            one JSON object per logged event
+//   log.jsonl            one JSON object per logged event (append-only: epochs re-run after a resume appear again)
 //   summary.json         final validation scores and timings
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -105,11 +105,18 @@ export class RunDir {
 
   readState(): CheckpointState | null {
     if (!fs.existsSync(this.stateFile)) return null;
+    let state: CheckpointState;
     try {
-      return JSON.parse(fs.readFileSync(this.stateFile, 'utf8')) as CheckpointState;
+      state = JSON.parse(fs.readFileSync(this.stateFile, 'utf8')) as CheckpointState;
     } catch (err) {
       throw new UserError(`${this.stateFile}: unreadable checkpoint state (${(err as Error).message})`);
     }
+    for (const f of [state.weights, state.optimizer]) {
+      if (typeof f !== 'string' || (f !== '' && !fs.existsSync(path.join(this.checkpointDir, f)))) {
+        throw new UserError(`${this.stateFile}: refers to ${JSON.stringify(f)}, which is not in ${this.checkpointDir}`);
+      }
+    }
+    return state;
   }
 
   /** Publishes a checkpoint whose files are already written; then removes the files it supersedes. */

@@ -78,7 +78,6 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     config = run.readConfig();
     state = run.readState();
     ds = await openDataset(opts.data);
-    print(state ? `resuming ${run.dir}: stage ${state.stage + 1}, ${state.epoch} epoch(s) done` : `resuming ${run.dir} from the start (no completed epoch yet)`);
   } else {
     if (run.exists()) throw new UserError(`--out: ${run.dir} already holds a run; pass --resume to continue it or choose another folder`);
     ds = await openDataset(opts.data);
@@ -108,6 +107,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const M = ds.annotators.length;
   const K = ds.structures.length;
   const stages = method.stages();
+  if (opts.resume) print(describeResume(run.dir, state, stages));
   const best: CheckpointState['best'] = state?.best ?? [];
   const elapsedBefore = state?.elapsedSeconds ?? 0;
 
@@ -165,6 +165,9 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
       }
       // The next stage builds on this stage's best epoch, not its last one.
       loadWeights(method.model, run.modelFile);
+      // Commit the hand-over: from here on model.safetensors belongs to the next stage, whose first
+      // improvement overwrites it; a resume must restart that stage from this stage's best weights.
+      saveCheckpoint(run, method.model, null, { stage: s + 1, epoch: 0, best, elapsedSeconds: elapsedBefore + (Date.now() - started) / 1000 });
       state = null;
     }
     const summary: TrainSummary = {
@@ -186,7 +189,10 @@ async function newRunConfig(opts: TrainOptions, ds: Dataset, run: RunDir, print:
   if (opts.size % 32 !== 0) throw new UserError(`--size must be a multiple of 32 (the encoder downsamples 32×), got ${opts.size}`);
   if (opts.pretrained && !fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
   const selection = opts.split ? { split: opts.split } : opts.subsets?.length ? { subsets: opts.subsets } : defaultSelection(ds);
-  const cases = selectCases(ds, selection);
+  // A case nobody annotated has no target: it would teach "background everywhere" (data check warns about it).
+  const selected = selectCases(ds, selection);
+  const cases = selected.filter((c) => c.labels.some((l) => l !== null));
+  if (cases.length < selected.length) print(`leaving out ${selected.length - cases.length} case(s) without any annotation`);
   const { train, val } = holdOut(cases, opts.valFraction, opts.seed);
   if (train.length === 0) throw new UserError(`${opts.data}: need at least 2 training cases (one is held out for validation), found ${cases.length}`);
   const model = methodConfigFor(opts.method, {
@@ -232,6 +238,12 @@ export function holdOut(cases: CaseRecord[], fraction: number, seed: number): { 
   return { train: cases.filter((_, i) => !valIdx.has(i)), val: cases.filter((_, i) => valIdx.has(i)) };
 }
 
+function describeResume(dir: string, state: CheckpointState | null, stages: Stage[]): string {
+  if (!state) return `resuming ${dir} from the start (no completed epoch yet)`;
+  if (state.stage >= stages.length) return `resuming ${dir}: all ${stages.length} stage(s) trained; writing the summary`;
+  return `resuming ${dir}: stage ${state.stage + 1}/${stages.length} (${stages[state.stage].name}), ${state.epoch} epoch(s) done`;
+}
+
 function setModes(stage: Stage): void {
   for (const m of stage.frozen) m.eval().requiresGrad_(false);
   for (const m of stage.trained) m.train().requiresGrad_(true);
@@ -274,12 +286,13 @@ export function loadPretrainedEncoder(model: nn.Module, file: string): void {
   });
 }
 
-function saveCheckpoint(run: RunDir, model: nn.Module, optimizer: optim.Optimizer, s: Omit<CheckpointState, 'weights' | 'optimizer'>): void {
+/** Weights (and the optimiser's state, mid-stage) first, then state.json pointing at them. */
+function saveCheckpoint(run: RunDir, model: nn.Module, optimizer: optim.Optimizer | null, s: Omit<CheckpointState, 'weights' | 'optimizer'>): void {
   const tag = `${s.stage}-${s.epoch}`;
   const weights = `weights-${tag}.safetensors`;
-  const opt = `optimizer-${tag}.bin`;
+  const opt = optimizer ? `optimizer-${tag}.bin` : '';
   saveStateDict(path.join(run.checkpointDir, weights), model.stateDict());
-  writeFileAtomic(path.join(run.checkpointDir, opt), optimizer.stateBytes());
+  if (optimizer) writeFileAtomic(path.join(run.checkpointDir, opt), optimizer.stateBytes());
   run.commitState({ ...s, weights, optimizer: opt });
 }
 
