@@ -45,10 +45,19 @@ export interface DemoResult {
   line: string;
 }
 
-export async function runDemo(opts: { out: string; quick: boolean; seed?: number; print?: (line: string) => void }): Promise<DemoResult> {
+export interface DemoOptions {
+  out: string;
+  quick: boolean;
+  seed?: number;
+  print?: (line: string) => void;
+  /** Replaces the quick/full profile (the tests run a tiny one). */
+  profile?: DemoProfile;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const print = opts.print ?? ((l: string) => process.stderr.write(l + '\n'));
-  const profileName = opts.quick ? 'quick' : 'full';
-  const p = DEMO_PROFILES[profileName];
+  const profileName = opts.profile ? 'custom' : opts.quick ? 'quick' : 'full';
+  const p = opts.profile ?? DEMO_PROFILES[opts.quick ? 'quick' : 'full'];
   const seed = opts.seed ?? 0;
   const out = path.resolve(opts.out);
   const started = Date.now();
