@@ -112,3 +112,31 @@ test('a checkpoint round trip reproduces predictions exactly', () => {
   a.dispose();
   b.dispose();
 });
+
+test('--pretrained loads torchvision-named ResNet weights into the encoder (fc ignored) and rejects incomplete files', async () => {
+  const { loadPretrainedEncoder } = await import('../src/train/trainer');
+  const { tensor: makeTensor } = await import('../src/torch');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-pretrained-'));
+  manualSeed(5);
+  const source = new AVAP(config(2, ['disc']));
+  // torchvision's names: conv1.weight, layer1.0.conv1.weight, …, plus a classifier the U-Net does not use.
+  const torchvisionStyle = { ...source.backbone.encoder.stateDict(), 'fc.weight': makeTensor(new Float32Array(4), [2, 2]) };
+  const file = path.join(dir, 'resnet18.safetensors');
+  saveStateDict(file, torchvisionStyle);
+  manualSeed(6);
+  const target = new AVAP(config(2, ['disc']));
+  loadPretrainedEncoder(target, file);
+  const a = source.backbone.encoder.stateDict();
+  const b = target.backbone.encoder.stateDict();
+  for (const k of Object.keys(a)) assert.equal(maxAbsDiff(a[k].double(), b[k].double()), 0, k);
+  // The decoder and heads keep their own initialisation.
+  assert.ok(maxAbsDiff(source.backbone.decoder.up5.weight, target.backbone.decoder.up5.weight) > 0);
+
+  const partial = path.join(dir, 'partial.safetensors');
+  const { 'layer4.1.bn2.weight': _dropped, ...rest } = source.backbone.encoder.stateDict();
+  void _dropped;
+  saveStateDict(partial, rest);
+  assert.throws(() => loadPretrainedEncoder(target, partial), (e: Error) => e instanceof UserError && /missing keys \(1\): layer4\.1\.bn2\.weight/.test(e.message));
+  source.dispose();
+  target.dispose();
+});
