@@ -45,17 +45,10 @@ export interface ExperimentOptions {
 }
 
 /** What OUT/experiment.json records; a rerun with different values would mix incomparable runs. */
-interface ExperimentSettings {
+interface ExperimentSettings extends Omit<ExperimentProfile, 'encoder'> {
   data: string;
   train: { split?: string; subsets?: string[] };
   test: { split?: string; subsets?: string[] };
-  size: number;
-  batchSize: number;
-  lr: number;
-  preferenceLr: number;
-  weightDecay: number;
-  epochs: number;
-  preferenceEpochs: number;
   encoder: string;
   seed: number;
   pretrained: string | null;

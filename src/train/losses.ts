@@ -1,5 +1,6 @@
 // The training objective of section III-E: Dice + cross-entropy (Eq. 7–9), for both heads.
-import { F, Tensor, arange, tidy } from '../torch';
+import { expectedAgreement } from '../models/heads/variation';
+import { F, Tensor, tidy } from '../torch';
 
 const EPS = 1e-5;
 
@@ -23,10 +24,7 @@ export function softDiceLoss(probabilities: Tensor, targets: Tensor): Tensor {
 export function variationLoss(logits: Tensor, counts: Tensor, meanVote: Tensor, annotators: number): Tensor {
   return tidy(() => {
     const ce = F.crossEntropy(logits, counts);
-    const classes = logits.shape[1];
-    const weights = arange(0, classes, 1, { dtype: 'float32' }).div(annotators).view([1, classes, 1, 1]);
-    const calibrated = F.softmax(logits, 1).mul(weights).sum(1);
-    return ce.add(softDiceLoss(calibrated, meanVote));
+    return ce.add(softDiceLoss(expectedAgreement(logits, annotators), meanVote));
   });
 }
 

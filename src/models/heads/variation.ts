@@ -44,11 +44,18 @@ export class VariationHead extends nn.Module {
     return tidy(() => {
       const M = this.annotators;
       const maps = logits.map((l) => {
-        if (mode === 'argmax') return l.argmax(1).float().div(M);
-        const counts = arange(0, M + 1, 1, { dtype: 'float32', device: l.device }).view([1, M + 1, 1, 1]);
-        return F.softmax(l, 1).mul(counts).sum(1).div(M);
+        return mode === 'argmax' ? l.argmax(1).float().div(M) : expectedAgreement(l, M);
       });
       return cat(maps.map((m) => m.unsqueeze(1)), 1);
     });
   }
+}
+
+/** Σ_c c·softmax_c / M over agreement-class logits [B, M+1, H, W] → [B, H, W]: differentiable, so the loss uses it too. */
+export function expectedAgreement(logits: Tensor, annotators: number): Tensor {
+  return tidy(() => {
+    const classes = annotators + 1;
+    const counts = arange(0, classes, 1, { dtype: 'float32', device: logits.device }).view([1, classes, 1, 1]);
+    return F.softmax(logits, 1).mul(counts).sum(1).div(annotators);
+  });
 }
