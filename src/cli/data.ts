@@ -5,7 +5,7 @@ import { checkDataset, formatCheckReport } from '../data/check';
 import { convertRigaToNative } from '../data/convert';
 import { displayPath, formatProblem } from '../data/dataset';
 import { SYNTH_DEFAULTS, writeSynthDataset } from '../data/synth';
-import { parseIntFlag } from './flags';
+import { parseIntFlag } from '../util/flags';
 
 /** Runs `work` with a progress bar on stderr when it is a terminal (never in pipes, logs or tests). */
 async function withProgress<T>(label: string, work: (onProgress: (done: number, total: number) => void) => Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { evaluateModel } from '../predict/evaluateModel';
-import { parseIntFlag } from './flags';
+import { parseIntFlag } from '../util/flags';
 import { UserError } from '../errors';
 import { EvaluationSummary, evaluatePredictions, EvaluateOptions, ReferenceSource, referenceFromDataset } from '../eval/evaluate';
 import { PER_CASE_FILE, REPORT_FILE, SUMMARY_FILE } from '../eval/report';

@@ -2,8 +2,8 @@ import { Command } from 'commander';
 import { DEFAULT_METHODS } from '../experiment/plan';
 import { EXPERIMENT_PROFILES } from '../experiment/profiles';
 import { runExperiment } from '../experiment/experiment';
-import { collectList, parseChoice } from './flags';
-import { parseIntFlag } from './flags';
+import { collectList, parseChoice } from '../util/flags';
+import { parseIntFlag } from '../util/flags';
 
 interface ExperimentFlags {
   data: string; out: string; methods?: string[]; profile: string; epochs?: string; size?: string; encoder?: string; seed: string;

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { UserError } from '../errors';
 import { loadRun } from '../predict/load';
 import { listInputs, predictToFolder } from '../predict/predict';
-import { parseIntFlag } from './flags';
+import { parseIntFlag } from '../util/flags';
 
 /** `avap predict`: parses flags and calls predictToFolder(). */
 export function registerPredictCommand(program: Command): void {

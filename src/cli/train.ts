@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { UserError } from '../errors';
 import { METHODS } from '../methods/registry';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
-import { collectList, parseChoice, parseFloatFlag, parseIntFlag, parseNumberList } from './flags';
+import { collectList, parseChoice, parseFloatFlag, parseIntFlag, parseNumberList } from '../util/flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;

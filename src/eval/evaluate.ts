@@ -4,9 +4,9 @@ import { CaseRecord, Dataset, readAnnotations } from '../data/dataset';
 import { resizeBilinear, resizeNearest } from '../data/resize';
 import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
-import { NanMeanAccumulator, nanMean } from '../metrics/accumulator';
+import { StructureAccumulator } from '../metrics/aggregate';
 import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } from '../metrics/dice';
-import { BINARY_THRESHOLD, CaseStructureMetrics, ECE_BINS, evaluateCaseStructure, Mask } from '../metrics/multiAnnotator';
+import { BINARY_THRESHOLD, CaseStructureEvaluator, CaseStructureMetrics, ECE_BINS, Mask } from '../metrics/multiAnnotator';
 import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from './predictions';
 import { writeEvaluationOutputs } from './report';
 
@@ -167,6 +167,7 @@ export async function evaluatePredictions(reference: ReferenceSource, prediction
 
   // 3. Score case by case.
   const metricOptions = { thresholds: opts.thresholds, rule: opts.rule, eceBins: opts.eceBins, binaryThreshold: BINARY_THRESHOLD };
+  const evaluator = new CaseStructureEvaluator();
   let done = 0;
   const results = await mapConcurrent(cases, opts.concurrency, async (c, i): Promise<CaseResult> => {
     const expected = sizes[i];
@@ -188,7 +189,7 @@ export async function evaluatePredictions(reference: ReferenceSource, prediction
         const mask = ann.masks[s][k];
         return W === ann.width && H === ann.height ? mask : resizeNearest(mask, ann.width, ann.height, W, H);
       });
-      return evaluateCaseStructure({ meanPrediction: pred[s * per], annotatorPredictions: pred.slice(s * per + 1, (s + 1) * per), annotations }, metricOptions);
+      return evaluator.evaluate({ meanPrediction: pred[s * per], annotatorPredictions: pred.slice(s * per + 1, (s + 1) * per), annotations }, metricOptions);
     });
     options.onProgress?.(++done, cases.length);
     return { id: c.id, width: expected.width, height: expected.height, metrics };
@@ -246,33 +247,19 @@ export function summarize(
     per_case: [],
   };
   structures.forEach((name, s) => {
-    // scalars: mean_voting, ged, ece, hard_dice, iou; then per annotator; then the cross table.
-    const scalars = new NanMeanAccumulator(5);
-    const perAnnotator = new NanMeanAccumulator(M);
-    const identified = new NanMeanAccumulator(M);
-    const cross = new NanMeanAccumulator(M * M);
-    for (const r of results) {
-      const m = r.metrics[s];
-      scalars.add([m.meanVoting, m.ged, m.ece, m.hardDice, m.iou]);
-      perAnnotator.add(m.perAnnotator);
-      identified.add(m.identified);
-      cross.add(m.cross.flat());
-    }
-    const [mv, ged, ece, hd, io] = scalars.aggregate();
-    const pa = perAnnotator.aggregate();
-    const id = identified.aggregate();
-    const cr = cross.aggregate();
-    summary.mean_voting[name] = finite(mv);
-    summary.per_annotator[name] = pa.map(finite);
-    // 'Average' = mean of the per-annotator columns (as Table II), each over the cases that have it.
-    summary.average[name] = finite(nanMean(pa));
-    summary.cross[name] = Array.from({ length: M }, (_, i) => cr.slice(i * M, (i + 1) * M).map(finite));
-    summary.ged[name] = finite(ged);
-    summary.ece[name] = finite(ece);
-    summary.hard_dice[name] = finite(hd);
-    summary.iou[name] = finite(io);
-    summary.identifiability_per_annotator[name] = id.map(finite);
-    summary.identifiability[name] = finite(nanMean(id));
+    const accumulator = new StructureAccumulator(M);
+    for (const r of results) accumulator.add(r.metrics[s]);
+    const a = accumulator.aggregate();
+    summary.mean_voting[name] = finite(a.meanVoting);
+    summary.per_annotator[name] = a.perAnnotator.map(finite);
+    summary.average[name] = finite(a.average);
+    summary.cross[name] = a.cross.map((row) => row.map(finite));
+    summary.ged[name] = finite(a.ged);
+    summary.ece[name] = finite(a.ece);
+    summary.hard_dice[name] = finite(a.hardDice);
+    summary.iou[name] = finite(a.iou);
+    summary.identifiability_per_annotator[name] = a.identifiedPerAnnotator.map(finite);
+    summary.identifiability[name] = finite(a.identifiability);
   });
   summary.per_case = results.map((r) => ({
     case: r.id,

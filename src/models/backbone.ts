@@ -1,7 +1,8 @@
 // The encoder–decoder backbone F_B of the paper (Eq. 1): image → feature maps F_img at the input size.
 import { UserError } from '../errors';
 import { Tensor, nn } from '../torch';
-import { ResNetEncoder, createEncoder } from './encoders/resnet';
+import { Encoder } from './encoders/encoder';
+import { createEncoder } from './encoders/registry';
 import { UnetDecoder } from './decoders/unet';
 
 export interface BackboneConfig {
@@ -13,13 +14,13 @@ export interface BackboneConfig {
 export const DEFAULT_BACKBONE: BackboneConfig = { encoder: 'resnet34', inChannels: 3, featureChannels: 32 };
 
 export class UnetBackbone extends nn.Module {
-  readonly encoder: ResNetEncoder;
+  readonly encoder: Encoder;
   readonly decoder: UnetDecoder;
 
   constructor(readonly config: BackboneConfig = DEFAULT_BACKBONE) {
     super();
     this.encoder = this.registerModule('encoder', createEncoder(config.encoder, config.inChannels));
-    this.decoder = this.registerModule('decoder', new UnetDecoder(this.encoder.outChannels, config.featureChannels));
+    this.decoder = this.registerModule('decoder', new UnetDecoder([...this.encoder.outChannels], config.featureChannels));
   }
 
   /** Rejects inputs the network cannot take, saying which sizes work. */

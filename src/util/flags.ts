@@ -1,4 +1,5 @@
-// Strict flag parsing: every bad value becomes a one-line UserError naming the flag and echoing the value.
+// Strict parsing of user-given text (flags, lists): every bad value becomes a one-line UserError naming
+// the flag and echoing the value.
 import { UserError } from '../errors';
 
 /**
@@ -26,11 +27,16 @@ export function parseChoice<T extends string>(flag: string, raw: string, choices
   return raw as T;
 }
 
-export function parseNumberList(flag: string, raw: string): number[] {
-  return raw.split(',').map((x) => parseFloatFlag(flag, x));
+/** 'a, b,,c' → ['a', 'b', '', 'c']: the parts of a comma-separated list, trimmed, empty ones kept for the caller to reject. */
+export function splitList(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim());
 }
 
-/** `--subset a,b --subset c` → [a, b, c]. */
+export function parseNumberList(flag: string, raw: string): number[] {
+  return splitList(raw).map((x) => parseFloatFlag(flag, x));
+}
+
+/** `--subset a,b --subset c` → [a, b, c] (commander's collector for a repeatable list flag). */
 export function collectList(value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [...previous, ...splitList(value).filter(Boolean)];
 }

@@ -1,0 +1,290 @@
+// All multi-annotator metrics of one image and one structure in a few passes over the pixels
+// (per-pixel annotation codes and level histograms): what `avap evaluate` and training validation run.
+// Results equal those of the plain implementation (src/metrics/plain.ts).
+import { nanMean } from './accumulator';
+import { CalibrationBins, CaseStructureInput, CaseStructureMetrics, checkInput, identifiability, MultiAnnotatorOptions, undefinedMetrics } from './caseMetrics';
+import { diceFromCounts, HARD_SMOOTH, iouFromCounts, passes, SOFT_DICE_SMOOTH, sortedThresholds, ValueMap } from './dice';
+import { evaluateCaseStructurePlain } from './plain';
+
+/** Largest M for the fused path (annotation and prediction bits of a pixel fit one 31-bit key). */
+const FUSED_MAX_ANNOTATORS = 15;
+/** Keys of up to this many bits are compacted with a lookup table, longer ones with a Map. */
+const TABLE_BITS = 20;
+interface Compacted {
+  /** Per pixel: index of its key among `keys`. */
+  index: Int32Array;
+  /** The distinct keys, in order of first appearance. */
+  keys: number[];
+  /** Pixels per distinct key. */
+  counts: Float64Array;
+}
+
+/**
+ * Replaces per-pixel integer keys by dense indices of the distinct keys. Keeps its lookup table
+ * (up to 2^TABLE_BITS entries, all −1 between calls) for the next call, so an evaluation reuses it.
+ */
+class KeyCompactor {
+  private table = new Int32Array(0);
+
+  /** keys < 2^bits → indices 0..D−1 written into `index`. */
+  compact(keys: Int32Array, bits: number, index: Int32Array): Compacted {
+    const distinct: number[] = [];
+    const n = keys.length;
+    const counts = new Int32Array(Math.min(n, 2 ** bits));
+    if (bits <= TABLE_BITS) {
+      const size = 1 << bits;
+      if (this.table.length < size) this.table = new Int32Array(size).fill(-1);
+      const table = this.table;
+      for (let i = 0; i < n; i++) {
+        const k = keys[i];
+        let id = table[k];
+        if (id < 0) {
+          id = distinct.length;
+          table[k] = id;
+          distinct.push(k);
+        }
+        counts[id]++;
+        index[i] = id;
+      }
+      for (const k of distinct) table[k] = -1;
+    } else {
+      const map = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        const k = keys[i];
+        let id = map.get(k);
+        if (id === undefined) {
+          id = distinct.length;
+          map.set(k, id);
+          distinct.push(k);
+        }
+        counts[id]++;
+        index[i] = id;
+      }
+    }
+    return { index, keys: distinct, counts: Float64Array.from(counts.subarray(0, distinct.length)) };
+  }
+}
+
+function popcount(x: number): number {
+  let c = 0;
+  while (x) {
+    x &= x - 1;
+    c++;
+  }
+  return c;
+}
+
+/**
+ * Tail histogram of (prediction level, annotation code): cum[l·D + c] = number of pixels of code c
+ * whose prediction passes at least l thresholds. So at sorted threshold i, the pixels of code c in
+ * the binarised prediction number cum[(i+1)·D + c].
+ *
+ * When `bits` is given, the same pass also sets `bits.bit` in bits.codes[i] wherever the pixel
+ * passes sorted threshold bits.level (i.e. its level exceeds it): the 0.5 binarisation of GED,
+ * free when 0.5 is one of the soft Dice thresholds.
+ */
+function levelTail(
+  pred: ValueMap,
+  sorted: Float64Array,
+  gt: boolean,
+  index: Int32Array,
+  D: number,
+  bits?: { codes: Int32Array; bit: number; level: number },
+): Float64Array {
+  const T = sorted.length;
+  const hist = new Int32Array((T + 1) * D);
+  const n = pred.length;
+  const s0 = sorted[0];
+  if (bits) {
+    const { codes, bit, level } = bits;
+    for (let i = 0; i < n; i++) {
+      const v = pred[i];
+      if (gt ? !(v > s0) : !(v >= s0)) {
+        hist[index[i]]++;
+        continue;
+      }
+      let l = 1;
+      if (gt) while (l < T && v > sorted[l]) l++;
+      else while (l < T && v >= sorted[l]) l++;
+      hist[l * D + index[i]]++;
+      if (l > level) codes[i] |= bit;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = pred[i];
+      if (gt ? !(v > s0) : !(v >= s0)) {
+        hist[index[i]]++;
+        continue;
+      }
+      let l = 1;
+      if (gt) while (l < T && v > sorted[l]) l++;
+      else while (l < T && v >= sorted[l]) l++;
+      hist[l * D + index[i]]++;
+    }
+  }
+  const cum = new Float64Array((T + 1) * D);
+  for (let c = 0; c < D; c++) cum[T * D + c] = hist[T * D + c];
+  for (let l = T - 1; l >= 0; l--) for (let c = 0; c < D; c++) cum[l * D + c] = hist[l * D + c] + cum[(l + 1) * D + c];
+  return cum;
+}
+
+/** Sets `bit` in codes[i] wherever pred[i] passes t. */
+function orBinary(pred: ValueMap, t: number, gt: boolean, bit: number, codes: Int32Array): void {
+  const n = pred.length;
+  if (gt) {
+    for (let i = 0; i < n; i++) if (pred[i] > t) codes[i] |= bit;
+  } else {
+    for (let i = 0; i < n; i++) if (pred[i] >= t) codes[i] |= bit;
+  }
+}
+
+/**
+ * Evaluates (image, structure) pairs; owns the buffers it reuses from one call to the next, so one
+ * instance per evaluation (or per training run) keeps them alive only as long as they are useful.
+ */
+export class CaseStructureEvaluator {
+  private readonly compactor = new KeyCompactor();
+
+  /**
+   * All metrics of one image and one structure in a few passes over the pixels. Results equal those
+   * of `evaluateCaseStructurePlain` (counts are exact integers; only the ECE sums are floating point).
+   * When no annotation is available every value is NaN.
+   */
+  evaluate(input: CaseStructureInput, options: MultiAnnotatorOptions = {}): CaseStructureMetrics {
+    const { M, N, thresholds, rule, bins, bt } = checkInput(input, options);
+    const available = input.annotations.map((a) => a !== null);
+    const Ma = available.filter(Boolean).length;
+    if (Ma === 0) return undefinedMetrics(M);
+    if (M > FUSED_MAX_ANNOTATORS) return evaluateCaseStructurePlain(input, options);
+
+    const gt = rule === 'gt';
+    const sorted = sortedThresholds(thresholds);
+    const T = sorted.length;
+
+    // 1. Per-pixel annotation code (bit k = annotator k's vote), compacted to D distinct codes.
+    const code = new Int32Array(N);
+    input.annotations.forEach((a, k) => {
+      if (a === null) return;
+      // (x | −x) >>> 31 is 1 for any non-zero byte x, 0 for 0: no branch per pixel.
+      for (let i = 0; i < N; i++) {
+        const x = a[i];
+        code[i] |= ((x | -x) >>> 31) << k;
+      }
+    });
+    const ann = this.compactor.compact(code, M, new Int32Array(N));
+    const D = ann.keys.length;
+    const voteFrac = new Float64Array(D);
+    const voteLevel = new Uint8Array(D);
+    const voteBinary = new Uint8Array(D);
+    for (let c = 0; c < D; c++) {
+      const f = popcount(ann.keys[c]) / Ma;
+      voteFrac[c] = f;
+      let l = 0;
+      while (l < T && passes(f, sorted[l], rule)) l++;
+      voteLevel[c] = l;
+      voteBinary[c] = passes(f, bt, rule) ? 1 : 0;
+    }
+
+    // 2. Mean Voting: level tail of the mean prediction against the mean-vote level of each code.
+    const softFromTail = (tail: Float64Array, inTarget: (c: number, i: number) => boolean): number => {
+      let sum = 0;
+      for (let i = 0; i < T; i++) {
+        const row = (i + 1) * D;
+        let P = 0;
+        let Tt = 0;
+        let I = 0;
+        for (let c = 0; c < D; c++) {
+          const pc = tail[row + c];
+          P += pc;
+          if (inTarget(c, i)) {
+            Tt += ann.counts[c];
+            I += pc;
+          }
+        }
+        sum += diceFromCounts(I, P, Tt, SOFT_DICE_SMOOTH);
+      }
+      return sum / T;
+    };
+    const meanTail = levelTail(input.meanPrediction, sorted, gt, ann.index, D);
+    const meanVoting = softFromTail(meanTail, (c, i) => voteLevel[c] > i);
+
+    // 3. Cross table: level tail of each annotator prediction against each annotation's bit.
+    // The GED key of each pixel: annotation bits above bit M, prediction bits (at bt) below.
+    const joint = new Int32Array(N);
+    for (let i = 0; i < N; i++) joint[i] = code[i] << M;
+    const btLevel = sorted.indexOf(bt); // passes bt ⇔ level > btLevel, when bt is a threshold
+    const cross: number[][] = input.annotatorPredictions.map((pred, k) => {
+      const tail = levelTail(pred, sorted, gt, ann.index, D, btLevel >= 0 ? { codes: joint, bit: 1 << k, level: btLevel } : undefined);
+      if (btLevel < 0) orBinary(pred, bt, gt, 1 << k, joint);
+      return input.annotations.map((a, j) => {
+        if (a === null) return NaN;
+        const bit = 1 << j;
+        return softFromTail(tail, (c) => (ann.keys[c] & bit) !== 0);
+      });
+    });
+    const perAnnotator = cross.map((row, k) => row[k]);
+
+    // 4. Hard Dice / IoU and ECE of the mean prediction against the mean vote.
+    let hP = 0;
+    let hT = 0;
+    let hI = 0;
+    const calibration = new CalibrationBins(bins);
+    const mp = input.meanPrediction;
+    const idx = ann.index;
+    for (let i = 0; i < N; i++) {
+      const p = mp[i];
+      const c = idx[i];
+      const inP = gt ? p > bt : p >= bt;
+      if (inP) {
+        hP++;
+        if (voteBinary[c]) hI++;
+      }
+      calibration.add(p, voteFrac[c]);
+    }
+    for (let c = 0; c < D; c++) if (voteBinary[c]) hT += ann.counts[c];
+    const ece = calibration.value();
+
+    // 5. GED: joint key (prediction bits | annotation bits << M), compacted; Gram matrix of overlaps.
+    const j = this.compactor.compact(joint, 2 * M, ann.index); // reuses the index buffer: ann.index is no longer needed
+    const K = 2 * M;
+    const gram = new Float64Array(K * K);
+    const bitsOf: number[] = [];
+    for (let c = 0; c < j.keys.length; c++) {
+      const key = j.keys[c];
+      const n = j.counts[c];
+      bitsOf.length = 0;
+      for (let b = 0; b < K; b++) if (key & (1 << b)) bitsOf.push(b);
+      for (const a of bitsOf) for (const b of bitsOf) gram[a * K + b] += n;
+    }
+    const dist = (a: number, b: number): number => {
+      const inter = gram[a * K + b];
+      const union = gram[a * K + a] + gram[b * K + b] - inter;
+      return union === 0 ? 0 : 1 - inter / union;
+    };
+    const preds = Array.from({ length: M }, (_, k) => k);
+    const annots = preds.filter((k) => available[k]).map((k) => M + k);
+    const meanDist = (A: number[], B: number[]): number => {
+      let s = 0;
+      for (const a of A) for (const b of B) s += dist(a, b);
+      return s / (A.length * B.length);
+    };
+    const ged = M === 0 ? NaN : 2 * meanDist(preds, annots) - meanDist(preds, preds) - meanDist(annots, annots);
+
+    return {
+      meanVoting,
+      perAnnotator,
+      average: nanMean(perAnnotator),
+      cross,
+      ged,
+      ece,
+      identified: identifiability(cross),
+      hardDice: diceFromCounts(hI, hP, hT, HARD_SMOOTH),
+      iou: iouFromCounts(hI, hP, hT, HARD_SMOOTH),
+    };
+  }
+}
+
+/** All metrics of one image and one structure with a fresh evaluator (for one-off calls; loops should keep a CaseStructureEvaluator). */
+export function evaluateCaseStructure(input: CaseStructureInput, options: MultiAnnotatorOptions = {}): CaseStructureMetrics {
+  return new CaseStructureEvaluator().evaluate(input, options);
+}
