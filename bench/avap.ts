@@ -1,5 +1,5 @@
 // npm run bench:avap — the cost of the full AVAP on this machine, and how it grows with the number of
-// annotators M next to a multi-head network's (issue 5 item 9, issue 6 item 3):
+// annotators M next to a multi-head network's:
 //   • training throughput at 256² (images/s) of step 1 (backbone + AVM) and step 2 (APM alone);
 //   • one-image inference latency (calibrated map + every annotator's map);
 //   • for M = 2, 6, 16, 32: parameters and one-image inference time for all M annotators against one
@@ -48,8 +48,8 @@ function build(method: 'avap' | 'mh-unet', M: number): Method {
   manualSeed(0);
   const config = methodConfigFor(method, {
     structures: STRUCTURES, annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`), inChannels: 3,
-    encoder: ENCODER, variationEpochs: 1, preferenceEpochs: 1,
-  });
+    encoder: ENCODER, epochs: 1,
+  }, method === 'avap' ? { preferenceEpochs: 1 } : {});
   return buildMethod(config);
 }
 
@@ -75,7 +75,7 @@ function trainingSteps(): Record<string, number> {
     const rng = new Rng(0);
     result[stage.name] = time(() => tidy(() => {
       opt.zeroGrad();
-      const loss = tidy(() => method.loss(stage, batch, rng));
+      const loss = tidy(() => stage.loss(batch, rng));
       loss.backward();
       opt.step();
       return loss.item();

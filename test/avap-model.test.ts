@@ -114,7 +114,6 @@ test('a checkpoint round trip reproduces predictions exactly', () => {
 });
 
 test('--pretrained loads torchvision-named ResNet weights into the encoder (fc ignored) and rejects incomplete files', async () => {
-  const { loadPretrainedEncoder } = await import('../src/train/trainer');
   const { tensor: makeTensor } = await import('../src/torch');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-pretrained-'));
   manualSeed(5);
@@ -125,7 +124,7 @@ test('--pretrained loads torchvision-named ResNet weights into the encoder (fc i
   saveStateDict(file, torchvisionStyle);
   manualSeed(6);
   const target = new AVAP(config(2, ['disc']));
-  loadPretrainedEncoder(target, file);
+  target.backbone.encoder.loadPretrained(file);
   const a = source.backbone.encoder.stateDict();
   const b = target.backbone.encoder.stateDict();
   for (const k of Object.keys(a)) assert.equal(maxAbsDiff(a[k].double(), b[k].double()), 0, k);
@@ -136,7 +135,7 @@ test('--pretrained loads torchvision-named ResNet weights into the encoder (fc i
   const { 'layer4.1.bn2.weight': _dropped, ...rest } = source.backbone.encoder.stateDict();
   void _dropped;
   saveStateDict(partial, rest);
-  assert.throws(() => loadPretrainedEncoder(target, partial), (e: Error) => e instanceof UserError && /missing keys \(1\): layer4\.1\.bn2\.weight/.test(e.message));
+  assert.throws(() => target.backbone.encoder.loadPretrained(partial), (e: Error) => e instanceof UserError && /missing keys \(1\): layer4\.1\.bn2\.weight/.test(e.message));
   source.dispose();
   target.dispose();
 });

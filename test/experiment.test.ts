@@ -1,4 +1,4 @@
-// Issue 6: `avap experiment` reuses what an earlier (interrupted) session finished, resumes what it
+// `avap experiment` reuses what an earlier (interrupted) session finished, resumes what it
 // started, trains only what is new, and lays the results out like the paper's Table II.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -78,14 +78,15 @@ test('the ETA comes from the pace of epochs trained in this session', () => {
 });
 
 test("the ablations are the paper's Tables III–V, joint weights as in Table V", () => {
-  const budget = { epochs: 10, preferenceEpochs: 5 };
-  const runs = planAblations(2, budget, false);
+  const context = { structures: ['disc', 'cup'], annotators: ['A1', 'A2'], inChannels: 3, epochs: 10, options: { preferenceEpochs: 5 } };
+  const runs = planAblations(context, false);
   assert.deepEqual(runs.map((r) => [r.table, r.id]), [
     ['IV', 'avap@code'], ['IV', 'avap@features'], ['V', 'avap@joint-average'], ['V', 'avap@joint-apm-heavy'], ['V', 'avap@joint-avm-heavy'],
   ]);
-  assert.deepEqual(runs.filter((r) => r.table === 'V').map((r) => r.overrides.jointWeights), [[1 / 3, 1 / 3, 1 / 3].map((w) => Math.round(w * 1e6) / 1e6), [0.2, 0.2, 0.6], [0.4, 0.4, 0.2]]);
-  assert.ok(runs.filter((r) => r.table === 'V').every((r) => r.overrides.variationEpochs === 15 && r.stageEpochs[0] === 15), 'joint training gets the two-step budget');
+  assert.deepEqual(runs.filter((r) => r.table === 'V').map((r) => r.overrides.methodOptions!.jointWeights), [[1 / 3, 1 / 3, 1 / 3].map((w) => Math.round(w * 1e6) / 1e6), [0.2, 0.2, 0.6], [0.4, 0.4, 0.2]]);
+  assert.ok(runs.filter((r) => r.table === 'V').every((r) => r.overrides.epochs === 15 && r.stageEpochs.length === 1 && r.stageEpochs[0] === 15), 'joint training gets the two-step budget');
+  assert.ok(runs.filter((r) => r.table === 'IV').every((r) => r.stageEpochs.join() === '10,5'), 'the conditioning variants train both steps');
   assert.equal(runs.find((r) => r.id === 'avap@joint-apm-heavy')!.label, 'Weight (0.2, 0.2, 0.6)');
-  assert.ok(planAblations(2, budget, true).some((r) => r.table === 'III' && r.overrides.pretrained === undefined && 'pretrained' in r.overrides));
-  assert.deepEqual(planMethods(['avap', 'single', 'mv-unet'], 2, budget).map((r) => r.label), ['M1', 'M2', 'MV-UNet', 'AVAP']);
+  assert.ok(planAblations(context, true).some((r) => r.table === 'III' && r.overrides.pretrained === undefined && 'pretrained' in r.overrides));
+  assert.deepEqual(planMethods(['avap', 'single', 'mv-unet'], context).map((r) => r.label), ['M1', 'M2', 'MV-UNet', 'AVAP']);
 });

@@ -1,31 +1,13 @@
 import { Command } from 'commander';
-import * as cliProgress from 'cli-progress';
 import { UserError } from '../errors';
 import { checkDataset, formatCheckReport } from '../data/check';
 import { convertRigaToNative } from '../data/convert';
 import { displayPath, formatProblem } from '../data/dataset';
 import { SYNTH_DEFAULTS, writeSynthDataset } from '../data/synth';
-import { parseIntFlag } from '../util/flags';
+import { parseIntFlag, splitList } from '../util/flags';
+import { withProgress } from '../util/progress';
 
-/** Runs `work` with a progress bar on stderr when it is a terminal (never in pipes, logs or tests). */
-async function withProgress<T>(label: string, work: (onProgress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
-  if (!process.stderr.isTTY) return work(() => undefined);
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total}`, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
-  let started = false;
-  try {
-    return await work((done, total) => {
-      if (!started) {
-        bar.start(total, 0);
-        started = true;
-      }
-      bar.update(done);
-    });
-  } finally {
-    if (started) bar.stop();
-  }
-}
-
-/** `avap data check`, `avap data convert`, `avap synth` (issue 3). */
+/** `avap data check`, `avap data convert`, `avap synth`. */
 export function registerDataCommands(program: Command): void {
   const data = program.command('data').description('inspect and convert multi-annotator datasets');
 
@@ -50,7 +32,7 @@ export function registerDataCommands(program: Command): void {
     .requiredOption('--out <dir>', 'new folder for the native dataset (must not exist or be empty)')
     .option('--subsets <names...>', 'subsets to convert, e.g. BinRushed MESSIDOR (default: all)')
     .action(async (o: { from: string; out: string; subsets?: string[] }) => {
-      const subsets = o.subsets?.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+      const subsets = o.subsets?.flatMap(splitList).filter((s) => s !== '');
       const r = await withProgress('converting', (onProgress) => convertRigaToNative(o.from, o.out, { subsets, onProgress }));
       const splits = Object.entries(r.splits).map(([k, v]) => `${k} ${v}`).join(', ');
       process.stdout.write(`wrote ${r.cases} cases (${splits}; ${r.missing} missing annotations) to ${displayPath(r.out)}\n`);

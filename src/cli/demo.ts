@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runDemo } from '../demo/demo';
+import { perStructure } from '../util/format';
 
 /** `avap demo`: the project's main job on its built-in synthetic data. */
 export function registerDemoCommand(program: Command): void {
@@ -11,7 +12,7 @@ export function registerDemoCommand(program: Command): void {
     .action(async (o: { out: string; quick: boolean }) => {
       const r = await runDemo({ out: o.out, quick: o.quick });
       const s = Object.keys(r.calibrated_for_every_annotator.average);
-      const pair = (rec: Record<string, number | null>) => s.map((k) => ((rec[k] ?? NaN) * 100).toFixed(2)).join(', ');
+      const pair = (rec: Record<string, number | null>) => perStructure(s, (k) => rec[k]);
       process.stdout.write(`${r.line}\n`);
       process.stdout.write(`Average with the calibrated map for every annotator: ${pair(r.calibrated_for_every_annotator.average)} (AVAP: ${pair(r.avap.average)})\n`);
       process.stdout.write(`Own prediction closest to own annotation: ${s.map((k) => `${k} ${r.identified[k].count}/${r.identified[k].of}`).join(', ')}\n`);

@@ -1,11 +1,11 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
-import * as cliProgress from 'cli-progress';
-import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
-import { evaluateModel } from '../predict/evaluateModel';
-import { parseIntFlag } from '../util/flags';
+import { evaluate } from '../predict/evaluateModel';
+import { collectList, parseIntFlag, splitList } from '../util/flags';
+import { perStructure, plural } from '../util/format';
+import { progressBar } from '../util/progress';
 import { UserError } from '../errors';
-import { EvaluationSummary, evaluatePredictions, EvaluateOptions, ReferenceSource, referenceFromDataset } from '../eval/evaluate';
+import { EvaluateOptions, EvaluationSummary } from '../eval/evaluate';
 import { PER_CASE_FILE, REPORT_FILE, SUMMARY_FILE } from '../eval/report';
 import { PAPER_THRESHOLDS, validateRule, validateThresholds } from '../metrics/dice';
 
@@ -27,8 +27,7 @@ export interface EvaluateCliOptions {
 
 /** '0.1,0.3,0.5' → [0.1, 0.3, 0.5]; a UserError naming --thresholds otherwise. */
 export function parseThresholds(text: string): number[] {
-  const parts = text.split(',').map((s) => s.trim());
-  const values = parts.map((s) => {
+  const values = splitList(text).map((s) => {
     const v = s === '' ? NaN : Number(s);
     if (!Number.isFinite(v)) throw new UserError(`--thresholds: '${s}' is not a number (expected a comma-separated list such as 0.1,0.3,0.5,0.7,0.9)`);
     return v;
@@ -47,62 +46,25 @@ export function evaluateOptionsFromCli(opts: EvaluateCliOptions): EvaluateOption
   };
 }
 
-/** The reference selected by --data, --subset and --split. */
-export async function referenceFromCli(opts: EvaluateCliOptions): Promise<ReferenceSource> {
-  const { ds, cases } = await selectionFromCli(opts);
-  return referenceFromDataset(ds, cases);
-}
-
-/** The dataset and the cases selected by --data, --subset and --split. */
-export async function selectionFromCli(opts: EvaluateCliOptions): Promise<{ ds: Dataset; cases: CaseRecord[] }> {
-  if (!opts.data) throw new UserError('evaluate: --data DIR is required');
-  const ds = await openDataset(opts.data);
-  const subsets = (opts.subset ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
-  const cases = selectCases(ds, { subsets: subsets.length > 0 ? subsets : undefined, split: opts.split });
-  if (cases.length === 0) throw new UserError(`${opts.data}: the selection (${[subsets.length ? `--subset ${subsets.join(',')}` : '', opts.split ? `--split ${opts.split}` : ''].filter(Boolean).join(' ') || 'all cases'}) holds no cases`);
-  return { ds, cases };
-}
-
-const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : (x * 100).toFixed(2));
-
 /** A few lines for the terminal: Mean Voting and Average per structure, and where the outputs are. */
 export function formatSummaryLines(summary: EvaluationSummary, outDir: string): string[] {
-  const pair = (rec: Record<string, number | null>): string => summary.structures.map((s) => pct(rec[s])).join(', ');
+  const pair = (rec: Record<string, number | null>): string => perStructure(summary.structures, (s) => rec[s]);
   return [
-    `${summary.cases} case${summary.cases === 1 ? '' : 's'} evaluated (soft Dice %, ${summary.structures.join(', ')})`,
+    `${plural(summary.cases, 'case')} evaluated (soft Dice %, ${summary.structures.join(', ')})`,
     `  Mean Voting: ${pair(summary.mean_voting)}`,
     `  Average:     ${pair(summary.average)}`,
-    ...summary.annotators.map((a, k) => `  A${k + 1} (${a}): ${summary.structures.map((s) => pct(summary.per_annotator[s][k])).join(', ')}`),
+    ...summary.annotators.map((a, k) => `  A${k + 1} (${a}): ${perStructure(summary.structures, (s) => summary.per_annotator[s][k])}`),
     `Wrote ${[SUMMARY_FILE, PER_CASE_FILE, REPORT_FILE].map((f) => path.join(outDir, f)).join(', ')}`,
   ];
 }
 
-/** Progress bar on stderr when it is a terminal; otherwise nothing. */
-export function progressReporter(enabled: boolean): { onProgress?: (done: number, total: number) => void; stop: () => void } {
-  if (!enabled || !process.stderr.isTTY) return { stop: () => undefined };
-  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'evaluate [{bar}] {value}/{total} cases', hideCursor: true }, cliProgress.Presets.shades_classic);
-  let started = false;
-  return {
-    onProgress: (done, total) => {
-      if (!started) {
-        bar.start(total, 0);
-        started = true;
-      }
-      bar.update(done);
-    },
-    stop: () => {
-      if (started) bar.stop();
-    },
-  };
-}
-
-/** `avap evaluate` (issue 4): only parses arguments and calls evaluatePredictions. */
+/** `avap evaluate`: only parses arguments and calls evaluatePredictions. */
 export function registerEvaluateCommand(program: Command): void {
   program
     .command('evaluate')
     .description("score saved predictions against a dataset's annotations (the paper's soft Dice: Mean Voting, Average, cross table; plus GED, ECE, identifiability)")
     .option('--data <dir>', 'dataset folder (native dataset.json layout or RIGA DiscRegion)')
-    .option('--subset <names>', 'only these subsets (repeatable, or a comma-separated list)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--subset <names>', 'only these subsets (repeatable, or a comma-separated list)', collectList)
     .option('--split <name>', 'only the cases of this split')
     .option('--predictions <dir>', 'predictions folder: <case>/<structure>_mean.png and <case>/<structure>_annotator<k>.png')
     .option('--model <run>', 'a trained run folder: predict the selected cases into OUT_DIR/predictions, then evaluate them')
@@ -117,18 +79,16 @@ export function registerEvaluateCommand(program: Command): void {
       const options = evaluateOptionsFromCli(opts);
       if (!opts.predictions === !opts.model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
       if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
-      const progress = progressReporter(opts.progress !== false);
+      if (!opts.data) throw new UserError('evaluate: --data DIR is required');
+      const bar = progressBar('evaluating cases', opts.progress !== false && process.stderr.isTTY === true);
       let summary: EvaluationSummary;
       try {
-        if (opts.model) {
-          const { ds, cases } = await selectionFromCli(opts);
-          summary = await evaluateModel(opts.model, ds, cases, opts.out, { ...options, onProgress: progress.onProgress });
-        } else {
-          const reference = await referenceFromCli(opts);
-          summary = await evaluatePredictions(reference, opts.predictions!, opts.out, { ...options, onProgress: progress.onProgress });
-        }
+        summary = await evaluate({
+          ...options, data: opts.data, split: opts.split, subsets: opts.subset, predictions: opts.predictions, model: opts.model, out: opts.out,
+          onProgress: (done, total) => bar.update(done, total),
+        });
       } finally {
-        progress.stop();
+        bar.stop();
       }
       process.stdout.write(`${formatSummaryLines(summary, opts.out).join('\n')}\n`);
     });

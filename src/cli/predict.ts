@@ -1,10 +1,10 @@
 import { Command } from 'commander';
 import { UserError } from '../errors';
-import { loadRun } from '../predict/load';
-import { listInputs, predictToFolder } from '../predict/predict';
-import { parseIntFlag } from '../util/flags';
+import { predict } from '../predict/predict';
+import { plural } from '../util/format';
+import { parseIntFlag, splitList } from '../util/flags';
 
-/** `avap predict`: parses flags and calls predictToFolder(). */
+/** `avap predict`: parses flags and calls predict(). */
 export function registerPredictCommand(program: Command): void {
   program
     .command('predict')
@@ -15,15 +15,9 @@ export function registerPredictCommand(program: Command): void {
     .option('--annotators <list>', "'all' or 1-based annotator numbers, e.g. 1,3", 'all')
     .option('--no-overlay', 'skip the overlay pictures')
     .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean }) => {
-      const inputs = listInputs(o.input);
-      const annotators = o.annotators === 'all' ? undefined : o.annotators.split(',').map((x) => parseIntFlag('--annotators', x, 1, 1024));
+      const annotators = o.annotators === 'all' ? undefined : splitList(o.annotators).map((x) => parseIntFlag('--annotators', x, 1, 1024));
       if (annotators && new Set(annotators).size !== annotators.length) throw new UserError(`--annotators lists an annotator twice: '${o.annotators}'`);
-      const loaded = loadRun(o.model);
-      try {
-        const n = await predictToFolder(loaded, inputs, o.out, { annotators, overlay: o.overlay });
-        process.stdout.write(`wrote predictions for ${n} image${n === 1 ? '' : 's'} to ${o.out}\n`);
-      } finally {
-        loaded.method.model.dispose();
-      }
+      const n = await predict({ model: o.model, input: o.input, out: o.out, annotators, overlay: o.overlay });
+      process.stdout.write(`wrote predictions for ${plural(n, 'image')} to ${o.out}\n`);
     });
 }

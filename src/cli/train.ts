@@ -1,71 +1,90 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { UserError } from '../errors';
-import { METHODS } from '../methods/registry';
+import { MethodOption, OptionValue, parseOptionText } from '../methods/descriptor';
+import { methodDescriptors, methodUsages, resolveMethod } from '../methods/registry';
+import { encoderNames } from '../models/encoders/registry';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
-import { collectList, parseChoice, parseFloatFlag, parseIntFlag, parseNumberList } from '../util/flags';
+import { collectList, parseChoice, parseFloatFlag, parseIntFlag } from '../util/flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
-  preferenceLr?: string; weightDecay: string; schedule: string; epochs?: string; variationEpochs: string; preferenceEpochs: string; strategy: string;
-  jointWeights?: string; conditioning: string; calibration: string; encoder: string; pretrained?: string; seed: string;
+  weightDecay: string; schedule: string; epochs: string; variationEpochs?: string; encoder: string; pretrained?: string; seed: string;
   valFraction: string; normalization: string; augment: boolean; resume: boolean; threads?: string;
+  [methodOption: string]: unknown;
 }
 
-/** `avap train`: parses flags and calls train(). */
+const PLACEHOLDER: Record<OptionValue['type'], string> = { int: '<n>', number: '<x>', choice: '<kind>', numbers: '<list>' };
+
+function helpOf(o: MethodOption): string {
+  const fallback = o.defaultText ?? (o.default !== undefined ? String(o.default) : undefined);
+  return fallback === undefined ? o.description : `${o.description} (default: ${fallback})`;
+}
+
+/** `avap train`: parses flags and calls train(). Each method's own options come from its descriptor. */
 export function registerTrainCommand(program: Command): void {
   const d = TRAIN_DEFAULTS;
-  program
+  const command = program
     .command('train')
     .description('train a model on a multi-annotator dataset; RUN receives config.json, weights, normalisation and logs')
     .requiredOption('--data <dir>', 'dataset folder (native layout or RIGA DiscRegion)')
     .requiredOption('--out <run>', 'run folder to create (or to continue with --resume)')
     .option('--split <name>', "train on this split of dataset.json (default: 'train' when the dataset has it, else all cases)")
     .option('--subset <names>', 'train on these RIGA subsets (repeatable or comma-separated), e.g. BinRushed,MESSIDOR', collectList)
-    .option('--method <name>', `method to train: ${Object.keys(METHODS).join(', ')} (see docs/methods.md)`, d.method)
+    .option('--method <name>', `method to train: ${methodUsages().join(', ')} (see docs/methods.md)`, d.method)
     .option('--size <px>', 'input side (multiple of 32); the paper uses 256', String(d.size))
     .option('--batch-size <n>', 'images per step', String(d.batchSize))
     .option('--lr <x>', 'Adam learning rate', String(d.lr))
-    .option('--preference-lr <x>', 'learning rate of step 2 (the APM alone); default --lr')
     .option('--weight-decay <x>', 'Adam weight decay', String(d.weightDecay))
     .option('--schedule <kind>', 'learning-rate schedule: constant, poly or cosine', d.schedule)
-    .option('--epochs <n>', 'shorthand: step-1 epochs (any other method: its epochs) = n, AVAP step-2 epochs = n/2')
-    .option('--variation-epochs <n>', 'epochs of step 1 (backbone + AVM), of joint training, or of any other method\'s single stage', String(d.variationEpochs))
-    .option('--preference-epochs <n>', 'epochs of step 2 (APM)', String(d.preferenceEpochs))
-    .option('--strategy <kind>', "'two-step' (the paper's) or 'joint' (Table V)", d.strategy)
-    .option('--joint-weights <list>', 'joint strategy: one loss weight per structure, then the APM weight, e.g. 0.2,0.2,0.6')
-    .option('--conditioning <kind>', "what the APM controller sees: 'both', 'code' or 'features' (Table IV)", d.conditioning)
-    .option('--calibration <kind>', "AVM calibrated map: 'expectation' (Σ c·p_c / M) or 'argmax' (argmax / M)", d.calibration)
-    .option('--encoder <name>', 'encoder: resnet34 (paper) or resnet18', d.encoder)
+    .option('--epochs <n>', "epochs of the method's main stage (AVAP: step 1, backbone + AVM)", String(d.epochs))
+    .option('--variation-epochs <n>', "the same as --epochs (the paper's name for AVAP's step 1)")
+    .option('--encoder <name>', `encoder: ${encoderNames().join(', ')} (the paper: resnet34)`, d.encoder)
     .option('--pretrained <file>', 'ImageNet encoder weights converted from torchvision to safetensors (nothing is downloaded)')
     .option('--seed <n>', 'seed for initialisation, data order, augmentation and held-out validation cases', String(d.seed))
     .option('--val-fraction <x>', 'fraction of the training cases held out for validation', String(d.valFraction))
     .option('--normalization <kind>', "'per-pixel' (paper), 'per-channel' or 'imagenet'", d.normalization)
     .option('--no-augment', 'disable flips, rotations, scaling and colour jitter')
     .option('--resume', 'continue the run in --out from its last completed epoch', false)
-    .option('--threads <n>', 'torch threads (default: all cores)')
-    .action(async (f: TrainFlags) => {
-      if (f.threads) (await import('../torch')).setNumThreads(parseIntFlag('--threads', f.threads, 1, 1024));
-      if (f.split && f.subset?.length) throw new UserError('--split and --subset cannot be combined');
-      const epochs = f.epochs !== undefined ? parseIntFlag('--epochs', f.epochs, 1) : undefined;
-      const summary = await train({
-        data: f.data, out: f.out, split: f.split, subsets: f.subset, method: f.method,
-        size: parseIntFlag('--size', f.size, 32, 4096), batchSize: parseIntFlag('--batch-size', f.batchSize, 1, 4096),
-        lr: parseFloatFlag('--lr', f.lr, 1e-12, 10),
-        preferenceLr: f.preferenceLr !== undefined ? parseFloatFlag('--preference-lr', f.preferenceLr, 1e-12, 10) : undefined,
-        weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
-        schedule: parseChoice('--schedule', f.schedule, ['constant', 'poly', 'cosine'] as const),
-        variationEpochs: epochs ?? parseIntFlag('--variation-epochs', f.variationEpochs, 0),
-        preferenceEpochs: epochs !== undefined ? Math.max(1, Math.round(epochs / 2)) : parseIntFlag('--preference-epochs', f.preferenceEpochs, 0),
-        strategy: parseChoice('--strategy', f.strategy, ['two-step', 'joint'] as const),
-        jointWeights: f.jointWeights ? parseNumberList('--joint-weights', f.jointWeights) : undefined,
-        conditioning: parseChoice('--conditioning', f.conditioning, ['both', 'code', 'features'] as const),
-        calibration: parseChoice('--calibration', f.calibration, ['expectation', 'argmax'] as const),
-        encoder: parseChoice('--encoder', f.encoder, ['resnet34', 'resnet18'] as const), featureChannels: TRAIN_DEFAULTS.featureChannels,
-        pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
-        valFraction: parseFloatFlag('--val-fraction', f.valFraction, 0, 1),
-        normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
-        augment: f.augment, resume: f.resume,
-      });
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    .option('--threads <n>', 'torch threads (default: all cores)');
+  // Every method's own options; the one --method names may be given, the others are an error.
+  const methodFlags = methodDescriptors().flatMap((descriptor) => (descriptor.options ?? []).map((option) => {
+    const flag = new Option(`${option.flag} ${PLACEHOLDER[option.value.type]}`, helpOf(option));
+    command.addOption(flag);
+    return { descriptor, option, attribute: flag.attributeName() };
+  }));
+  command.action(async (f: TrainFlags) => {
+    if (f.threads) (await import('../torch')).setNumThreads(parseIntFlag('--threads', f.threads, 1, 1024));
+    if (f.split && f.subset?.length) throw new UserError('--split and --subset cannot be combined');
+    const { descriptor } = resolveMethod(f.method);
+    const methodOptions: Record<string, unknown> = {};
+    for (const m of methodFlags) {
+      const raw = f[m.attribute];
+      if (raw === undefined) continue;
+      if (m.descriptor !== descriptor) throw new UserError(`${m.option.flag} is an option of --method ${m.descriptor.variants?.usage ?? m.descriptor.name}, not of ${f.method}`);
+      methodOptions[m.option.key] = parseOptionText(m.option, raw as string);
+    }
+    const summary = await train({
+      data: f.data, out: f.out, split: f.split, subsets: f.subset, method: f.method,
+      size: parseIntFlag('--size', f.size, 32, 4096), batchSize: parseIntFlag('--batch-size', f.batchSize, 1, 4096),
+      lr: parseFloatFlag('--lr', f.lr, 1e-12, 10),
+      weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
+      schedule: parseChoice('--schedule', f.schedule, ['constant', 'poly', 'cosine'] as const),
+      epochs: epochsOf(f, command.getOptionValueSource('epochs') === 'cli'),
+      encoder: parseChoice('--encoder', f.encoder, encoderNames()), featureChannels: TRAIN_DEFAULTS.featureChannels,
+      pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
+      valFraction: parseFloatFlag('--val-fraction', f.valFraction, 0, 1),
+      normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
+      augment: f.augment, resume: f.resume, methodOptions,
     });
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  });
+}
+
+/** --epochs, or its alias --variation-epochs; both at once must agree. */
+function epochsOf(f: TrainFlags, epochsGiven: boolean): number {
+  const epochs = parseIntFlag('--epochs', f.epochs, 0);
+  if (f.variationEpochs === undefined) return epochs;
+  const variation = parseIntFlag('--variation-epochs', f.variationEpochs, 0);
+  if (epochsGiven && variation !== epochs) throw new UserError(`--variation-epochs ${variation} and --epochs ${epochs} disagree (they name the same thing)`);
+  return variation;
 }

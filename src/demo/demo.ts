@@ -12,7 +12,8 @@ import { hardDice } from '../metrics/dice';
 import { averageDice, meanVotingDice } from '../metrics/multiAnnotator';
 import { nanMean } from '../metrics/accumulator';
 import { evaluateModel } from '../predict/evaluateModel';
-import { TRAIN_DEFAULTS, train } from '../train/trainer';
+import { train } from '../train/trainer';
+import { perStructure } from '../util/format';
 import { writeFigure, FigureRow } from './figure';
 
 export interface DemoProfile {
@@ -72,8 +73,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
   print(`[2/3] training AVAP (${p.encoder} U-Net; step 1: ${p.variationEpochs} epochs backbone + AVM, step 2: ${p.preferenceEpochs} epochs APM)`);
   await train({
-    ...TRAIN_DEFAULTS, data: dataDir, out: runDir, split: 'train', size: p.size, batchSize: p.batchSize, lr: p.lr, preferenceLr: p.preferenceLr,
-    variationEpochs: p.variationEpochs, preferenceEpochs: p.preferenceEpochs, encoder: p.encoder, seed, resume: false, print,
+    data: dataDir, out: runDir, method: 'avap', split: 'train', size: p.size, batchSize: p.batchSize, lr: p.lr,
+    epochs: p.variationEpochs, methodOptions: { preferenceEpochs: p.preferenceEpochs, preferenceLr: p.preferenceLr }, encoder: p.encoder, seed, resume: false, print,
     // One simulated annotator shifts the cup up and to the right: flips and rotations would turn that
     // consistent style into noise, so the demo trains without geometric augmentation.
     augment: false,
@@ -87,18 +88,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const M = ds.annotators.length;
 
   // Baseline: the calibrated map as every annotator's prediction, scored like AVAP's Average.
-  const perStructure: number[][] = structures.map(() => []);
+  const calibratedAverage: number[][] = structures.map(() => []);
   const figureRows: FigureRow[] = [];
   for (const [i, c] of cases.entries()) {
     const ann = await readAnnotations(ds, c);
     const pred = await readPredictionCase(path.join(evalDir, 'predictions'), c.id, structures, M);
     structures.forEach((_, s) => {
       const annotations = ann.masks[s].map((mask, k) => (ann.available[k] ? mask : null));
-      perStructure[s].push(averageDice(Array(M).fill(pred.mean[s]), annotations).average);
+      calibratedAverage[s].push(averageDice(Array(M).fill(pred.mean[s]), annotations).average);
     });
     if (i < 2) figureRows.push(await figureRow(c.id, c.image, pred, ann, structures));
   }
-  const baseline = Object.fromEntries(structures.map((s, i) => [s, nanMean(perStructure[i])]));
+  const baseline = Object.fromEntries(structures.map((s, i) => [s, nanMean(calibratedAverage[i])]));
   // "Closest": in the cross table (Table I), row k — the prediction for annotator k scored against every
   // annotator's annotation, averaged over the test cases — peaks at column k.
   const identified = Object.fromEntries(structures.map((s) => {
@@ -107,9 +108,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     return [s, { count, of: cross.length }];
   }));
 
-  const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : (100 * x).toFixed(2));
-  const pair = (r: Record<string, number | null>) => structures.map((s) => pct(r[s])).join(', ');
-  const cols = Array.from({ length: M }, (_, k) => `A${k + 1} ${structures.map((s) => pct(summary.per_annotator[s][k])).join(', ')}`);
+  const pair = (r: Record<string, number | null>) => perStructure(structures, (s) => r[s]);
+  const cols = Array.from({ length: M }, (_, k) => `A${k + 1} ${perStructure(structures, (s) => summary.per_annotator[s][k])}`);
   const line = `AVAP (synthetic, ${cases.length} test cases, soft Dice % ${structures.join(', ')}): ${cols.join(' | ')} | Average ${pair(summary.average)} | Mean Voting ${pair(summary.mean_voting)}`;
   const result: DemoResult = {
     profile: profileName,
@@ -143,12 +143,11 @@ async function figureRow(caseId: string, imageFile: string, pred: Awaited<Return
 }
 
 function demoReport(r: DemoResult, summary: EvaluationSummary, structures: string[]): string {
-  const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : (100 * x).toFixed(2));
-  const pair = (rec: Record<string, number | null>) => structures.map((s) => pct(rec[s])).join(', ');
+  const pair = (rec: Record<string, number | null>) => perStructure(structures, (s) => rec[s]);
   const M = summary.annotators.length;
   const head = `| Method | ${Array.from({ length: M }, (_, k) => `A${k + 1}`).join(' | ')} | Average | Mean Voting |`;
   const rule = `|${'---|'.repeat(M + 3)}`;
-  const avap = `| AVAP | ${Array.from({ length: M }, (_, k) => structures.map((s) => pct(summary.per_annotator[s][k])).join(', ')).join(' | ')} | ${pair(summary.average)} | ${pair(summary.mean_voting)} |`;
+  const avap = `| AVAP | ${Array.from({ length: M }, (_, k) => perStructure(structures, (s) => summary.per_annotator[s][k])).join(' | ')} | ${pair(summary.average)} | ${pair(summary.mean_voting)} |`;
   const calibrated = `| calibrated map for every annotator | ${Array(M).fill('').join(' | ')} | ${pair(r.calibrated_for_every_annotator.average)} | ${pair(summary.mean_voting)} |`;
   return [
     `# avap demo (${r.profile} profile)`, '',

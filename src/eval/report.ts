@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
+import { fixed, percent, perStructure } from '../util/format';
 import type { EvaluationSummary } from './evaluate';
 
 /**
@@ -58,23 +59,13 @@ export function perCaseCsv(summary: EvaluationSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
-const DASH = '–';
-
-function pct(x: number | null | undefined): string {
-  return x === null || x === undefined ? DASH : (x * 100).toFixed(2);
-}
-
-function plain(x: number | null | undefined, digits = 4): string {
-  return x === null || x === undefined ? DASH : x.toFixed(digits);
-}
-
 function mdEscape(s: string): string {
   return s.replace(/\|/g, '\\|');
 }
 
 /** A 'disc, cup' cell: one value per structure, in the dataset's order. */
-function pair(summary: EvaluationSummary, value: (structure: string) => number | null | undefined, fmt: (x: number | null | undefined) => string = pct): string {
-  return summary.structures.map((s) => fmt(value(s))).join(', ');
+function pair(summary: EvaluationSummary, value: (structure: string) => number | null | undefined, fmt: (x: number | null | undefined) => string = percent): string {
+  return perStructure(summary.structures, value, fmt);
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -127,8 +118,8 @@ export function reportMarkdown(summary: EvaluationSummary): string {
     table(
       ['Measure', 'Value'],
       [
-        ['Generalised energy distance (d = 1 − IoU, binarised at 0.5; lower is better)', pair(summary, (s) => summary.ged[s], (x) => plain(x))],
-        [`Expected calibration error of the calibrated map vs the mean vote (${summary.ece_bins} bins; lower is better)`, pair(summary, (s) => summary.ece[s], (x) => plain(x))],
+        ['Generalised energy distance (d = 1 − IoU, binarised at 0.5; lower is better)', pair(summary, (s) => summary.ged[s], (x) => fixed(x))],
+        [`Expected calibration error of the calibrated map vs the mean vote (${summary.ece_bins} bins; lower is better)`, pair(summary, (s) => summary.ece[s], (x) => fixed(x))],
         ['Identifiability (%): prediction for k closest to annotation k', pair(summary, (s) => summary.identifiability[s])],
         [`Hard Dice (%) of the calibrated map vs the mean vote at ${summary.binary_threshold}`, pair(summary, (s) => summary.hard_dice[s])],
         [`IoU (%) of the calibrated map vs the mean vote at ${summary.binary_threshold}`, pair(summary, (s) => summary.iou[s])],

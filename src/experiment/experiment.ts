@@ -15,23 +15,28 @@ import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluationSummary } from '../eval/evaluate';
 import { SUMMARY_FILE } from '../eval/report';
 import { evaluateModel } from '../predict/evaluateModel';
+import { AnyMethodDescriptor, optionsFor } from '../methods/descriptor';
+import { defaultMethods, methodDescriptors, resolveMethod } from '../methods/registry';
+import { checkInputSize } from '../models/encoders/registry';
+import { describeTrainEvent } from '../train/events';
 import { RunDir } from '../train/run';
-import { TRAIN_DEFAULTS, TrainOptions, TrainSummary, train } from '../train/trainer';
-import { AblationRun, DEFAULT_METHODS, PlannedRun, planAblations, planMethods } from './plan';
+import { TrainOptions, TrainSummary, train } from '../train/trainer';
+import { percent, perStructure, plural } from '../util/format';
+import { AblationPlannedRun, PlanContext, PlannedRun, planAblations, planMethods } from './plan';
 import { EXPERIMENT_PROFILES, ExperimentProfile } from './profiles';
 import { ExperimentProgress, formatDuration } from './progress';
-import { TableRow, averageMeanTable, conditioningTable, table2 } from './tables';
+import { TableRow, table2 } from './tables';
 
 export interface ExperimentOptions {
   data: string;
   out: string;
-  /** Method names (`single` = single:1..single:M); default DEFAULT_METHODS. */
+  /** Method names (`single` = single:1..single:M); default every registered method. */
   methods?: string[];
   profile: keyof typeof EXPERIMENT_PROFILES;
-  /** Overrides of the profile; `epochs` also sets AVAP's step 2, keeping the profile's ratio of the two steps. */
+  /** Overrides of the profile; `epochs` also scales the methods' further stages (AVAP's step 2), keeping the profile's ratio. */
   epochs?: number;
   size?: number;
-  encoder?: ExperimentProfile['encoder'];
+  encoder?: string;
   seed: number;
   ablations: boolean;
   /** The test cases: a split (default 'test') or subsets (e.g. RIGA's Magrabia). */
@@ -44,15 +49,17 @@ export interface ExperimentOptions {
   print?: (line: string) => void;
 }
 
-/** What OUT/experiment.json records; a rerun with different values would mix incomparable runs. */
-interface ExperimentSettings extends Omit<ExperimentProfile, 'encoder'> {
+/**
+ * What OUT/experiment.json records; a rerun with different values would mix incomparable runs. The
+ * profile's method options sit beside the shared settings (e.g. preferenceEpochs, preferenceLr).
+ */
+type ExperimentSettings = Omit<ExperimentProfile, 'methodOptions'> & {
   data: string;
   train: { split?: string; subsets?: string[] };
   test: { split?: string; subsets?: string[] };
-  encoder: string;
   seed: number;
   pretrained: string | null;
-}
+} & Record<string, unknown>;
 
 export interface MethodResult {
   id: string;
@@ -81,22 +88,25 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   const ds = await openDataset(opts.data);
   const { trainSelection, testSelection, testCases } = chooseCases(ds, opts);
   const settings = resolveSettings(opts, trainSelection, testSelection);
-  const M = ds.annotators.length;
-  const budget = { epochs: settings.epochs, preferenceEpochs: settings.preferenceEpochs };
-  const runs = planMethods(opts.methods ?? DEFAULT_METHODS, M, budget);
-  const ablations = opts.ablations ? planAblations(ds.structures.length, budget, settings.pretrained !== null) : [];
-  // The ablation tables compare against the default AVAP, so it must be trained too.
-  if (opts.ablations && !runs.some((r) => r.id === 'avap')) runs.push(...planMethods(['avap'], M, budget));
+  const context: PlanContext = {
+    structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
+    encoder: settings.encoder, epochs: settings.epochs, options: settings,
+  };
+  let runs = planMethods(opts.methods ?? defaultMethods(), context);
+  const ablations = opts.ablations ? planAblations(context, settings.pretrained !== null) : [];
+  // An ablation table compares against its method's default run, so that is trained too.
+  const studies = [...new Set(ablations.map((a) => a.study))];
+  if (studies.some((m) => !runs.some((r) => r.id === m))) runs = planMethods([...runs.map((r) => r.id), ...studies], context);
   checkSettings(out, settings);
   const all: PlannedRun[] = [...runs, ...ablations];
 
   const progress = new ExperimentProgress(all.reduce((n, r) => n + sum(r.stageEpochs), 0));
   for (const r of all) progress.skip(epochsAlreadyDone(out, r));
-  print(`experiment: ${all.length} run${all.length === 1 ? '' : 's'} (${all.map((r) => r.id).join(', ')}), ${ds.name}: `
+  print(`experiment: ${plural(all.length, 'run')} (${all.map((r) => r.id).join(', ')}), ${ds.name}: `
     + `${testCases.length} test cases (${describeSelection(testSelection)}), ${settings.size}², ${settings.encoder}, ${settings.epochs} epochs; ${progress.describe()}`);
 
   const results = new Map<string, MethodResult & { summary: EvaluationSummary }>();
-  const publish = () => writeOutputs(out, ds, testCases.length, settings, runs, ablations as AblationRun[], results, started);
+  const publish = () => writeOutputs(out, ds, testCases.length, settings, runs, ablations, results, started);
   for (const [i, run] of all.entries()) {
     const tag = `[${i + 1}/${all.length} ${run.id}]`;
     const runDir = path.join(out, 'runs', run.folder);
@@ -156,15 +166,21 @@ function resolveSettings(opts: ExperimentOptions, train: ExperimentSettings['tra
   const profile = EXPERIMENT_PROFILES[opts.profile];
   if (!profile) throw new UserError(`--profile must be one of ${Object.keys(EXPERIMENT_PROFILES).join(', ')}, got '${opts.profile}'`);
   const size = opts.size ?? profile.size;
-  if (size % 32 !== 0) throw new UserError(`--size must be a multiple of 32 (the encoder downsamples 32×), got ${size}`);
+  const encoder = opts.encoder ?? profile.encoder;
+  checkInputSize('--size', size, encoder);
   if (opts.pretrained && !fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
   return {
-    data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, preferenceLr: profile.preferenceLr, weightDecay: profile.weightDecay,
-    epochs: opts.epochs ?? profile.epochs,
-    // --epochs keeps the profile's ratio of AVAP's two steps.
-    preferenceEpochs: opts.epochs !== undefined ? Math.max(1, Math.round((opts.epochs * profile.preferenceEpochs) / profile.epochs)) : profile.preferenceEpochs,
-    encoder: opts.encoder ?? profile.encoder, seed: opts.seed, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
+    data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, weightDecay: profile.weightDecay,
+    epochs: opts.epochs ?? profile.epochs, encoder, seed: opts.seed, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
+    ...scaledOptions(profile, opts.epochs),
   };
+}
+
+/** The profile's method options; with --epochs, the epochs of the methods' further stages keep their ratio to the main stage. */
+function scaledOptions(profile: ExperimentProfile, epochs: number | undefined): Record<string, unknown> {
+  const stageEpochs = new Set(methodDescriptors().flatMap((d) => (d.options ?? []).filter((o) => o.stageEpochs).map((o) => o.key)));
+  return Object.fromEntries(Object.entries(profile.methodOptions).map(([key, value]) => [key,
+    epochs !== undefined && stageEpochs.has(key) ? Math.max(1, Math.round((epochs * (value as number)) / profile.epochs)) : value]));
 }
 
 /** Writes OUT/experiment.json the first time; later, refuses settings that differ from it. */
@@ -189,18 +205,19 @@ function checkSettings(out: string, settings: ExperimentSettings): void {
 async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: ExperimentSettings, selection: ExperimentSettings['train'],
   progress: ExperimentProgress, print: (line: string) => void): Promise<TrainSummary | null> {
   if (fs.existsSync(path.join(runDir, 'summary.json'))) return null;
-  const resume = new RunDir(runDir).exists();
+  const { descriptor } = resolveMethod(run.method);
   const options: TrainOptions = {
-    ...TRAIN_DEFAULTS, data, out: runDir, ...selection, method: run.method,
-    size: s.size, batchSize: s.batchSize, lr: s.lr, preferenceLr: s.preferenceLr, weightDecay: s.weightDecay, variationEpochs: s.epochs, preferenceEpochs: s.preferenceEpochs,
-    encoder: s.encoder, seed: s.seed, pretrained: s.pretrained ?? undefined, resume, progress: false,
-    ...run.overrides,
-    print: (line) => {
-      // The trainer reports each finished epoch as "<stage> epoch e/n: …".
-      if (/^\S+ epoch \d+\/\d+:/.test(line)) {
+    data, out: runDir, ...selection, method: run.method,
+    size: s.size, batchSize: s.batchSize, lr: s.lr, weightDecay: s.weightDecay, epochs: run.overrides.epochs ?? s.epochs,
+    encoder: s.encoder, seed: s.seed, pretrained: 'pretrained' in run.overrides ? undefined : s.pretrained ?? undefined,
+    methodOptions: { ...optionsFor(descriptor, s), ...run.overrides.methodOptions },
+    resume: new RunDir(runDir).exists(),
+    onEvent: (e) => {
+      const line = describeTrainEvent(e);
+      if (e.type === 'epoch') {
         progress.epochTrained();
         print(`${line} | ${progress.describe()}`);
-      } else {
+      } else if (line !== null) {
         print(line);
       }
     },
@@ -233,33 +250,24 @@ function readTrainSeconds(runDir: string): number | null {
 }
 
 /** table2.md, the ablation tables and summary.json from the results so far (rewritten after every run). */
-function writeOutputs(out: string, ds: Dataset, testCases: number, settings: ExperimentSettings, runs: PlannedRun[], ablations: AblationRun[],
+function writeOutputs(out: string, ds: Dataset, testCases: number, settings: ExperimentSettings, runs: PlannedRun[], ablations: AblationPlannedRun[],
   results: Map<string, MethodResult & { summary: EvaluationSummary }>, started: number): { table: string } {
   const rowsOf = (list: PlannedRun[]): TableRow[] => list.filter((r) => results.has(r.id)).map((r) => ({ label: r.label, summary: results.get(r.id)!.summary }));
   const structures = ds.structures.map((s) => s.name).join(', ');
+  const notes = descriptorsOf(runs).flatMap((d) => (d.describeSettings ? [d.describeSettings(optionsFor(d, settings))] : []));
   const setup = `${ds.name}, ${testCases} test cases (${describeSelection(settings.test)}), trained on ${describeSelection(settings.train)} at ${settings.size}² with ${settings.encoder}, `
-    + `batch ${settings.batchSize}, lr ${settings.lr}, ${settings.epochs} epochs (AVAP step 2: ${settings.preferenceEpochs} at lr ${settings.preferenceLr}), seed ${settings.seed}`;
+    + `batch ${settings.batchSize}, lr ${settings.lr}, ${settings.epochs} epochs${notes.length ? ` (${notes.join('; ')})` : ''}, seed ${settings.seed}`;
   const table = table2(rowsOf(runs), `# Table II — soft Dice (%) as '${structures}'\n\n${setup}. Columns A1..A${ds.annotators.length}: each method's prediction for that annotator against that annotator's masks; Average: their mean; Mean Voting: the calibrated map against the mean vote. Methods without per-annotator outputs give their one map to every annotator.`);
   writeFileAtomic(path.join(out, 'table2.md'), table);
 
   const files: Record<string, string> = {};
-  if (ablations.length > 0) {
-    const avap = runs.find((r) => r.id === 'avap')!;
-    const row = (r: PlannedRun, label = r.label): TableRow[] => (results.has(r.id) ? [{ label, summary: results.get(r.id)!.summary }] : []);
-    const byTable = (t: AblationRun['table']) => ablations.filter((a) => a.table === t);
-    const pretrained = settings.pretrained !== null;
-    files['table3.md'] = averageMeanTable(
-      [...byTable('III').flatMap((r) => row(r)), ...row(avap, pretrained ? 'AVAP w ImageNet pre-training' : 'AVAP w/o ImageNet pre-training')],
-      `# Table III — effect of ImageNet pre-training (soft Dice %, '${structures}')`, 'Model',
-      pretrained ? undefined : 'Only the row without pre-training: pass --pretrained FILE (torchvision ResNet weights converted to safetensors) for the other.');
-    const cond = (r: PlannedRun, code: boolean, features: boolean) => row(r).map((x) => ({ ...x, code, features }));
-    const [codeOnly, featuresOnly] = byTable('IV');
-    files['table4.md'] = conditioningTable([...cond(codeOnly, true, false), ...cond(featuresOnly, false, true), ...cond(avap, true, true)],
-      `# Table IV — what the APM controller is conditioned on (soft Dice %, '${structures}')`);
-    files['table5.md'] = averageMeanTable([...byTable('V').flatMap((r) => row(r)), ...row(avap, 'Our (two-step)')],
-      `# Table V — training strategy (soft Dice %, '${structures}'); joint rows weight the AVM branches, then the APM`, 'Methods');
-    for (const [name, text] of Object.entries(files)) writeFileAtomic(path.join(out, name), text);
+  for (const d of descriptorsOf(ablations)) {
+    Object.assign(files, d.ablations!.tables({
+      summary: (id) => results.get(id)?.summary, runs: ablations.filter((a) => a.study === d.name), baseId: d.name,
+      structures, pretrained: settings.pretrained !== null,
+    }));
   }
+  for (const [name, text] of Object.entries(files)) writeFileAtomic(path.join(out, name), text);
 
   const list = (l: PlannedRun[]) => l.filter((r) => results.has(r.id)).map((r) => withoutSummary(results.get(r.id)!));
   const summary = {
@@ -269,6 +277,12 @@ function writeOutputs(out: string, ds: Dataset, testCases: number, settings: Exp
   };
   writeFileAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return { table };
+}
+
+/** The registered methods the runs belong to, in registry order. */
+function descriptorsOf(runs: PlannedRun[]): AnyMethodDescriptor[] {
+  const used = new Set(runs.map((r) => resolveMethod(r.method).descriptor));
+  return methodDescriptors().filter((d) => used.has(d));
 }
 
 /** A result as summary.json lists it: the scores, not the whole evaluation. */
@@ -282,7 +296,7 @@ function describeSelection(sel: { split?: string; subsets?: string[] }): string 
 }
 
 function pair(s: EvaluationSummary, rec: Record<string, number | null>): string {
-  return s.structures.map((k) => (rec[k] === null || rec[k] === undefined ? '–' : (100 * rec[k]!).toFixed(2))).join(', ');
+  return perStructure(s.structures, (k) => rec[k], percent);
 }
 
 function sum(xs: number[]): number {

@@ -1,9 +1,8 @@
-// Which runs an experiment trains: one per row of Table II (M1..MM expanded from `single`), plus, with
-// --ablations, the AVAP variants of Tables III (pre-training), IV (controller conditioning) and V
-// (training strategy). A run is a method name for the trainer plus the options it changes.
-import { UserError } from '../errors';
-import { METHODS, singleAnnotatorOf } from '../methods/registry';
-import { TrainOptions } from '../train/trainer';
+// Which runs an experiment trains: one per row of Table II (a family such as `single` expanded to
+// M1..MM), plus, with --ablations, each method's ablation study. Everything about a method — its label,
+// its stages, its options — comes from its descriptor.
+import { AblationRun, AnyMethodDescriptor, MethodContext, optionsFor, resolveOptions } from '../methods/descriptor';
+import { expandMethods, methodDescriptors, methodIdentity, resolveMethod } from '../methods/registry';
 
 export interface PlannedRun {
   /** Unique within the experiment: 'single:2', 'mv-unet', 'avap', 'avap@code', … */
@@ -14,75 +13,58 @@ export interface PlannedRun {
   label: string;
   /** `--method` for the trainer. */
   method: string;
-  /** Training options this run sets on top of the experiment's. */
-  overrides: Partial<TrainOptions>;
+  /** Training settings this run sets on top of the experiment's. */
+  overrides: AblationRun['overrides'];
   /** Epochs of each training stage, for progress and ETA. */
   stageEpochs: number[];
 }
 
-/** The rows of Table II, in the paper's order; `single` expands to single:1..single:M. */
-export const DEFAULT_METHODS = ['single', 'mh-unet', 'mv-unet', 'ls-unet', 'cm-net', 'mr-net', 'padl', 'avap'];
+export interface AblationPlannedRun extends PlannedRun {
+  /** The table of its method's study it belongs to ('III', 'IV', …). */
+  table: string;
+  /** The method whose study it is. */
+  study: string;
+}
 
-const LABELS: Record<string, string> = {
-  'mh-unet': 'MH-UNet', 'mv-unet': 'MV-UNet', 'ls-unet': 'LS-UNet', 'cm-net': 'CM-Net', 'mr-net': 'MR-Net', padl: 'PADL', avap: 'AVAP',
-};
+/** What a plan is made for: the dataset's shape, the shared settings, and every method option the experiment sets. */
+export interface PlanContext extends MethodContext {
+  options: Record<string, unknown>;
+}
 
-export interface Budget {
-  epochs: number;
-  preferenceEpochs: number;
+/** The stages a run would train, from the config it would write. */
+function stageEpochs(descriptor: AnyMethodDescriptor, fixed: Record<string, unknown>, context: PlanContext, overrides: PlannedRun['overrides']): number[] {
+  const options = { ...optionsFor(descriptor, context.options), ...overrides.methodOptions };
+  const config = descriptor.configure({ ...context, epochs: overrides.epochs ?? context.epochs }, { ...resolveOptions(descriptor, options), ...fixed });
+  return descriptor.plan(config).map((s) => s.epochs);
 }
 
 /**
- * `--methods` names → runs in the paper's row order (M1..MM, MH-UNet, …, AVAP) whatever the order given,
- * validated against the dataset's M (unknown names are a UserError).
+ * `--methods` names → runs in Table II's row order (the registry's, a family by member) whatever the
+ * order given, validated against the dataset's M (unknown names are a UserError).
  */
-export function planMethods(names: string[], annotators: number, budget: Budget): PlannedRun[] {
+export function planMethods(names: string[], context: PlanContext): PlannedRun[] {
+  const M = context.annotators.length;
   const runs: PlannedRun[] = [];
-  for (const name of names) {
-    const expanded = name === 'single' ? Array.from({ length: annotators }, (_, k) => `single:${k + 1}`) : [name];
-    for (const id of expanded) {
-      const k = singleAnnotatorOf(id, annotators, '--methods');
-      if (k === null && !(id in METHODS)) throw new UserError(`--methods: unknown method '${id}' (known: single, ${Object.keys(METHODS).join(', ')})`);
-      if (runs.some((r) => r.id === id)) continue;
-      runs.push({
-        id, folder: id.replace(':', '-'), label: k !== null ? `M${k}` : LABELS[id], method: id, overrides: {},
-        stageEpochs: id === 'avap' ? [budget.epochs, budget.preferenceEpochs] : [budget.epochs],
-      });
-    }
+  const rank = new Map<string, number>();
+  for (const id of expandMethods(names, M)) {
+    const { descriptor, fixed } = resolveMethod(id, M, '--methods');
+    if (runs.some((r) => r.id === id)) continue;
+    const options = { ...resolveOptions(descriptor, optionsFor(descriptor, context.options)), ...fixed };
+    const config = descriptor.configure(context, options);
+    const member = descriptor.variants ? descriptor.variants.expand(M).indexOf(id) : 0;
+    runs.push({ id, folder: id.replace(':', '-'), label: methodIdentity(config).label, method: id, overrides: {}, stageEpochs: descriptor.plan(config).map((s) => s.epochs) });
+    rank.set(id, methodDescriptors().indexOf(descriptor) * 1e6 + member);
   }
-  const rank = (r: PlannedRun) => {
-    const k = singleAnnotatorOf(r.id);
-    return k !== null ? k / 1000 : 1 + DEFAULT_METHODS.indexOf(r.id);
-  };
-  return runs.sort((a, b) => rank(a) - rank(b));
+  return runs.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
 }
 
-export interface AblationRun extends PlannedRun {
-  table: 'III' | 'IV' | 'V';
-}
-
-/**
- * The AVAP variants of Tables III–V. Each table also lists the default AVAP row, so it is not repeated
- * here. Table III's other row needs encoder weights: without --pretrained the default AVAP is the
- * "w/o" row and the "w" row is left out; with it, the default AVAP is "w" and a scratch variant is added.
- * Joint training (Table V) gets the two-step budget in one stage (epochs + preference epochs).
- */
-export function planAblations(structures: number, budget: Budget, pretrained: boolean): AblationRun[] {
-  const two = [budget.epochs, budget.preferenceEpochs];
-  const variant = (table: AblationRun['table'], id: string, label: string, overrides: Partial<TrainOptions>, stageEpochs = two): AblationRun =>
-    ({ table, id: `avap@${id}`, folder: `avap-${id}`, label, method: 'avap', overrides, stageEpochs });
-  const jointEpochs = budget.epochs + budget.preferenceEpochs;
-  const joint = (id: string, label: string, avmShare: number) => {
-    const weights = [...Array(structures).fill(avmShare / structures), 1 - avmShare].map((w) => Math.round(w * 1e6) / 1e6);
-    return variant('V', id, label, { strategy: 'joint', jointWeights: weights, variationEpochs: jointEpochs, preferenceEpochs: 0 }, [jointEpochs]);
-  };
-  const fmt = (share: number) => [...Array(structures).fill(share / structures), 1 - share].map((w) => +w.toFixed(3)).join(', ');
-  return [
-    ...(pretrained ? [variant('III', 'scratch', 'AVAP w/o ImageNet pre-training', { pretrained: undefined })] : []),
-    variant('IV', 'code', 'task coding only', { conditioning: 'code' }),
-    variant('IV', 'features', 'feature coding only', { conditioning: 'features' }),
-    joint('joint-average', 'Average weight', structures / (structures + 1)),
-    joint('joint-apm-heavy', `Weight (${fmt(0.4)})`, 0.4),
-    joint('joint-avm-heavy', `Weight (${fmt(0.8)})`, 0.8),
-  ];
+/** The ablation runs of every method that has an ablation study (the paper: AVAP's Tables III–V). */
+export function planAblations(context: PlanContext, pretrained: boolean): AblationPlannedRun[] {
+  return methodDescriptors().filter((d) => d.ablations).flatMap((d) => {
+    const ctx = { structures: context.structures.length, epochs: context.epochs, options: optionsFor(d, context.options), pretrained };
+    return d.ablations!.plan(ctx).map((a): AblationPlannedRun => ({
+      id: a.id, folder: a.folder, label: a.label, method: d.name, overrides: a.overrides, table: a.table, study: d.name,
+      stageEpochs: stageEpochs(d, {}, context, a.overrides),
+    }));
+  });
 }

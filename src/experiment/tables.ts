@@ -1,13 +1,12 @@
 // The experiment's Markdown tables, laid out like the paper's: soft Dice in percent as
 // 'disc, cup' pairs (one number per structure), the best value of each column and structure in bold.
 import { EvaluationSummary } from '../eval/evaluate';
+import { percent } from '../util/format';
 
 export interface TableRow {
   label: string;
   summary: EvaluationSummary;
 }
-
-const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : (100 * x).toFixed(2));
 
 /** A column of the table: one value per structure for each row. */
 type Column = { title: string; values: (row: TableRow) => (number | null)[] };
@@ -19,7 +18,7 @@ function render(rows: TableRow[], structures: string[], columns: Column[], leadi
   const rule = `|${'---|'.repeat(leading.length + columns.length)}`;
   const body = rows.map((r) => {
     const cells = columns.map((c, ci) => c.values(r).map((v, s) => {
-      const text = pct(v);
+      const text = percent(v);
       return rows.length > 1 && v !== null && v === best[ci][s] ? `**${text}**` : text;
     }).join(', '));
     return `| ${[...leading.map((l) => l.cell(r)), ...cells].join(' | ')} |`;

@@ -1,10 +1,16 @@
 // AVAP as a trainable method: the two-step strategy of section III-E (step 1 backbone + AVM, step 2 the
 // APM alone with a random annotator per sample), or the joint weighted loss of Table V.
+import { z } from 'zod';
+import { UserError } from '../errors';
 import { AVAP, AvapConfig } from '../models/avap';
-import { Tensor, tensor, tidy } from '../torch';
+import { Tensor, tidy } from '../torch';
 import { preferenceLoss, variationLoss } from '../train/losses';
 import { Rng } from '../util/random';
-import { Method, Prediction, Stage, TrainingBatch } from './method';
+import { chosenRows, pickAnnotators, pickRows } from './annotators';
+import { avapAblations } from './avapAblations';
+import { backboneFor, backboneSchema } from './baseline';
+import { MethodDescriptor } from './descriptor';
+import { Method, MethodConfig, Prediction, Stage, StagePlan, TrainingBatch, ValidationPrediction } from './method';
 
 export interface AvapTraining {
   /** 'two-step' (the paper's) or 'joint' with one weighted loss (Table V). */
@@ -14,70 +20,167 @@ export interface AvapTraining {
   preferenceEpochs: number;
   /** Joint only: one weight per AVM branch (structure), then the APM's weight. */
   jointWeights?: number[];
+  /** Learning rate of step 2 (a tiny head on a frozen backbone converges faster with a larger one); default the run's. */
+  preferenceLr?: number;
 }
+
+export type AvapMethodConfig = MethodConfig & AvapConfig & { method: 'avap'; training: AvapTraining };
+
+/** AVAP's config: unchanged since the first runs were written, so they still load. */
+const schema = z.object({
+  method: z.literal('avap'),
+  structures: z.array(z.string()).min(1),
+  annotators: z.array(z.string()).min(1),
+  backbone: backboneSchema,
+  avm: z.object({ hidden: z.number().int().positive(), calibration: z.enum(['expectation', 'argmax']) }),
+  apm: z.object({ hidden: z.number().int().positive(), conditioning: z.enum(['both', 'code', 'features']) }),
+  training: z.object({
+    strategy: z.enum(['two-step', 'joint']),
+    variationEpochs: z.number().int().nonnegative(),
+    preferenceEpochs: z.number().int().nonnegative(),
+    jointWeights: z.array(z.number().nonnegative()).optional(),
+    preferenceLr: z.number().positive().optional(),
+  }),
+}).superRefine((c, ctx) => {
+  const K = c.structures.length;
+  if (c.training.jointWeights && c.training.jointWeights.length !== K + 1) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'jointWeights'], message: `expected ${K + 1} values (one per structure, then the APM), got ${c.training.jointWeights.length}` });
+  }
+});
+
+/** Hidden widths of the heads (the paper's AVM: 32, the APM's dynamic convolutions: 8, as DoDNet). */
+const AVM_HIDDEN = 32;
+const APM_HIDDEN = 8;
 
 export class AvapMethod implements Method {
   readonly name = 'avap';
   readonly model: AVAP;
 
-  constructor(readonly config: AvapConfig, readonly training: AvapTraining) {
-    this.model = new AVAP(config);
-    const K = config.structures.length;
-    if (training.strategy === 'joint' && training.jointWeights && training.jointWeights.length !== K + 1) {
-      throw new Error(`joint weights: expected ${K + 1} values (one per structure, then the APM), got ${training.jointWeights.length}`);
-    }
+  constructor(readonly config: AvapMethodConfig) {
+    const { method, training, ...model } = config;
+    void method;
+    void training;
+    this.model = new AVAP(model);
+  }
+
+  get encoder() {
+    return this.model.backbone.encoder;
+  }
+
+  get training(): AvapTraining {
+    return this.config.training;
   }
 
   stages(): Stage[] {
     const m = this.model;
     if (this.training.strategy === 'joint') {
-      return [{ name: 'joint', epochs: this.training.variationEpochs, trained: [m], frozen: [], select: 'both' }];
+      const [joint] = avap.plan(this.config);
+      return [{ ...joint, trained: [m], frozen: [], loss: (batch, rng) => this.jointLoss(batch, rng) }];
     }
+    const [variation, preference] = avap.plan(this.config);
     return [
-      { name: 'variation', epochs: this.training.variationEpochs, trained: [m.backbone, m.avm], frozen: [m.apm], select: 'mean_voting' },
-      { name: 'preference', epochs: this.training.preferenceEpochs, trained: [m.apm], frozen: [m.backbone, m.avm], select: 'average' },
+      { ...variation, trained: [m.backbone, m.avm], frozen: [m.apm], loss: (batch) => this.variationLoss(batch) },
+      { ...preference, trained: [m.apm], frozen: [m.backbone, m.avm], loss: (batch, rng) => this.preferenceLoss(batch, rng) },
     ];
   }
 
-  loss(stage: Stage, batch: TrainingBatch, rng: Rng): Tensor {
+  /** Step 1: the AVM of every structure against the agreement counts and the mean vote. */
+  private variationLoss(batch: TrainingBatch): Tensor {
+    return tidy(() => sum(this.variationTerms(this.model.forward(batch.images).variation, batch)));
+  }
+
+  /** Step 2: the APM, each sample for one of its annotators drawn at random. */
+  private preferenceLoss(batch: TrainingBatch, rng: Rng): Tensor {
     return tidy(() => {
-      const M = this.config.annotators.length;
-      const K = this.config.structures.length;
-      const wantPreference = stage.name !== 'variation';
-      const chosen = wantPreference ? pickAnnotators(batch, M, rng) : undefined;
-      const out = this.model.forward(batch.images, chosen?.map((k) => [k]));
-      const avmLosses = stage.name === 'preference' ? [] : out.variation.map((logits, s) =>
-        variationLoss(logits, batch.counts.select(1, s), batch.meanVotes.select(1, s), M));
-      let apmLoss: Tensor | null = null;
-      if (wantPreference) {
-        // Each sample's target: its chosen annotator's masks, gathered as [B, K, S, S].
-        const [B, , , S] = batch.annotatorMasks.shape;
-        const rows = tensor(BigInt64Array.from(chosen!, (k, b) => BigInt(b * M + k)), [B]);
-        const masks = batch.annotatorMasks.reshape([B * M, K, S, S]).indexSelect(0, rows);
-        apmLoss = preferenceLoss(out.preference!.squeeze(1), masks);
-      }
-      if (stage.name === 'variation') return sum(avmLosses);
-      if (stage.name === 'preference') return apmLoss!;
-      const w = this.training.jointWeights ?? Array(K + 1).fill(1 / (K + 1));
-      return sum([...avmLosses.map((l, s) => l.mul(w[s])), apmLoss!.mul(w[K])]);
+      const chosen = pickAnnotators(batch, this.config.annotators.length, rng);
+      const out = this.model.forward(batch.images, chosen.map((k) => [k]));
+      return this.preferenceTerm(out.preference!, batch, chosen);
     });
+  }
+
+  /** Table V: both heads at once, one weight per AVM branch and one for the APM. */
+  private jointLoss(batch: TrainingBatch, rng: Rng): Tensor {
+    return tidy(() => {
+      const K = this.config.structures.length;
+      const chosen = pickAnnotators(batch, this.config.annotators.length, rng);
+      const out = this.model.forward(batch.images, chosen.map((k) => [k]));
+      const avm = this.variationTerms(out.variation, batch);
+      const apm = this.preferenceTerm(out.preference!, batch, chosen);
+      const w = this.training.jointWeights ?? Array(K + 1).fill(1 / (K + 1));
+      return sum([...avm.map((l, s) => l.mul(w[s])), apm.mul(w[K])]);
+    });
+  }
+
+  private variationTerms(logits: Tensor[], batch: TrainingBatch): Tensor[] {
+    const M = this.config.annotators.length;
+    return logits.map((l, s) => variationLoss(l, batch.counts.select(1, s), batch.meanVotes.select(1, s), M));
+  }
+
+  /** Each sample's target is its chosen annotator's masks, gathered as [B, K, S, S]. */
+  private preferenceTerm(logits: Tensor, batch: TrainingBatch, chosen: number[]): Tensor {
+    const masks = pickRows(batch.annotatorMasks, chosenRows(chosen, this.config.annotators.length));
+    return preferenceLoss(logits.squeeze(1), masks);
   }
 
   predict(images: Tensor): Prediction {
     const { calibrated, annotators } = this.model.predict(images);
     return { mean: calibrated, annotators };
   }
-}
 
-/** A random available annotator per sample (section III-E: random annotator codes during APM training). */
-export function pickAnnotators(batch: TrainingBatch, M: number, rng: Rng): number[] {
-  return Array.from({ length: batch.size }, (_, b) => {
-    const available = [];
-    for (let m = 0; m < M; m++) if (batch.available[b * M + m]) available.push(m);
-    return available.length ? available[rng.int(available.length)] : rng.int(M);
-  });
+  /** Both calibration rules from one pass, so validation shows which one the data favours. */
+  predictForValidation(images: Tensor): ValidationPrediction {
+    const p = this.model.predictBothCalibrations(images);
+    const mean = this.config.avm.calibration === 'argmax' ? p.argmax : p.expectation;
+    return { mean, annotators: p.annotators, alternatives: { calibration: { expectation: p.expectation, argmax: p.argmax } } };
+  }
 }
 
 function sum(terms: Tensor[]): Tensor {
   return terms.reduce((a, b) => a.add(b));
 }
+
+export const avap: MethodDescriptor<AvapMethodConfig> = {
+  name: 'avap',
+  label: 'AVAP',
+  description: 'AVAP: ResNet34 U-Net + annotator variation (AVM) + annotator preference (APM) heads, two-step training',
+  schema: schema as unknown as z.ZodType<AvapMethodConfig, z.ZodTypeDef, unknown>,
+  options: [
+    { key: 'preferenceEpochs', flag: '--preference-epochs', description: 'AVAP: epochs of step 2 (the APM on the frozen backbone)', value: { type: 'int', min: 0 }, defaultText: 'half of --epochs', stageEpochs: true },
+    { key: 'preferenceLr', flag: '--preference-lr', description: 'AVAP: learning rate of step 2 (the APM alone)', value: { type: 'number', min: 1e-12, max: 10 }, defaultText: '--lr' },
+    { key: 'strategy', flag: '--strategy', description: "AVAP: 'two-step' (the paper's) or 'joint' (Table V)", value: { type: 'choice', choices: ['two-step', 'joint'] }, default: 'two-step' },
+    { key: 'jointWeights', flag: '--joint-weights', description: 'AVAP, joint strategy: one loss weight per structure, then the APM weight, e.g. 0.2,0.2,0.6', value: { type: 'numbers' } },
+    { key: 'conditioning', flag: '--conditioning', description: "AVAP: what the APM controller sees: 'both', 'code' or 'features' (Table IV)", value: { type: 'choice', choices: ['both', 'code', 'features'] }, default: 'both' },
+    { key: 'calibration', flag: '--calibration', description: "AVAP: the AVM's calibrated map, 'expectation' (Σ c·p_c / M) or 'argmax' (argmax / M)", value: { type: 'choice', choices: ['expectation', 'argmax'] }, default: 'expectation' },
+  ],
+  configure(context, o) {
+    const K = context.structures.length;
+    const jointWeights = o.jointWeights as number[] | undefined;
+    if (jointWeights && jointWeights.length !== K + 1) throw new UserError(`--joint-weights: expected ${K + 1} values (one per structure, then the APM), got ${jointWeights.length}`);
+    return {
+      method: 'avap',
+      structures: context.structures,
+      annotators: context.annotators,
+      backbone: backboneFor(context),
+      avm: { hidden: AVM_HIDDEN, calibration: o.calibration as AvapConfig['avm']['calibration'] },
+      apm: { hidden: APM_HIDDEN, conditioning: o.conditioning as AvapConfig['apm']['conditioning'] },
+      training: {
+        strategy: o.strategy as AvapTraining['strategy'],
+        variationEpochs: context.epochs,
+        preferenceEpochs: (o.preferenceEpochs as number | undefined) ?? Math.max(1, Math.round(context.epochs / 2)),
+        ...(jointWeights ? { jointWeights } : {}),
+        ...(o.preferenceLr !== undefined ? { preferenceLr: o.preferenceLr as number } : {}),
+      },
+    };
+  },
+  plan(config): StagePlan[] {
+    const t = config.training;
+    if (t.strategy === 'joint') return [{ name: 'joint', epochs: t.variationEpochs, select: 'both' }];
+    return [
+      { name: 'variation', epochs: t.variationEpochs, select: 'mean_voting' },
+      { name: 'preference', epochs: t.preferenceEpochs, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : {}) },
+    ];
+  },
+  build: (config) => new AvapMethod(config),
+  describeSettings: (o) => `AVAP step 2: ${o.preferenceEpochs} at lr ${o.preferenceLr}`,
+  ablations: avapAblations,
+};

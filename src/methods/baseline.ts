@@ -1,52 +1,77 @@
 // What the paper's comparison methods (Table II) share: the config fields every one of them has, one
-// training stage on the shared trainer, and the tensor plumbing for per-annotator targets.
-import { BackboneConfig } from '../models/backbone';
-import { Tensor, nn, tensor, tidy } from '../torch';
-import { Stage, TrainingBatch } from './method';
+// training stage on the whole model, and the predict of a method with one output map.
+import { z } from 'zod';
+import { BackboneConfig, DEFAULT_BACKBONE } from '../models/backbone';
+import { Encoder } from '../models/encoders/encoder';
+import { SegmentationUnet } from '../models/unet';
+import { F, Tensor, nn, noGrad, tidy } from '../torch';
+import { Rng } from '../util/random';
+import { broadcastToAnnotators } from './annotators';
+import { MethodContext } from './descriptor';
+import { Method, MethodConfig, Prediction, SelectionScore, Stage, StagePlan, TrainingBatch } from './method';
 
 /** Config fields common to every baseline (the AVAP config keeps its own, older shape). */
-export interface BaselineConfig {
-  structures: string[];
-  annotators: string[];
+export interface BaselineConfig extends MethodConfig {
   backbone: BackboneConfig;
-  /** Baselines train in one stage; `avap train --variation-epochs N` (or `--epochs N`) sets it. */
+  /** Baselines train in one stage of `epochs` epochs. */
   training: { epochs: number };
 }
 
-/** One stage training the whole model, the best epoch chosen by `select` on the validation cases. */
-export function singleStage(model: nn.Module, epochs: number, select: Stage['select']): Stage[] {
-  return [{ name: 'train', epochs, trained: [model], frozen: [], select }];
-}
+export const backboneSchema = z.object({ encoder: z.string(), inChannels: z.number().int().positive(), featureChannels: z.number().int().positive() });
 
-/**
- * A method with one output map gives it to every annotator ([B, K, H, W] → [B, M, K, H, W]), as the
- * paper's Table II scores MV-UNet, LS-UNet and M1–M6 against each annotator.
- */
-export function broadcastToAnnotators(map: Tensor, annotators: number): Tensor {
-  return tidy(() => {
-    const [B, K, H, W] = map.shape;
-    return map.unsqueeze(1).expand([B, annotators, K, H, W]).contiguous();
+/** The schema of a baseline's config: the common fields plus the method's own. */
+export function baselineSchema<T extends z.ZodRawShape>(method: string, own: T) {
+  return z.object({
+    method: z.literal(method),
+    structures: z.array(z.string()).min(1),
+    annotators: z.array(z.string()).min(1),
+    backbone: backboneSchema,
+    training: z.object({ epochs: z.number().int().nonnegative() }),
+    ...own,
   });
 }
 
-/** Flat indices b·M + m of the (image, annotator) pairs whose annotation exists; null when none does. */
-export function availableRows(batch: TrainingBatch, annotators: number, only?: number): Tensor | null {
-  const rows: bigint[] = [];
-  for (let b = 0; b < batch.size; b++) {
-    for (let m = 0; m < annotators; m++) {
-      if ((only === undefined || m === only) && batch.available[b * annotators + m]) rows.push(BigInt(b * annotators + m));
-    }
+export function backboneFor(context: MethodContext): BackboneConfig {
+  return { encoder: context.encoder ?? DEFAULT_BACKBONE.encoder, inChannels: context.inChannels, featureChannels: context.featureChannels ?? DEFAULT_BACKBONE.featureChannels };
+}
+
+/** A baseline's config: its name, its own fields, then the common ones (config.json's order). */
+export function baselineConfig<T extends object>(method: string, context: MethodContext, own: T = {} as T): BaselineConfig & T {
+  return { method, ...own, structures: context.structures, annotators: context.annotators, backbone: backboneFor(context), training: { epochs: context.epochs } };
+}
+
+/** One stage training the whole model, the best epoch chosen by `select` on the validation cases. */
+export function singleStage(config: BaselineConfig, select: SelectionScore): StagePlan[] {
+  return [{ name: 'train', epochs: config.training.epochs, select }];
+}
+
+/** A baseline trains its whole model in the one stage its descriptor plans, with `loss`. */
+export abstract class BaselineMethod<C extends BaselineConfig, M extends nn.Module> implements Method {
+  constructor(readonly config: C, readonly model: M, readonly encoder: Encoder | null, private readonly plan: StagePlan[]) {}
+
+  get name(): string {
+    return this.config.method;
   }
-  return rows.length ? tensor(BigInt64Array.from(rows), [rows.length]) : null;
+
+  stages(): Stage[] {
+    return this.plan.map((p) => ({ ...p, trained: [this.model], frozen: [], loss: (batch, rng) => this.loss(batch, rng) }));
+  }
+
+  abstract loss(batch: TrainingBatch, rng: Rng): Tensor;
+  abstract predict(images: Tensor): Prediction;
 }
 
-/** Picks rows of a per-annotator tensor [B, M, ...] by flat index: [R, ...]. */
-export function pickRows(perAnnotator: Tensor, rows: Tensor): Tensor {
-  const [B, M, ...rest] = perAnnotator.shape;
-  return perAnnotator.reshape([B * M, ...rest]).indexSelect(0, rows);
-}
+/** A Res-U-Net with one sigmoid map per structure, which stands for every annotator when scored (M_K, MV-UNet, LS-UNet). */
+export abstract class SingleMapMethod<C extends BaselineConfig> extends BaselineMethod<C, SegmentationUnet> {
+  constructor(config: C, plan: StagePlan[]) {
+    const model = new SegmentationUnet(config.backbone, config.structures.length);
+    super(config, model, model.backbone.encoder, plan);
+  }
 
-/** A zero that keeps the graph connected (for a batch without any usable target). */
-export function zeroLoss(output: Tensor): Tensor {
-  return output.sum().mul(0);
+  predict(images: Tensor): Prediction {
+    return noGrad(() => tidy(() => {
+      const mean = F.sigmoid(this.model.forward(images));
+      return { mean, annotators: broadcastToAnnotators(mean, this.config.annotators.length) };
+    }));
+  }
 }

@@ -10,8 +10,11 @@ import { UnetBackbone } from '../models/backbone';
 import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Tensor, nn, noGrad, tensor, tidy } from '../torch';
 import { probabilityLoss } from '../train/losses';
-import { BaselineConfig, availableRows, pickRows, singleStage, zeroLoss } from './baseline';
-import { Method, Prediction, Stage, TrainingBatch } from './method';
+import { z } from 'zod';
+import { availableRows, pickRows, zeroLoss } from './annotators';
+import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
+import { MethodDescriptor } from './descriptor';
+import { Prediction, TrainingBatch } from './method';
 
 export interface ConfusionMatrixConfig extends BaselineConfig {
   /** λ of the trace regulariser (the authors' code: 0.1). */
@@ -65,19 +68,13 @@ export class ConfusionMatrixNet extends nn.Module {
   }
 }
 
-export class ConfusionMatrixMethod implements Method {
-  readonly name = 'cm-net';
-  readonly model: ConfusionMatrixNet;
-
-  constructor(readonly config: ConfusionMatrixConfig) {
-    this.model = new ConfusionMatrixNet(config);
+export class ConfusionMatrixMethod extends BaselineMethod<ConfusionMatrixConfig, ConfusionMatrixNet> {
+  constructor(config: ConfusionMatrixConfig) {
+    const model = new ConfusionMatrixNet(config);
+    super(config, model, model.backbone.encoder, cmNet.plan(config));
   }
 
-  stages(): Stage[] {
-    return singleStage(this.model, this.config.training.epochs, 'both');
-  }
-
-  loss(_stage: Stage, batch: TrainingBatch): Tensor {
+  loss(batch: TrainingBatch): Tensor {
     return tidy(() => {
       const out = this.model.forward(batch.images);
       const rows = availableRows(batch, this.config.annotators.length);
@@ -96,3 +93,14 @@ export class ConfusionMatrixMethod implements Method {
     }));
   }
 }
+
+export const cmNet: MethodDescriptor<ConfusionMatrixConfig> = {
+  name: 'cm-net',
+  label: 'CM-Net',
+  description: 'CM-Net: clean segmentation + per-pixel, per-annotator confusion matrices, trace regulariser (Zhang et al. 2020)',
+  schema: baselineSchema('cm-net', { traceWeight: z.number().nonnegative() }),
+  options: [{ key: 'traceWeight', flag: '--trace-weight', description: "CM-Net: weight λ of the confusion matrices' trace regulariser (the authors' code: 0.1)", value: { type: 'number', min: 0, max: 100 }, default: 0.1 }],
+  configure: (context, options) => baselineConfig('cm-net', context, { traceWeight: options.traceWeight as number }),
+  plan: (config) => singleStage(config, 'both'),
+  build: (config) => new ConfusionMatrixMethod(config),
+};

@@ -1,39 +1,34 @@
 // `ls-unet` — LS-UNet, label sampling (Jensen et al., MICCAI 2019): every iteration, each image's target
 // is the mask of one of its annotators drawn at random, so over training the network sees the
 // annotators' disagreement and its sigmoid output calibrates to it.
-import { SegmentationUnet } from '../models/unet';
-import { F, Tensor, noGrad, tensor, tidy } from '../torch';
+import { Tensor, tidy } from '../torch';
 import { segmentationLoss } from '../train/losses';
 import { Rng } from '../util/random';
-import { pickAnnotators } from './avap';
-import { BaselineConfig, broadcastToAnnotators, pickRows, singleStage } from './baseline';
-import { Method, Prediction, Stage, TrainingBatch } from './method';
+import { chosenRows, pickAnnotators, pickRows } from './annotators';
+import { BaselineConfig, SingleMapMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
+import { MethodDescriptor } from './descriptor';
+import { TrainingBatch } from './method';
 
-export class LabelSamplingMethod implements Method {
-  readonly name = 'ls-unet';
-  readonly model: SegmentationUnet;
-
-  constructor(readonly config: BaselineConfig) {
-    this.model = new SegmentationUnet(config.backbone, config.structures.length);
+export class LabelSamplingMethod extends SingleMapMethod<BaselineConfig> {
+  constructor(config: BaselineConfig) {
+    super(config, lsUnet.plan(config));
   }
 
-  stages(): Stage[] {
-    return singleStage(this.model, this.config.training.epochs, 'mean_voting');
-  }
-
-  loss(_stage: Stage, batch: TrainingBatch, rng: Rng): Tensor {
+  loss(batch: TrainingBatch, rng: Rng): Tensor {
     return tidy(() => {
       const M = this.config.annotators.length;
-      const chosen = pickAnnotators(batch, M, rng);
-      const rows = tensor(BigInt64Array.from(chosen, (m, b) => BigInt(b * M + m)), [batch.size]);
+      const rows = chosenRows(pickAnnotators(batch, M, rng), M);
       return segmentationLoss(this.model.forward(batch.images), pickRows(batch.annotatorMasks, rows));
     });
   }
-
-  predict(images: Tensor): Prediction {
-    return noGrad(() => tidy(() => {
-      const mean = F.sigmoid(this.model.forward(images));
-      return { mean, annotators: broadcastToAnnotators(mean, this.config.annotators.length) };
-    }));
-  }
 }
+
+export const lsUnet: MethodDescriptor<BaselineConfig> = {
+  name: 'ls-unet',
+  label: 'LS-UNet',
+  description: "LS-UNet: label sampling, a random annotator's mask per image and iteration (Jensen et al. 2019)",
+  schema: baselineSchema('ls-unet', {}),
+  configure: (context) => baselineConfig('ls-unet', context),
+  plan: (config) => singleStage(config, 'mean_voting'),
+  build: (config) => new LabelSamplingMethod(config),
+};

@@ -1,9 +1,10 @@
 // What every segmentation method (AVAP and the paper's baselines) provides to the shared trainer,
 // predictor and evaluator.
+import { Encoder } from '../models/encoders/encoder';
 import { Tensor, nn } from '../torch';
 import { Rng } from '../util/random';
 
-/** A batch handed to a method's loss, as tensors (built from the data pipeline's typed arrays). */
+/** A batch handed to a stage's loss, as tensors (built from the data pipeline's typed arrays). */
 export interface TrainingBatch {
   size: number;
   /** [B, C, S, S] normalised images. */
@@ -18,16 +19,32 @@ export interface TrainingBatch {
   available: Uint8Array;
 }
 
-/** One phase of training: which modules learn, which stay frozen, and which score picks the best epoch. */
-export interface Stage {
+/** Validation score that selects a stage's best epoch: Mean Voting, Average, or their mean ('both'). */
+export type SelectionScore = 'mean_voting' | 'average' | 'both';
+
+/**
+ * A stage as planned from the method's config, before any model exists: what `avap experiment` counts
+ * for its progress and what the trainer's summary reports.
+ */
+export interface StagePlan {
   name: string;
   epochs: number;
+  select: SelectionScore;
+  /** Learning rate of this stage; default the run's learning rate. */
+  lr?: number;
+}
+
+/** One phase of training: which modules learn, which stay frozen, and what they learn from. */
+export interface Stage extends StagePlan {
   /** Trained: train mode, gradients on, their parameters go to the optimiser. */
   trained: nn.Module[];
   /** Frozen: eval mode (batch-norm statistics fixed), no gradients. */
   frozen: nn.Module[];
-  /** Validation score that selects this stage's best epoch. */
-  select: 'mean_voting' | 'average' | 'both';
+  /**
+   * The loss of one batch; `rng` draws any per-sample choices deterministically. It computes only
+   * the outputs this stage trains on.
+   */
+  loss(batch: TrainingBatch, rng: Rng): Tensor;
 }
 
 export interface Prediction {
@@ -37,15 +54,33 @@ export interface Prediction {
   annotators: Tensor;
 }
 
+/**
+ * A prediction plus other calibrated maps ([B, K, H, W]) that validation scores by Mean Voting beside
+ * `mean`, in named groups: AVAP's { calibration: { expectation, argmax } } lets the data choose its rule.
+ */
+export interface ValidationPrediction extends Prediction {
+  alternatives: Record<string, Record<string, Tensor>>;
+}
+
+/** The fields every method config has; the rest is the method's own (its descriptor's schema). */
+export interface MethodConfig {
+  /** The descriptor's name. */
+  method: string;
+  structures: string[];
+  annotators: string[];
+}
+
 export interface Method {
-  /** The registry name (`avap`, `mv-unet`, …). */
+  /** The run's method id (`avap`, `mv-unet`, `single:2`, …). */
   readonly name: string;
   readonly model: nn.Module;
   /** Everything needed to rebuild the model (goes to config.json). */
-  readonly config: unknown;
+  readonly config: MethodConfig;
+  /** The encoder ImageNet weights load into (`--pretrained`); null when the model has none. */
+  readonly encoder: Encoder | null;
   stages(): Stage[];
-  /** The loss of one batch in the given stage; `rng` draws any per-sample choices deterministically. */
-  loss(stage: Stage, batch: TrainingBatch, rng: Rng): Tensor;
   /** Probabilities for a batch of images, in eval mode without autograd. */
   predict(images: Tensor): Prediction;
+  /** Optional: the prediction and alternative calibrated maps from one pass, for validation. */
+  predictForValidation?(images: Tensor): ValidationPrediction;
 }

@@ -6,8 +6,10 @@ import { UnetBackbone } from '../models/backbone';
 import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Tensor, nn, noGrad, stack, tidy } from '../torch';
 import { segmentationLoss } from '../train/losses';
-import { BaselineConfig, availableRows, pickRows, singleStage, zeroLoss } from './baseline';
-import { Method, Prediction, Stage, TrainingBatch } from './method';
+import { availableRows, pickRows, zeroLoss } from './annotators';
+import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
+import { MethodDescriptor } from './descriptor';
+import { Prediction, TrainingBatch } from './method';
 
 export class MultiHeadUnet extends nn.Module {
   readonly backbone: UnetBackbone;
@@ -30,19 +32,13 @@ export class MultiHeadUnet extends nn.Module {
   }
 }
 
-export class MultiHeadMethod implements Method {
-  readonly name = 'mh-unet';
-  readonly model: MultiHeadUnet;
-
-  constructor(readonly config: BaselineConfig) {
-    this.model = new MultiHeadUnet(config);
+export class MultiHeadMethod extends BaselineMethod<BaselineConfig, MultiHeadUnet> {
+  constructor(config: BaselineConfig) {
+    const model = new MultiHeadUnet(config);
+    super(config, model, model.backbone.encoder, mhUnet.plan(config));
   }
 
-  stages(): Stage[] {
-    return singleStage(this.model, this.config.training.epochs, 'both');
-  }
-
-  loss(_stage: Stage, batch: TrainingBatch): Tensor {
+  loss(batch: TrainingBatch): Tensor {
     return tidy(() => {
       const logits = this.model.forward(batch.images);
       // Every (image, annotator) pair with an annotation trains that annotator's head.
@@ -59,3 +55,13 @@ export class MultiHeadMethod implements Method {
     }));
   }
 }
+
+export const mhUnet: MethodDescriptor<BaselineConfig> = {
+  name: 'mh-unet',
+  label: 'MH-UNet',
+  description: 'MH-UNet: Res-U-Net with one segmentation head per annotator',
+  schema: baselineSchema('mh-unet', {}),
+  configure: (context) => baselineConfig('mh-unet', context),
+  plan: (config) => singleStage(config, 'both'),
+  build: (config) => new MultiHeadMethod(config),
+};

@@ -16,8 +16,10 @@ import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Tensor, cat, nn, noGrad, tensor, tidy } from '../torch';
 import { segmentationLoss } from '../train/losses';
 import { Rng } from '../util/random';
-import { BaselineConfig, availableRows, pickRows, singleStage } from './baseline';
-import { Method, Prediction, Stage, TrainingBatch } from './method';
+import { availableRows, pickRows } from './annotators';
+import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
+import { MethodDescriptor } from './descriptor';
+import { Prediction, TrainingBatch } from './method';
 
 export interface MultiRaterOutput {
   /** Coarse and refined calibrated logits [B, K, H, W] for the given expertise vectors. */
@@ -68,19 +70,13 @@ export class MultiRaterNet extends nn.Module {
   }
 }
 
-export class MultiRaterMethod implements Method {
-  readonly name = 'mr-net';
-  readonly model: MultiRaterNet;
-
-  constructor(readonly config: BaselineConfig) {
-    this.model = new MultiRaterNet(config);
+export class MultiRaterMethod extends BaselineMethod<BaselineConfig, MultiRaterNet> {
+  constructor(config: BaselineConfig) {
+    const model = new MultiRaterNet(config);
+    super(config, model, model.backbone.encoder, mrNet.plan(config));
   }
 
-  stages(): Stage[] {
-    return singleStage(this.model, this.config.training.epochs, 'both');
-  }
-
-  loss(_stage: Stage, batch: TrainingBatch, rng: Rng): Tensor {
+  loss(batch: TrainingBatch, rng: Rng): Tensor {
     return tidy(() => {
       const M = this.config.annotators.length;
       const weights = randomExpertise(batch, M, rng);
@@ -122,3 +118,13 @@ export function randomExpertise(batch: TrainingBatch, annotators: number, rng: R
   }
   return v;
 }
+
+export const mrNet: MethodDescriptor<BaselineConfig> = {
+  name: 'mr-net',
+  label: 'MR-Net',
+  description: 'MR-Net: expertise-aware inference, multi-rater reconstruction, agreement-aware refinement (Ji et al. 2021)',
+  schema: baselineSchema('mr-net', {}),
+  configure: (context) => baselineConfig('mr-net', context),
+  plan: (config) => singleStage(config, 'both'),
+  build: (config) => new MultiRaterMethod(config),
+};

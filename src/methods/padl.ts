@@ -13,8 +13,11 @@ import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Generator, Tensor, nn, noGrad, randn, stack, tidy } from '../torch';
 import { sampledLikelihoodLoss, softDiceLoss } from '../train/losses';
 import { Rng } from '../util/random';
-import { BaselineConfig, availableRows, pickRows, singleStage } from './baseline';
-import { Method, Prediction, Stage, TrainingBatch } from './method';
+import { z } from 'zod';
+import { availableRows, pickRows } from './annotators';
+import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
+import { MethodDescriptor } from './descriptor';
+import { Prediction, TrainingBatch } from './method';
 
 export interface PadlConfig extends BaselineConfig {
   /** Monte-Carlo samples of the logits per pixel in the likelihood. */
@@ -66,21 +69,16 @@ export class PadlNet extends nn.Module {
   }
 }
 
-export class PadlMethod implements Method {
-  readonly name = 'padl';
-  readonly model: PadlNet;
+export class PadlMethod extends BaselineMethod<PadlConfig, PadlNet> {
   /** Draws the reparameterisation noise; reseeded from the trainer's per-epoch Rng at every step. */
   private readonly generator = new Generator(0);
 
-  constructor(readonly config: PadlConfig) {
-    this.model = new PadlNet(config);
+  constructor(config: PadlConfig) {
+    const model = new PadlNet(config);
+    super(config, model, model.backbone.encoder, padl.plan(config));
   }
 
-  stages(): Stage[] {
-    return singleStage(this.model, this.config.training.epochs, 'both');
-  }
-
-  loss(_stage: Stage, batch: TrainingBatch, rng: Rng): Tensor {
+  loss(batch: TrainingBatch, rng: Rng): Tensor {
     return tidy(() => {
       this.generator.manualSeed(rng.int(2 ** 31));
       const out = this.model.forward(batch.images);
@@ -105,3 +103,14 @@ export class PadlMethod implements Method {
     }));
   }
 }
+
+export const padl: MethodDescriptor<PadlConfig> = {
+  name: 'padl',
+  label: 'PADL',
+  description: 'PADL: meta segmentation + per-annotator preference heads with Gaussian stochastic error (Liao et al.)',
+  schema: baselineSchema('padl', { samples: z.number().int().positive() }),
+  options: [{ key: 'samples', flag: '--likelihood-samples', description: "PADL: Monte-Carlo samples of the logits in each pixel's likelihood", value: { type: 'int', min: 1, max: 1024 }, default: 8 }],
+  configure: (context, options) => baselineConfig('padl', context, { samples: options.samples as number }),
+  plan: (config) => singleStage(config, 'both'),
+  build: (config) => new PadlMethod(config),
+};

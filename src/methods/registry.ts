@@ -1,161 +1,87 @@
-// Methods by name, as plain data: what `avap train --method NAME` can build, and how to rebuild a
-// trained run's model from its config.json.
-import { z } from 'zod';
+// The methods `avap train --method`, `avap experiment --methods` and config.json know, in the row order
+// of the paper's Table II. Adding a method is one file exporting its descriptor and one line here (or a
+// `registerMethod` call from outside).
 import { UserError } from '../errors';
-import { DEFAULT_BACKBONE } from '../models/backbone';
-import { AvapMethod } from './avap';
-import { BaselineConfig } from './baseline';
-import { ConfusionMatrixMethod } from './cmNet';
-import { LabelSamplingMethod } from './lsUnet';
-import { Method } from './method';
-import { MultiHeadMethod } from './mhUnet';
-import { MultiRaterMethod } from './mrNet';
-import { MeanVoteMethod } from './mvUnet';
-import { PadlMethod } from './padl';
-import { SingleAnnotatorMethod } from './single';
+import { avap } from './avap';
+import { cmNet } from './cmNet';
+import { AnyMethodDescriptor, MethodContext, resolveOptions } from './descriptor';
+import { lsUnet } from './lsUnet';
+import { Method, MethodConfig } from './method';
+import { mhUnet } from './mhUnet';
+import { mrNet } from './mrNet';
+import { mvUnet } from './mvUnet';
+import { padl } from './padl';
+import { single } from './single';
 
-const backboneSchema = z.object({ encoder: z.string(), inChannels: z.number().int().positive(), featureChannels: z.number().int().positive() });
+const REGISTRY: AnyMethodDescriptor[] = [single, mhUnet, mvUnet, lsUnet, cmNet, mrNet, padl, avap];
 
-/** AVAP's config: unchanged since the first runs were written, so they still load. */
-const avapSchema = z.object({
-  method: z.literal('avap'),
-  structures: z.array(z.string()).min(1),
-  annotators: z.array(z.string()).min(1),
-  backbone: backboneSchema,
-  avm: z.object({ hidden: z.number().int().positive(), calibration: z.enum(['expectation', 'argmax']) }),
-  apm: z.object({ hidden: z.number().int().positive(), conditioning: z.enum(['both', 'code', 'features']) }),
-  training: z.object({
-    strategy: z.enum(['two-step', 'joint']),
-    variationEpochs: z.number().int().nonnegative(),
-    preferenceEpochs: z.number().int().nonnegative(),
-    jointWeights: z.array(z.number().nonnegative()).optional(),
-  }),
-});
-
-/** The fields every baseline has (src/methods/baseline.ts). */
-const baselineFields = {
-  structures: z.array(z.string()).min(1),
-  annotators: z.array(z.string()).min(1),
-  backbone: backboneSchema,
-  training: z.object({ epochs: z.number().int().nonnegative() }),
-};
-
-export const methodConfigSchema = z.discriminatedUnion('method', [
-  avapSchema,
-  z.object({ method: z.literal('single'), annotator: z.number().int().positive(), ...baselineFields }),
-  z.object({ method: z.literal('mv-unet'), ...baselineFields }),
-  z.object({ method: z.literal('ls-unet'), ...baselineFields }),
-  z.object({ method: z.literal('mh-unet'), ...baselineFields }),
-  z.object({ method: z.literal('cm-net'), traceWeight: z.number().nonnegative(), ...baselineFields }),
-  z.object({ method: z.literal('mr-net'), ...baselineFields }),
-  z.object({ method: z.literal('padl'), samples: z.number().int().positive(), ...baselineFields }),
-]).superRefine((c, ctx) => {
-  if (c.method === 'single' && c.annotator > c.annotators.length) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['annotator'], message: `annotator ${c.annotator} does not exist (the config lists ${c.annotators.length})` });
-  }
-});
-export type MethodConfig = z.infer<typeof methodConfigSchema>;
-
-/** Every method `--method` accepts, in the row order of the paper's Table II. `single:K` stands for M1..MM. */
-export const METHODS: Record<string, string> = {
-  'single:K': "M_K: Res-U-Net trained on annotator K's masks only (K = 1..M, the paper's M1–M6)",
-  'mh-unet': 'MH-UNet: Res-U-Net with one segmentation head per annotator',
-  'mv-unet': 'MV-UNet: Res-U-Net trained on the mean vote (soft target)',
-  'ls-unet': "LS-UNet: label sampling, a random annotator's mask per image and iteration (Jensen et al. 2019)",
-  'cm-net': 'CM-Net: clean segmentation + per-pixel, per-annotator confusion matrices, trace regulariser (Zhang et al. 2020)',
-  'mr-net': 'MR-Net: expertise-aware inference, multi-rater reconstruction, agreement-aware refinement (Ji et al. 2021)',
-  padl: 'PADL: meta segmentation + per-annotator preference heads with Gaussian stochastic error (Liao et al.)',
-  avap: 'AVAP: ResNet34 U-Net + annotator variation (AVM) + annotator preference (APM) heads, two-step training',
-};
-
-/** Defaults of the baselines' method-specific settings. */
-export const BASELINE_DEFAULTS = { traceWeight: 0.1, padlSamples: 8 };
-
-export interface MethodOptions {
-  structures: string[];
-  annotators: string[];
-  inChannels: number;
-  encoder?: string;
-  featureChannels?: number;
-  avmHidden?: number;
-  apmHidden?: number;
-  calibration?: 'expectation' | 'argmax';
-  conditioning?: 'both' | 'code' | 'features';
-  strategy?: 'two-step' | 'joint';
-  /** AVAP: epochs of step 1 (or of joint training); every other method: its one stage's epochs. */
-  variationEpochs: number;
-  preferenceEpochs: number;
-  jointWeights?: number[];
+/** Adds a method (after the built-in ones, so after them in Table II). Its name and flags must be new. */
+export function registerMethod(descriptor: AnyMethodDescriptor): void {
+  if (REGISTRY.some((d) => d.name === descriptor.name)) throw new Error(`registerMethod: a method named '${descriptor.name}' exists already`);
+  const flags = new Set(REGISTRY.flatMap((d) => (d.options ?? []).map((o) => o.flag)));
+  for (const o of descriptor.options ?? []) if (flags.has(o.flag)) throw new Error(`registerMethod: ${descriptor.name}'s option ${o.flag} is another method's flag`);
+  REGISTRY.push(descriptor);
 }
 
-/** `single:3` → 3; anything else → null. A malformed K is a UserError naming --method. */
-export function singleAnnotatorOf(name: string, annotators?: number, flag = '--method'): number | null {
-  if (!name.startsWith('single')) return null;
-  const m = /^single:(\d+)$/.exec(name);
-  const range = annotators !== undefined ? `1..${annotators}` : '1..M';
-  if (!m) throw new UserError(`${flag}: '${name}' is not a method; use single:K with K an annotator number (${range})`);
-  const k = Number(m[1]);
-  if (k < 1 || (annotators !== undefined && k > annotators)) throw new UserError(`${flag} ${name}: annotator ${k} does not exist (the dataset has annotators ${range})`);
-  return k;
+/** Every registered method, in Table II's order. */
+export function methodDescriptors(): readonly AnyMethodDescriptor[] {
+  return REGISTRY;
 }
 
-export function methodConfigFor(name: string, o: MethodOptions): MethodConfig {
-  const backbone = { encoder: o.encoder ?? DEFAULT_BACKBONE.encoder, inChannels: o.inChannels, featureChannels: o.featureChannels ?? DEFAULT_BACKBONE.featureChannels };
-  const baseline: BaselineConfig = { structures: o.structures, annotators: o.annotators, backbone, training: { epochs: o.variationEpochs } };
-  const annotator = singleAnnotatorOf(name, o.annotators.length);
-  if (annotator !== null) return { method: 'single', annotator, ...baseline };
-  switch (name) {
-    case 'avap':
-      return {
-        method: 'avap',
-        structures: o.structures,
-        annotators: o.annotators,
-        backbone,
-        avm: { hidden: o.avmHidden ?? 32, calibration: o.calibration ?? 'expectation' },
-        apm: { hidden: o.apmHidden ?? 8, conditioning: o.conditioning ?? 'both' },
-        training: { strategy: o.strategy ?? 'two-step', variationEpochs: o.variationEpochs, preferenceEpochs: o.preferenceEpochs, ...(o.jointWeights ? { jointWeights: o.jointWeights } : {}) },
-      };
-    case 'mv-unet':
-    case 'ls-unet':
-    case 'mh-unet':
-    case 'mr-net':
-      return { method: name, ...baseline };
-    case 'cm-net':
-      return { method: 'cm-net', traceWeight: BASELINE_DEFAULTS.traceWeight, ...baseline };
-    case 'padl':
-      return { method: 'padl', samples: BASELINE_DEFAULTS.padlSamples, ...baseline };
-    default:
-      throw new UserError(`--method: unknown method '${name}' (known: ${Object.keys(METHODS).join(', ')})`);
-  }
+/** How `--method` spells each method: single:K, mh-unet, …, avap. */
+export function methodUsages(): string[] {
+  return REGISTRY.map((d) => d.variants?.usage ?? d.name);
+}
+
+/** What `avap experiment` runs without --methods: every method (a family such as `single` by its name). */
+export function defaultMethods(): string[] {
+  return REGISTRY.map((d) => d.name);
+}
+
+/** A method id (`mv-unet`, `single:3`) → its descriptor and the settings its argument fixes. */
+export function resolveMethod(id: string, annotators?: number, flag = '--method'): { descriptor: AnyMethodDescriptor; fixed: Record<string, unknown> } {
+  const colon = id.indexOf(':');
+  const name = colon < 0 ? id : id.slice(0, colon);
+  const descriptor = REGISTRY.find((d) => d.name === name);
+  if (!descriptor || (colon >= 0 && !descriptor.variants)) throw new UserError(`${flag}: unknown method '${id}' (known: ${methodUsages().join(', ')})`);
+  const fixed = descriptor.variants ? descriptor.variants.parse(colon < 0 ? null : id.slice(colon + 1), id, annotators, flag) : {};
+  return { descriptor, fixed };
+}
+
+/** The ids `names` stand for on a dataset of M annotators (a family's name expands to all its members). */
+export function expandMethods(names: string[], annotators: number): string[] {
+  return names.flatMap((name) => REGISTRY.find((d) => d.name === name)?.variants?.expand(annotators) ?? [name]);
+}
+
+/** The descriptor that wrote a config. */
+export function descriptorOf(config: { method: string }): AnyMethodDescriptor {
+  const d = REGISTRY.find((x) => x.name === config.method);
+  if (!d) throw new UserError(`unknown method '${config.method}' (known: ${REGISTRY.map((x) => x.name).join(', ')})`);
+  return d;
+}
+
+/** The config of a new run of method `id`; `options` are the method's hyperparameters (its descriptor's options). */
+export function methodConfigFor(id: string, context: MethodContext, options: Record<string, unknown> = {}): MethodConfig {
+  const { descriptor, fixed } = resolveMethod(id, context.annotators.length);
+  return descriptor.configure(context, { ...resolveOptions(descriptor, options), ...fixed });
+}
+
+/** The run id and Table II label of a config (`single:2` and 'M2', or the method's name and label). */
+export function methodIdentity(config: MethodConfig): { id: string; label: string } {
+  const d = descriptorOf(config);
+  return d.variants ? { id: d.variants.id(config), label: d.variants.label(config) } : { id: d.name, label: d.label };
 }
 
 /** Builds the method (and its freshly initialised model) a config describes. */
 export function buildMethod(config: MethodConfig): Method {
-  switch (config.method) {
-    case 'avap': {
-      const { method, training, ...model } = config;
-      void method;
-      return new AvapMethod(model, training);
-    }
-    case 'single':
-      return new SingleAnnotatorMethod(config);
-    case 'mv-unet':
-      return new MeanVoteMethod(config);
-    case 'ls-unet':
-      return new LabelSamplingMethod(config);
-    case 'mh-unet':
-      return new MultiHeadMethod(config);
-    case 'cm-net':
-      return new ConfusionMatrixMethod(config);
-    case 'mr-net':
-      return new MultiRaterMethod(config);
-    case 'padl':
-      return new PadlMethod(config);
-  }
+  return descriptorOf(config).build(config);
 }
 
 export function parseMethodConfig(value: unknown, source: string): MethodConfig {
-  const r = methodConfigSchema.safeParse(value);
+  const name = (value as { method?: unknown } | null)?.method;
+  const descriptor = typeof name === 'string' ? REGISTRY.find((d) => d.name === name) : undefined;
+  if (!descriptor) throw new UserError(`${source}: invalid model config at 'method': expected one of ${REGISTRY.map((d) => d.name).join(', ')}, got ${JSON.stringify(name)}`);
+  const r = descriptor.schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
     throw new UserError(`${source}: invalid model config at '${issue.path.join('.')}': ${issue.message}`);

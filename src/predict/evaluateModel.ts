@@ -1,6 +1,8 @@
-// `avap evaluate --model RUN`: predict the selected cases, then score them exactly as saved predictions are scored.
+// `avap evaluate`: saved predictions, or a trained run's predictions of the selected cases, scored
+// against a dataset's annotations.
 import * as path from 'node:path';
-import { CaseRecord, Dataset } from '../data/dataset';
+import { UserError } from '../errors';
+import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from './load';
 import { predictToFolder } from './predict';
@@ -14,4 +16,38 @@ export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseReco
   } finally {
     loaded.method.model.dispose();
   }
+}
+
+export interface EvaluateRequest extends EvaluateOptions {
+  /** The dataset whose annotations are the reference. */
+  data: string;
+  /** Only these cases: a split and/or subsets (default every case). */
+  split?: string;
+  subsets?: string[];
+  /** Exactly one of: a predictions folder (`avap predict`'s layout), or a trained run folder to predict with. */
+  predictions?: string;
+  model?: string;
+  /** Where summary.json, per_case.csv and report.md go. */
+  out: string;
+}
+
+/** The cases of `data` a split and subsets select; a UserError when none is left. */
+export async function selectEvaluationCases(data: string, selection: { split?: string; subsets?: string[] }): Promise<{ ds: Dataset; cases: CaseRecord[] }> {
+  const ds = await openDataset(data);
+  const subsets = selection.subsets?.length ? selection.subsets : undefined;
+  const cases = selectCases(ds, { subsets, split: selection.split });
+  if (cases.length === 0) {
+    const described = [subsets ? `--subset ${subsets.join(',')}` : '', selection.split ? `--split ${selection.split}` : ''].filter(Boolean).join(' ');
+    throw new UserError(`${data}: the selection (${described || 'all cases'}) holds no cases`);
+  }
+  return { ds, cases };
+}
+
+/** Scores predictions (or a run's predictions, written to OUT/predictions) and writes the evaluation outputs. */
+export async function evaluate(request: EvaluateRequest): Promise<EvaluationSummary> {
+  const { data, split, subsets, predictions, model, out, ...options } = request;
+  if (!predictions === !model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
+  const { ds, cases } = await selectEvaluationCases(data, { split, subsets });
+  if (model) return evaluateModel(model, ds, cases, out, options);
+  return evaluatePredictions(referenceFromDataset(ds, cases), predictions!, out, options);
 }

@@ -5,7 +5,7 @@ import { Normalization } from '../data/normalization';
 import { Method } from '../methods/method';
 import { buildMethod } from '../methods/registry';
 import { RunConfig, RunDir } from '../train/run';
-import { loadWeights } from '../train/trainer';
+import { loadWeights } from '../train/checkpoint';
 
 export interface LoadedRun {
   run: RunDir;

@@ -8,7 +8,7 @@ import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
 import { readImage } from '../io/image';
 import { tensor, tidy } from '../torch';
-import { LoadedRun } from './load';
+import { LoadedRun, loadRun } from './load';
 import { writeOverlay } from './overlay';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
@@ -79,4 +79,23 @@ export async function predictToFolder(loaded: LoadedRun, inputs: PredictInput[],
     }
   }
   return done;
+}
+
+export interface PredictRequest extends PredictOptions {
+  /** A trained run folder. */
+  model: string;
+  /** An image, or a folder of images (a native dataset folder: its images/). */
+  input: string;
+  out: string;
+}
+
+/** `avap predict`: every input image of `input` through the run in `model`, written to `out`. Returns the number of images. */
+export async function predict(request: PredictRequest): Promise<number> {
+  const inputs = listInputs(request.input);
+  const loaded = loadRun(request.model);
+  try {
+    return await predictToFolder(loaded, inputs, request.out, request);
+  } finally {
+    loaded.method.model.dispose();
+  }
 }

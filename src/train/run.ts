@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { Normalization, parseNormalization } from '../data/normalization';
-import { MethodConfig, parseMethodConfig } from '../methods/registry';
+import { MethodConfig } from '../methods/method';
+import { parseMethodConfig } from '../methods/registry';
 
 export const runConfigSchema = z.object({
   version: z.literal(1),
@@ -26,7 +27,7 @@ export const runConfigSchema = z.object({
   }),
   optimizer: z.object({
     lr: z.number().positive(),
-    /** A learning rate for one stage by name (e.g. {preference: 5e-3}), overriding lr there. */
+    /** Runs written before stages carried their own learning rate: one per stage name, overriding lr there. */
     stageLr: z.record(z.number().positive()).optional(),
     weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(['constant', 'poly', 'cosine']) }),
   seed: z.number().int(),

@@ -1,19 +1,19 @@
-// Validation during training: the paper's two scores on held-out training cases, computed with the
-// same soft Dice as `avap evaluate`.
+// Validation during training: the paper's two scores on the held-out training cases, computed by the
+// same metric functions and the same aggregation as `avap evaluate` (src/metrics/aggregate.ts), so
+// the score that selects the best epoch is the score a test-time evaluation of those cases reports.
 import { DataLoader } from '../data/pipeline';
 import { Method } from '../methods/method';
-import { AvapMethod } from '../methods/avap';
-import { softDice } from '../metrics/dice';
+import { StructureAccumulator } from '../metrics/aggregate';
+import { nanMean, NanMeanAccumulator } from '../metrics/accumulator';
+import { CaseStructureEvaluator, Mask, meanVotingDice } from '../metrics/multiAnnotator';
 import { noGrad, tensor, tidy } from '../torch';
 
-export interface ValidationScores {
-  /** Mean over structures of the soft Dice of the calibrated map against the mean vote. */
-  mean_voting: number;
-  /** Mean over structures and available annotators of the soft Dice of annotator k's prediction against k's mask. */
-  average: number;
-  /** AVAP only: mean voting under each calibration rule, to choose the default on data. */
-  calibration?: { expectation: number; argmax: number };
-}
+/**
+ * Mean over structures of: Mean Voting (the calibrated map against the mean vote) and Average (the
+ * mean of the per-annotator columns, each over the cases that annotator annotated), as fractions.
+ * A method's alternative calibrated maps add their Mean Voting by group (AVAP: `calibration`).
+ */
+export type ValidationScores = { mean_voting: number; average: number } & { [group: string]: number | Record<string, number> };
 
 export async function validate(method: Method, loader: DataLoader, epoch = 0): Promise<ValidationScores> {
   const M = loader.annotators.length;
@@ -21,47 +21,58 @@ export async function validate(method: Method, loader: DataLoader, epoch = 0): P
   const C = loader.channels;
   const S = loader.size;
   const plane = S * S;
-  let mv = 0, mvCount = 0, avg = 0, avgCount = 0;
-  const calib = { expectation: 0, argmax: 0 };
-  const avap = method instanceof AvapMethod ? method : null;
+  const evaluator = new CaseStructureEvaluator();
+  const structures = Array.from({ length: K }, () => new StructureAccumulator(M));
+  /** group → name → Mean Voting per structure. */
+  const alternatives = new Map<string, Map<string, NanMeanAccumulator>>();
   method.model.eval(); // the caller restores its own modes before training on
   for await (const b of loader.epoch(epoch)) {
-    const { mean, annotators, variants } = noGrad(() => tidy(() => {
+    const p = noGrad(() => tidy(() => {
       const images = tensor(b.images, [b.size, C, S, S]);
-      if (avap) {
-        const p = avap.model.predictBothCalibrations(images);
-        const variants = { expectation: p.expectation.data() as Float32Array, argmax: p.argmax.data() as Float32Array };
-        return { mean: variants[avap.config.avm.calibration], annotators: p.annotators.data() as Float32Array, variants };
-      }
-      const p = method.predict(images);
-      return { mean: p.mean.data() as Float32Array, annotators: p.annotators.data() as Float32Array, variants: null };
+      const out = method.predictForValidation?.(images) ?? { ...method.predict(images), alternatives: {} };
+      return {
+        mean: out.mean.data() as Float32Array,
+        annotators: out.annotators.data() as Float32Array,
+        alternatives: Object.entries(out.alternatives).map(([group, maps]) => [group, Object.entries(maps).map(([name, t]) => [name, t.data() as Float32Array] as const)] as const),
+      };
     }));
     for (let i = 0; i < b.size; i++) {
+      const row = (m: number, s: number) => ((i * M + m) * K + s) * plane;
+      const annotations = Array.from({ length: K }, (_, s) => Array.from({ length: M }, (_, m): Mask | null =>
+        (b.available[i * M + m] ? b.annotatorMasks.subarray(row(m, s), row(m, s) + plane) : null)));
+      const at = (s: number) => (i * K + s) * plane;
       for (let s = 0; s < K; s++) {
-        const at = (i * K + s) * plane;
-        const vote = b.meanVotes.subarray(at, at + plane);
-        mv += softDice(mean.subarray(at, at + plane), vote);
-        if (variants) {
-          calib.expectation += softDice(variants.expectation.subarray(at, at + plane), vote);
-          calib.argmax += softDice(variants.argmax.subarray(at, at + plane), vote);
-        }
-        mvCount++;
-        for (let m = 0; m < M; m++) {
-          if (!b.available[i * M + m]) continue;
-          const a = ((i * M + m) * K + s) * plane;
-          avg += softDice(annotators.subarray(a, a + plane), b.annotatorMasks.subarray(a, a + plane));
-          avgCount++;
+        structures[s].add(evaluator.evaluate({
+          meanPrediction: p.mean.subarray(at(s), at(s) + plane),
+          annotatorPredictions: Array.from({ length: M }, (_, m) => p.annotators.subarray(row(m, s), row(m, s) + plane)),
+          annotations: annotations[s],
+        }));
+      }
+      for (const [group, maps] of p.alternatives) {
+        const byName = alternatives.get(group) ?? alternatives.set(group, new Map()).get(group)!;
+        for (const [name, map] of maps) {
+          const acc = byName.get(name) ?? byName.set(name, new NanMeanAccumulator(K)).get(name)!;
+          acc.add(annotations.map((a, s) => meanVotingDice(map.subarray(at(s), at(s) + plane), a)));
         }
       }
     }
   }
-  const scores: ValidationScores = { mean_voting: mv / Math.max(1, mvCount), average: avg / Math.max(1, avgCount) };
-  if (avap) scores.calibration = { expectation: calib.expectation / Math.max(1, mvCount), argmax: calib.argmax / Math.max(1, mvCount) };
+  const aggregates = structures.map((a) => a.aggregate());
+  const scores: ValidationScores = {
+    mean_voting: score(aggregates.map((a) => a.meanVoting)),
+    average: score(aggregates.map((a) => a.average)),
+  };
+  for (const [group, maps] of alternatives) scores[group] = Object.fromEntries([...maps].map(([name, acc]) => [name, score(acc.aggregate())]));
   return scores;
+}
+
+/** The mean over structures; 0 when nothing could be scored (no validation case has an annotation). */
+function score(perStructure: number[]): number {
+  const x = nanMean(perStructure);
+  return Number.isFinite(x) ? x : 0;
 }
 
 export function selectionScore(scores: ValidationScores, select: 'mean_voting' | 'average' | 'both'): number {
   if (select === 'both') return (scores.mean_voting + scores.average) / 2;
   return scores[select];
 }
-

@@ -1,0 +1,33 @@
+// Weights and checkpoints on disk: what training writes, and what `predict` reads to rebuild a model.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic';
+import { loadStateDict, nn, optim, saveStateDict, tidy } from '../torch';
+import { CheckpointState, RunDir } from './run';
+
+export function saveWeights(model: nn.Module, file: string, metadata: Record<string, string> = {}): void {
+  saveStateDict(file, model.stateDict(), metadata);
+}
+
+/** Loads every parameter and buffer of `model` from a safetensors file (strict: a UserError names what is missing or extra). */
+export function loadWeights(model: nn.Module, file: string): void {
+  tidy(() => void model.loadStateDict(loadStateDict(file).state, { source: file }));
+}
+
+/** Weights (and the optimiser's state, mid-stage) first, then state.json pointing at them. */
+export function saveCheckpoint(run: RunDir, model: nn.Module, optimizer: optim.Optimizer | null, s: Omit<CheckpointState, 'weights' | 'optimizer'>): void {
+  const tag = `${s.stage}-${s.epoch}`;
+  const weights = `weights-${tag}.safetensors`;
+  const opt = optimizer ? `optimizer-${tag}.bin` : '';
+  saveWeights(model, path.join(run.checkpointDir, weights));
+  if (optimizer) writeFileAtomic(path.join(run.checkpointDir, opt), optimizer.stateBytes());
+  run.commitState({ ...s, weights, optimizer: opt });
+}
+
+export function loadCheckpointWeights(run: RunDir, model: nn.Module, state: CheckpointState): void {
+  loadWeights(model, path.join(run.checkpointDir, state.weights));
+}
+
+export function loadOptimizerState(run: RunDir, optimizer: optim.Optimizer, state: CheckpointState): void {
+  optimizer.loadState(fs.readFileSync(path.join(run.checkpointDir, state.optimizer)));
+}

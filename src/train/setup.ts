@@ -1,0 +1,103 @@
+// A run before its first step: the training selection, the held-out validation cases, the input
+// normalisation and config.json for a new run; the saved state for a resumed one.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors';
+import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
+import { Normalization, computeNormalization } from '../data/normalization';
+import { resolveOptions } from '../methods/descriptor';
+import { resolveMethod } from '../methods/registry';
+import { checkInputSize } from '../models/encoders/registry';
+import { Rng } from '../util/random';
+import type { TrainEvent } from './events';
+import type { TrainSettings } from './options';
+import { CheckpointState, RunConfig, RunDir } from './run';
+
+export interface PreparedRun {
+  run: RunDir;
+  config: RunConfig;
+  /** The last completed epoch of a resumed run; null for a new one. */
+  state: CheckpointState | null;
+  ds: Dataset;
+  trainCases: CaseRecord[];
+  valCases: CaseRecord[];
+  normalization: Normalization;
+}
+
+export type RunRequest = TrainSettings & { data: string; out: string };
+
+/** Creates the run folder (or reopens it with `resume`) and everything the loop needs. */
+export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
+  const run = new RunDir(path.resolve(o.out));
+  let state: CheckpointState | null = null;
+  let config: RunConfig;
+  let ds: Dataset;
+  if (o.resume) {
+    if (!run.exists()) throw new UserError(`--resume: ${run.dir} holds no run to resume (no config.json)`);
+    config = run.readConfig();
+    state = run.readState();
+    ds = await openDataset(o.data);
+  } else {
+    if (run.exists()) throw new UserError(`--out: ${run.dir} already holds a run; pass --resume to continue it or choose another folder`);
+    ds = await openDataset(o.data);
+    config = await newRunConfig(o, ds, run, emit);
+  }
+  const byId = new Map(ds.cases.map((c) => [c.id, c]));
+  const pick = (ids: string[]): CaseRecord[] => ids.map((id) => {
+    const c = byId.get(id);
+    if (!c) throw new UserError(`${o.data}: case '${id}' of run ${run.dir} is not in the dataset any more`);
+    return c;
+  });
+  return { run, config, state, ds, trainCases: pick(config.data.trainCases), valCases: pick(config.data.valCases), normalization: run.readNormalization() };
+}
+
+async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: TrainEvent) => void): Promise<RunConfig> {
+  checkInputSize('--size', o.size, o.encoder);
+  if (o.pretrained && !fs.existsSync(o.pretrained)) throw new UserError(`--pretrained: ${o.pretrained}: file not found`);
+  const { descriptor, fixed } = resolveMethod(o.method, ds.annotators.length);
+  const options = { ...resolveOptions(descriptor, o.methodOptions), ...fixed };
+  const selection = o.split ? { split: o.split } : o.subsets?.length ? { subsets: o.subsets } : defaultSelection(ds);
+  // A case nobody annotated has no target: it would teach "background everywhere" (data check warns about it).
+  const selected = selectCases(ds, selection);
+  const cases = selected.filter((c) => c.labels.some((l) => l !== null));
+  if (cases.length < selected.length) emit({ type: 'note', text: `leaving out ${selected.length - cases.length} case(s) without any annotation` });
+  const { train, val } = holdOut(cases, o.valFraction, o.seed);
+  if (train.length === 0) throw new UserError(`${o.data}: need at least 2 training cases (one is held out for validation), found ${cases.length}`);
+  const model = descriptor.configure({
+    structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
+    encoder: o.encoder, featureChannels: o.featureChannels, epochs: o.epochs,
+  }, options);
+  const config: RunConfig = {
+    version: 1, model,
+    input: { size: o.size, channels: ds.channels },
+    data: { root: path.resolve(o.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id) },
+    optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize: o.batchSize, schedule: o.schedule },
+    seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null,
+  };
+  emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
+  const normalization = await computeNormalization(ds, train, o.size, { kind: o.normalization });
+  fs.mkdirSync(run.checkpointDir, { recursive: true });
+  run.writeNormalization(normalization);
+  run.writeConfig(config);
+  run.log({ event: 'start', config: { ...config, data: { ...config.data, trainCases: train.length, valCases: val.length } } });
+  return config;
+}
+
+/** Without --split/--subset: a dataset's 'train' split when it has one, else every case. */
+function defaultSelection(ds: Dataset): { split?: string } {
+  return ds.splits.train ? { split: 'train' } : {};
+}
+
+/** A validation part held out of the training selection, deterministic under the seed (never the test set). */
+export function holdOut(cases: CaseRecord[], fraction: number, seed: number): { train: CaseRecord[]; val: CaseRecord[] } {
+  if (!(fraction > 0 && fraction < 1)) throw new UserError(`--val-fraction must be between 0 and 1, got ${fraction}`);
+  const order = cases.map((_, i) => i);
+  const rng = Rng.from(seed, 'holdout');
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const nVal = Math.min(cases.length - 1, Math.max(1, Math.round(cases.length * fraction)));
+  const valIdx = new Set(order.slice(0, nVal));
+  return { train: cases.filter((_, i) => !valIdx.has(i)), val: cases.filter((_, i) => valIdx.has(i)) };
+}
