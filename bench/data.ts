@@ -1,5 +1,5 @@
 /**
- * Input-pipeline benchmark (issue 3, point 5): preparing a batch of 8 at 256² must take under 10% of a
+ * Input-pipeline benchmark: preparing a batch of 8 at 256² must take under 10% of a
  * training step (~2 s on this machine).
  *
  *  1. writes a synthetic dataset (64 cases, 256², 6 annotators) to a temp folder;

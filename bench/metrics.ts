@@ -1,5 +1,5 @@
 /**
- * Metrics benchmark (issue 4): 95 images × 2 structures × 7 maps (calibrated + 6 annotators) at
+ * Metrics benchmark: 95 images × 2 structures × 7 maps (calibrated + 6 annotators) at
  * 256², scored with everything `avap evaluate` computes (Mean Voting, Average, cross table, GED,
  * ECE, identifiability, hard Dice, IoU). Target: under 2 s for the metrics.
  *

@@ -79,38 +79,30 @@ test("a registered method is a row of the experiment's Table II, with its label"
   assert.ok(lines.some((l) => /\[2\/2 tiny\] fit epoch 1\/1: .*experiment 2\/2 epochs, ETA/.test(l)), 'its epochs count in the ETA');
 });
 
+/** Runs the CLI in this process; returns its exit code and what it wrote to `stream` starting with `prefix` (the test runner reports through stdout too). */
+async function cli(args: string[], stream: NodeJS.WriteStream, prefix: string): Promise<{ code: number; text: string }> {
+  const write = stream.write;
+  let text = '';
+  stream.write = ((chunk: unknown, ...rest: never[]) => {
+    if (typeof chunk === 'string' && chunk.startsWith(prefix)) text += chunk;
+    else write.call(stream, chunk as string, ...rest);
+    return true;
+  }) as typeof stream.write;
+  try {
+    return { code: await main(['node', 'avap', ...args]), text };
+  } finally {
+    stream.write = write;
+  }
+}
+
 test("a registered method's option is a flag of avap train, refused for other methods", async () => {
   await ready;
   const run = path.join(tmp, 'cli-run');
-  const write = process.stdout.write;
-  let stdout = '';
-  // Only the command's own output: the test runner reports through stdout too.
-  process.stdout.write = ((chunk: unknown, ...rest: never[]) => {
-    if (typeof chunk === 'string' && chunk.startsWith('{"run"')) stdout += chunk;
-    else write.call(process.stdout, chunk as string, ...rest);
-    return true;
-  }) as typeof process.stdout.write;
-  let code: number;
-  try {
-    code = await main(['node', 'avap', 'train', '--data', data, '--out', run, '--method', 'tiny', '--tiny-gain', '3', '--epochs', '1', '--size', '32', '--batch-size', '4']);
-  } finally {
-    process.stdout.write = write;
-  }
-  assert.equal(code, 0);
-  assert.equal(JSON.parse(stdout.trim()).stages[0].name, 'fit');
+  const trained = await cli(['train', '--data', data, '--out', run, '--method', 'tiny', '--tiny-gain', '3', '--epochs', '1', '--size', '32', '--batch-size', '4'], process.stdout, '{"run"');
+  assert.equal(trained.code, 0);
+  assert.equal(JSON.parse(trained.text.trim()).stages[0].name, 'fit');
   assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')).model.gain, 3);
-  const stderr = process.stderr.write;
-  let errors = '';
-  process.stderr.write = ((chunk: unknown, ...rest: never[]) => {
-    if (typeof chunk === 'string' && chunk.startsWith('avap:')) errors += chunk;
-    else stderr.call(process.stderr, chunk as string, ...rest);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    code = await main(['node', 'avap', 'train', '--data', data, '--out', path.join(tmp, 'x'), '--method', 'mv-unet', '--tiny-gain', '3']);
-  } finally {
-    process.stderr.write = stderr;
-  }
-  assert.equal(code, 1);
-  assert.equal(errors, 'avap: --tiny-gain is an option of --method tiny, not of mv-unet\n');
+  const refused = await cli(['train', '--data', data, '--out', path.join(tmp, 'x'), '--method', 'mv-unet', '--tiny-gain', '3'], process.stderr, 'avap:');
+  assert.equal(refused.code, 1);
+  assert.equal(refused.text, 'avap: --tiny-gain is an option of --method tiny, not of mv-unet\n');
 });
