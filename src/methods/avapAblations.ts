@@ -11,6 +11,7 @@ type Table = 'III' | 'IV' | 'V';
  * Joint training (Table V) gets the two-step budget in one stage (epochs + preference epochs).
  */
 export const avapAblations: AblationStudy = {
+  description: 'AVAP: Tables III (pre-training), IV (controller conditioning) and V (training strategy)',
   plan({ structures, epochs, options, pretrained }) {
     const variant = (table: Table, id: string, label: string, overrides: AblationRun['overrides']): AblationRun =>
       ({ table, id: `avap@${id}`, folder: `avap-${id}`, label, overrides });

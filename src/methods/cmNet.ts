@@ -99,7 +99,7 @@ export const cmNet: MethodDescriptor<ConfusionMatrixConfig> = {
   label: 'CM-Net',
   description: 'CM-Net: clean segmentation + per-pixel, per-annotator confusion matrices, trace regulariser (Zhang et al. 2020)',
   schema: baselineSchema('cm-net', { traceWeight: z.number().nonnegative() }),
-  options: [{ key: 'traceWeight', flag: '--trace-weight', description: "CM-Net: weight λ of the confusion matrices' trace regulariser (the authors' code: 0.1)", value: { type: 'number', min: 0, max: 100 }, default: 0.1 }],
+  options: [{ key: 'traceWeight', flag: '--trace-weight', description: "CM-Net: weight λ of the confusion matrices' trace regulariser (the default is the authors' value)", value: { type: 'number', min: 0, max: 100 }, default: 0.1 }],
   configure: (context, options) => baselineConfig('cm-net', context, { traceWeight: options.traceWeight as number }),
   plan: (config) => singleStage(config, 'both'),
   build: (config) => new ConfusionMatrixMethod(config),

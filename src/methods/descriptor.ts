@@ -55,6 +55,8 @@ export interface MethodVariants<C> {
 
 /** Runs of a method's ablation study for `avap experiment --ablations`, and the tables they fill. */
 export interface AblationStudy {
+  /** For --help, e.g. 'AVAP: Tables III (pre-training), IV (…), V (…)'. */
+  description: string;
   plan(context: AblationContext): AblationRun[];
   /** File name → Markdown, from the evaluated rows (the method's own default run included). */
   tables(results: AblationResults): Record<string, string>;
