@@ -8,7 +8,7 @@ import { buildMethod } from '../methods/registry';
 import { Stage } from '../methods/method';
 import { manualSeed } from '../torch';
 import { loadCheckpointWeights } from './checkpoint';
-import { TrainEvent, consoleReporter } from './events';
+import { consoleReporter } from './events';
 import { trainStages } from './loop';
 import { TRAIN_DEFAULTS, TrainOptions, TrainSummary } from './options';
 import { CheckpointState } from './run';
