@@ -51,8 +51,9 @@ test('synth writes a valid native dataset with train/test splits and a sidecar t
   const ds = await openDataset(out);
   assert.deepEqual(ds.annotators, ['A1', 'A2', 'A3', 'A4', 'A5', 'A6']);
   assert.deepEqual(ds.structures.map((s) => [s.name, s.values]), [['disc', [128, 255]], ['cup', [255]]]);
-  assert.equal(ds.splits.train.length, 8);
-  assert.equal(ds.splits.test.length, 2);
+  // Without --train: up to 30 training cases, at least one test case.
+  assert.equal(ds.splits.train.length, 9);
+  assert.equal(ds.splits.test.length, 1);
   assert.ok((await checkDataset(out)).ok);
 
   const side = JSON.parse(fs.readFileSync(path.join(out, 'synth.json'), 'utf8')) as SynthSidecar;
@@ -85,8 +86,9 @@ test('annotators really differ as their styles say: cup areas ordered by cup sca
   assert.ok(cup[0] > cup[4] && cup[4] > cup[5] && cup[5] > cup[1], `cup areas ${cup.map(Math.round)}`);
   // Area scales with the square of the linear scale: (1.2 / 0.8)² = 2.25; clipping to the disc and jitter cost a little.
   assert.ok(cup[0] / cup[1] > 1.9, `A1/A2 cup area ratio ${cup[0] / cup[1]}`);
-  // Rounder (A3) and offset (A4) keep the cup's area: within 5% of neutral A6.
-  for (const m of [2, 3]) assert.ok(Math.abs(cup[m] / cup[5] - 1) < 0.05, `A${m + 1} cup ${cup[m]} vs A6 ${cup[5]}`);
+  // Rounder (A3) and offset (A4) keep the cup's area: within 8% of neutral A6 (a large cup made round
+  // or moved loses a little where the annotator's own disc clips it).
+  for (const m of [2, 3]) assert.ok(Math.abs(cup[m] / cup[5] - 1) < 0.08, `A${m + 1} cup ${cup[m]} vs A6 ${cup[5]}`);
   // Disc disagreement is small (styles ±2%, in area ±4%), cup disagreement large.
   const spread = (xs: number[]) => Math.max(...xs) / Math.min(...xs);
   assert.ok(spread(disc) < 1.08, `disc spread ${spread(disc)}`);
@@ -103,9 +105,61 @@ test('the A3 and A4 styles change shape and position, not size', () => {
   assert.ok(elong(a3) < 1.0001, 'A3 draws circles');
   assert.ok(elong(latent) > 1.0001);
   const meanR = Math.sqrt(latent.rx * latent.ry);
-  // A4 shifts the cup right by 0.25 and up by 0.1 of its radius (plus a little jitter).
-  assert.ok(Math.abs((a4.cx - latent.cx) / meanR - 0.25) < 0.12);
-  assert.ok(Math.abs((a4.cy - latent.cy) / meanR + 0.1) < 0.12);
+  // A4 shifts the cup towards the temporal side by 0.3 of its radius (plus per-case jitter).
+  assert.ok(Math.abs((c.latent.temporal * (a4.cx - latent.cx)) / meanR - 0.3) < 0.2);
+  assert.ok(Math.abs((a4.cy - latent.cy) / meanR) < 0.2);
+});
+
+test('the temporal offset follows the eye: over many cases A4 sits temporal of the others, left or right', () => {
+  const styles = annotatorStyles(6, 0);
+  let temporalShift = 0;
+  const sides = new Set<number>();
+  for (let i = 0; i < 30; i++) {
+    const c = synthCase(i, 0, 64, styles);
+    sides.add(c.latent.temporal);
+    temporalShift += c.latent.temporal * (c.drawn[3].cup.cx - c.drawn[5].cup.cx);
+  }
+  assert.deepEqual([...sides].sort(), [-1, 1], 'both eyes occur');
+  assert.ok(temporalShift / 30 > 0.5, `mean temporal shift of A4 against A6: ${temporalShift / 30} px`);
+});
+
+test('the annotators disagree about as much as RIGA\'s: the majority vote scores disc ≈ 97–99, cup ≈ 83–88 soft Dice against them', () => {
+  const styles = annotatorStyles(6, 0);
+  const S = 96;
+  const dice = [0, 0];
+  const N = 30;
+  for (let i = 0; i < N; i++) {
+    const c = synthCase(i, 0, S, styles);
+    [(v: number) => v > 0, (v: number) => v === 255].forEach((inside, s) => {
+      const masks = c.labels.map((l) => Uint8Array.from(l, (v) => (inside(v) ? 1 : 0)));
+      const majority = new Uint8Array(S * S).map((_, j) => (masks.reduce((a, m) => a + m[j], 0) / masks.length > 0.5 ? 1 : 0));
+      for (const m of masks) {
+        let inter = 0, a = 0, b = 0;
+        for (let j = 0; j < S * S; j++) { inter += majority[j] & m[j]; a += majority[j]; b += m[j]; }
+        dice[s] += (2 * inter) / (a + b) / (N * masks.length);
+      }
+    });
+  }
+  assert.ok(dice[0] > 0.97 && dice[0] < 0.99, `disc ${dice[0]}`);
+  assert.ok(dice[1] > 0.83 && dice[1] < 0.88, `cup ${dice[1]}`);
+});
+
+test('the cup is hard to see: inside the disc, the cup is only a few percent brighter than the rim around it', () => {
+  const styles = annotatorStyles(1, 0);
+  const S = 128;
+  let ratio = 0;
+  const N = 20;
+  for (let i = 0; i < N; i++) {
+    const c = synthCase(i, 0, S, styles);
+    let cup = 0, nCup = 0, rim = 0, nRim = 0;
+    for (let j = 0; j < S * S; j++) {
+      const v = c.image[3 * j] + c.image[3 * j + 1] + c.image[3 * j + 2];
+      if (c.labels[0][j] === 255) { cup += v; nCup++; } else if (c.labels[0][j] === 128) { rim += v; nRim++; }
+    }
+    ratio += cup / nCup / (rim / nRim) / N;
+  }
+  // The old generator's cup was ~25% brighter than the rim; a fundus cup's pallor is subtle.
+  assert.ok(ratio > 1 && ratio < 1.12, `cup/rim brightness ${ratio}`);
 });
 
 test('any M works: styles beyond the six base ones are drawn from the seed', () => {

@@ -46,13 +46,15 @@ export function registerDataCommands(program: Command): void {
     .option('--annotators <m>', 'number of simulated annotators', String(SYNTH_DEFAULTS.annotators))
     .option('--size <s>', 'image side in pixels', String(SYNTH_DEFAULTS.size))
     .option('--seed <k>', 'random seed', String(SYNTH_DEFAULTS.seed))
-    .action(async (o: { out: string; cases: string; annotators: string; size: string; seed: string }) => {
+    .option('--train <n>', `cases in the train split, the rest are test (default: ${SYNTH_DEFAULTS.train}, at most cases - 1)`)
+    .action(async (o: { out: string; cases: string; annotators: string; size: string; seed: string; train?: string }) => {
       const cases = parseIntFlag('--cases', o.cases, 1, 100000);
       const annotators = parseIntFlag('--annotators', o.annotators, 1, 64);
       const size = parseIntFlag('--size', o.size, 32, 4096);
       const seed = parseIntFlag('--seed', o.seed, 0, 2 ** 32 - 1);
+      const train = o.train !== undefined ? parseIntFlag('--train', o.train, 1, cases) : undefined;
       const t0 = Date.now();
-      const r = await withProgress('generating', (onProgress) => writeSynthDataset({ out: o.out, cases, annotators, size, seed, onProgress }));
+      const r = await withProgress('generating', (onProgress) => writeSynthDataset({ out: o.out, cases, annotators, size, seed, train, onProgress }));
       const splits = Object.entries(r.splits).map(([k, v]) => `${k} ${v}`).join(', ');
       process.stdout.write(`wrote ${r.cases} synthetic cases (${splits}), ${r.annotators} annotators, ${r.size}x${r.size}, seed ${r.seed} to ${displayPath(r.out)} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     });
