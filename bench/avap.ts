@@ -48,7 +48,7 @@ function build(method: 'avap' | 'mh-unet', M: number): Method {
   manualSeed(0);
   const config = methodConfigFor(method, {
     structures: STRUCTURES, annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`), inChannels: 3,
-    encoder: ENCODER, epochs: 1,
+    encoder: ENCODER, steps: 1,
   }, method === 'avap' ? { preferenceEpochs: 1 } : {});
   return buildMethod(config);
 }

@@ -124,7 +124,7 @@ async function trainAndTrack(name: string, ds: Dataset, train: DataLoader, evalL
   manualSeed(SEED); // the same backbone initialisation for every method
   const method = buildMethod(methodConfigFor(name, {
     structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
-    encoder: ENCODER, variationEpochs: 1, preferenceEpochs: 1,
+    encoder: ENCODER, steps: 1,
   }));
   const avm = (method.model as { avm?: { branches: { items: { setPrior(f: number[]): void }[] } } }).avm;
   avm?.branches.items.forEach((b, s) => b.setPrior(prior[s]));
@@ -146,7 +146,7 @@ async function trainAndTrack(name: string, ds: Dataset, train: DataLoader, evalL
       lossSum += tidy(() => {
         optimizer.zeroGrad();
         const batch = toTrainingBatch(b, ds.channels, M, K);
-        const l = tidy(() => method.loss(stage, batch, rng));
+        const l = tidy(() => stage.loss(batch, rng));
         l.backward();
         optimizer.step();
         return l.item();

@@ -38,7 +38,7 @@ test.before(() => {
 
 test('train, predict and evaluate from the command line', () => {
   const run = path.join(root, 'run');
-  const summary = JSON.parse(ok(avap('train', ...TRAIN, '--out', run, '--variation-epochs', '1', '--preference-epochs', '1')).trim().split('\n').pop()!);
+  const summary = JSON.parse(ok(avap('train', ...TRAIN, '--out', run, '--steps', '1', '--preference-steps', '1', '--val-fraction', '0.25')).trim().split('\n').pop()!);
   assert.deepEqual(summary.stages.map((s: { name: string }) => s.name), ['variation', 'preference']);
   for (const f of ['config.json', 'normalization.json', 'model.safetensors', 'log.jsonl', 'summary.json', 'checkpoint/state.json']) {
     assert.ok(fs.existsSync(path.join(run, f)), `${f} written`);
@@ -47,7 +47,7 @@ test('train, predict and evaluate from the command line', () => {
   assert.deepEqual(config.model.annotators, ['A1', 'A2', 'A3']);
   assert.ok(config.data.valCases.length >= 1 && !config.data.valCases.some((id: string) => config.data.trainCases.includes(id)), 'validation cases are held out');
   const log = fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.map((e) => e.event), ['start', 'epoch', 'epoch', 'done']);
+  assert.deepEqual(log.map((e) => e.event), ['start', 'round', 'round', 'done']);
 
   const pred = path.join(root, 'pred');
   ok(avap('predict', '--model', run, '--input', data, '--out', pred, '--annotators', '1,3'));
@@ -72,8 +72,9 @@ test('predict writes 16-bit maps at the original image size', async () => {
 test('step 2 leaves the backbone and AVM bit-identical, and training is deterministic under a seed', () => {
   const stepOne = path.join(root, 'step-one');
   const both = path.join(root, 'both');
-  ok(avap('train', ...TRAIN, '--out', stepOne, '--variation-epochs', '2', '--preference-epochs', '0'));
-  ok(avap('train', ...TRAIN, '--out', both, '--variation-epochs', '2', '--preference-epochs', '2'));
+  // The same step 1 in both runs, then 1 or 2 steps of step 2: only the APM may differ.
+  ok(avap('train', ...TRAIN, '--out', stepOne, '--steps', '2', '--preference-steps', '1'));
+  ok(avap('train', ...TRAIN, '--out', both, '--steps', '2', '--preference-steps', '2'));
   const a = weights(stepOne);
   const b = weights(both);
   const frozen = Object.keys(a).filter((k) => k.startsWith('backbone.') || k.startsWith('avm.'));
@@ -83,14 +84,14 @@ test('step 2 leaves the backbone and AVM bit-identical, and training is determin
   assert.ok(apm.some((k) => !sameBytes(a[k], b[k])), 'step 2 trained the APM');
 });
 
-test('a run killed with SIGKILL resumes from its last completed epoch and ends where an uninterrupted run ends', async () => {
+test('a run killed with SIGKILL resumes from its last completed round and ends where an uninterrupted run ends', async () => {
   const killed = path.join(root, 'killed');
-  const args = [CLI, 'train', ...TRAIN, '--out', killed, '--variation-epochs', '2', '--preference-epochs', '2'];
+  const args = [CLI, 'train', ...TRAIN, '--out', killed, '--steps', '2', '--preference-steps', '2'];
   const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, AVAP_NUM_THREADS: '1' } });
   const state = path.join(killed, 'checkpoint', 'state.json');
   await new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {
-      if (fs.existsSync(state) && JSON.parse(fs.readFileSync(state, 'utf8')).epoch >= 1) {
+      if (fs.existsSync(state) && JSON.parse(fs.readFileSync(state, 'utf8')).step >= 1) {
         clearInterval(timer);
         child.kill('SIGKILL');
         resolve();
@@ -105,11 +106,11 @@ test('a run killed with SIGKILL resumes from its last completed epoch and ends w
   const before = JSON.parse(fs.readFileSync(state, 'utf8'));
   const again = avap('train', ...TRAIN, '--out', killed, '--resume');
   ok(again);
-  assert.match(again.stderr, new RegExp(`resuming .*stage ${before.stage + 1}/2 \\(\\w+\\), ${before.epoch} epoch\\(s\\) done`));
+  assert.match(again.stderr, new RegExp(`resuming .*stage ${before.stage + 1}/2 \\(\\w+\\), ${before.step}/2 steps done`));
   const log = fs.readFileSync(path.join(killed, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  // Epochs after the last checkpoint may be logged twice (run, killed, run again); none is skipped.
-  const epochs = log.filter((e) => e.event === 'epoch').map((e) => `${e.stage}${e.epoch}`);
-  assert.deepEqual([...new Set(epochs)], ['variation1', 'variation2', 'preference1', 'preference2']);
+  // Rounds after the last checkpoint may be logged twice (run, killed, run again); none is skipped.
+  const rounds = log.filter((e) => e.event === 'round').map((e) => `${e.stage}${e.step}`);
+  assert.deepEqual([...new Set(rounds)], ['variation1', 'variation2', 'preference1', 'preference2']);
   const reference = weights(path.join(root, 'both'));
   const resumed = weights(killed);
   for (const k of Object.keys(reference)) assert.ok(sameBytes(reference[k], resumed[k]), `${k} differs from the uninterrupted run`);

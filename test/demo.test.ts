@@ -13,7 +13,7 @@ test('the demo runs end to end on a tiny profile and writes its summary, report 
   const lines: string[] = [];
   const r = await runDemo({
     out, quick: true, print: (l) => lines.push(l),
-    profile: { ...DEMO_PROFILES.quick, cases: 16, annotators: 3, size: 32, variationEpochs: 1, preferenceEpochs: 1, encoder: 'resnet18' },
+    profile: { ...DEMO_PROFILES.quick, cases: 16, train: 10, annotators: 3, size: 32, variationSteps: 1, preferenceSteps: 1, encoder: 'resnet18' },
   });
   assert.equal(r.profile, 'custom');
   const testSplit = JSON.parse(fs.readFileSync(path.join(out, 'data', 'dataset.json'), 'utf8')).splits.test;

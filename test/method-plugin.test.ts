@@ -13,7 +13,7 @@ import {
 } from '../src/index';
 
 // ---- the whole method ------------------------------------------------------------------------
-interface TinyConfig extends MethodConfig { inChannels: number; epochs: number; gain: number }
+interface TinyConfig extends MethodConfig { inChannels: number; steps: number; gain: number }
 
 class TinyMethod implements Method {
   readonly name = 'tiny';
@@ -36,10 +36,10 @@ class TinyMethod implements Method {
 
 const tiny: MethodDescriptor<TinyConfig> = {
   name: 'tiny', label: 'Tiny', description: 'Tiny: one 1×1 convolution on the image, trained on the mean vote',
-  schema: z.object({ method: z.literal('tiny'), structures: z.array(z.string()), annotators: z.array(z.string()), inChannels: z.number(), epochs: z.number(), gain: z.number() }),
+  schema: z.object({ method: z.literal('tiny'), structures: z.array(z.string()), annotators: z.array(z.string()), inChannels: z.number(), steps: z.number(), gain: z.number() }),
   options: [{ key: 'gain', flag: '--tiny-gain', description: 'Tiny: logit gain', value: { type: 'number', min: 0.1, max: 10 }, default: 1 }],
-  configure: (c, o) => ({ method: 'tiny', structures: c.structures, annotators: c.annotators, inChannels: c.inChannels, epochs: c.epochs, gain: o.gain as number }),
-  plan: (c) => [{ name: 'fit', epochs: c.epochs, select: 'mean_voting' }],
+  configure: (c, o) => ({ method: 'tiny', structures: c.structures, annotators: c.annotators, inChannels: c.inChannels, steps: c.steps, gain: o.gain as number }),
+  plan: (c) => [{ name: 'fit', steps: c.steps, select: 'mean_voting' }],
   build: (c) => new TinyMethod(c),
 };
 registerMethod(tiny);
@@ -54,9 +54,9 @@ test('a registered method trains through the shared trainer and predicts the com
   await ready;
   const run = path.join(tmp, 'run');
   const events: string[] = [];
-  const summary = await train({ ...quiet, data, out: run, method: 'tiny', epochs: 2, methodOptions: { gain: 2 }, onEvent: (e) => events.push(e.type) });
-  assert.deepEqual(summary.stages.map((s) => [s.name, s.epochs, s.select]), [['fit', 2, 'mean_voting']]);
-  assert.equal(events.filter((e) => e === 'epoch').length, 2, 'one epoch event per epoch');
+  const summary = await train({ ...quiet, data, out: run, method: 'tiny', steps: 2, methodOptions: { gain: 2 }, onEvent: (e) => events.push(e.type) });
+  assert.deepEqual(summary.stages.map((s) => [s.name, s.steps, s.select]), [['fit', 2, 'mean_voting']]);
+  assert.equal(events.filter((e) => e === 'round').length, 2, 'a stage of 2 steps is 2 rounds');
   assert.ok(events.includes('step') && events.at(-1) === 'done');
   const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
   assert.deepEqual([config.model.method, config.model.gain], ['tiny', 2]);
@@ -72,11 +72,11 @@ test("a registered method is a row of the experiment's Table II, with its label"
   await ready;
   const out = path.join(tmp, 'exp');
   const lines: string[] = [];
-  const result = await experiment({ data, out, methods: ['tiny', 'mv-unet'], profile: 'quick', epochs: 1, size: 32, encoder: 'resnet18', seed: 0, ablations: false, print: (l) => lines.push(l) });
+  const result = await experiment({ data, out, methods: ['tiny', 'mv-unet'], profile: 'quick', steps: 1, size: 32, encoder: 'resnet18', seed: 0, ablations: false, print: (l) => lines.push(l) });
   assert.deepEqual(result.methods.map((m) => [m.id, m.label]), [['mv-unet', 'MV-UNet'], ['tiny', 'Tiny']], 'after the built-in methods');
   const table = fs.readFileSync(path.join(out, 'table2.md'), 'utf8');
   assert.match(table, /\n\| Tiny \| [\d.*]+, [\d.*]+ \|/);
-  assert.ok(lines.some((l) => /\[2\/2 tiny\] fit epoch 1\/1: .*experiment 2\/2 epochs, ETA/.test(l)), 'its epochs count in the ETA');
+  assert.ok(lines.some((l) => /\[2\/2 tiny\] fit step 1\/1: .*experiment 2\/2 steps, ETA/.test(l)), 'its steps count in the ETA');
 });
 
 /** Runs the CLI in this process; returns its exit code and what it wrote to `stream` starting with `prefix` (the test runner reports through stdout too). */
@@ -98,7 +98,7 @@ async function cli(args: string[], stream: NodeJS.WriteStream, prefix: string): 
 test("a registered method's option is a flag of avap train, refused for other methods", async () => {
   await ready;
   const run = path.join(tmp, 'cli-run');
-  const trained = await cli(['train', '--data', data, '--out', run, '--method', 'tiny', '--tiny-gain', '3', '--epochs', '1', '--size', '32', '--batch-size', '4'], process.stdout, '{"run"');
+  const trained = await cli(['train', '--data', data, '--out', run, '--method', 'tiny', '--tiny-gain', '3', '--steps', '1', '--size', '32', '--batch-size', '4'], process.stdout, '{"run"');
   assert.equal(trained.code, 0);
   assert.equal(JSON.parse(trained.text.trim()).stages[0].name, 'fit');
   assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')).model.gain, 3);

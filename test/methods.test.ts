@@ -25,26 +25,26 @@ const ALL_METHODS = ['single:2', 'mv-unet', 'ls-unet', 'mh-unet', 'cm-net', 'mr-
 function options(annotators = M) {
   return {
     structures: STRUCTURES, annotators: Array.from({ length: annotators }, (_, k) => `A${k + 1}`), inChannels: 3,
-    encoder: 'resnet18', featureChannels: 8, epochs: 2,
+    encoder: 'resnet18', featureChannels: 8, steps: 2,
   };
 }
 
-/** AVAP's step 2 gets one epoch; the other methods have one stage. */
-const methodOptions = (name: string) => (name === 'avap' ? { preferenceEpochs: 1 } : {});
+/** AVAP's step 2 gets one step; the other methods have one stage. */
+const methodOptions = (name: string) => (name === 'avap' ? { preferenceSteps: 1 } : {});
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-methods-'));
 const data = path.join(tmp, 'data');
-const ready = writeSynthDataset({ out: data, cases: 12, annotators: M, size: 32, seed: 0 });
+const ready = writeSynthDataset({ out: data, cases: 12, train: 10, annotators: M, size: 32, seed: 0 });
 
 for (const name of ALL_METHODS) {
-  test(`${name}: two epochs on a tiny synthetic set, then a complete prediction layout`, async () => {
+  test(`${name}: two steps on a tiny synthetic set, then a complete prediction layout`, async () => {
     await ready;
     const run = path.join(tmp, `run-${name.replace(':', '-')}`);
     const summary = await train({
       ...TRAIN_DEFAULTS, data, out: run, method: name, size: 32, batchSize: 4, lr: 1e-3, encoder: 'resnet18',
-      epochs: 2, methodOptions: methodOptions(name), resume: false, progress: false, print: () => undefined,
+      steps: 2, methodOptions: methodOptions(name), resume: false, progress: false, print: () => undefined,
     });
-    assert.deepEqual(summary.stages.map((s) => s.epochs), name === 'avap' ? [2, 1] : [2]);
+    assert.deepEqual(summary.stages.map((s) => s.steps), name === 'avap' ? [2, 1] : [2]);
     const ds = await openDataset(data);
     const cases = selectCases(ds, { split: 'test' });
     const evalDir = path.join(tmp, `eval-${name.replace(':', '-')}`);
@@ -75,15 +75,17 @@ test('every method config survives config.json and rebuilds the same model', () 
   }
 });
 
-test("AVAP's config keeps its original shape, so runs trained before the baselines still load", () => {
-  const old = {
+test("AVAP's config: the paper's heads, and step 2 gets half of step 1's steps unless told otherwise", () => {
+  const expected = {
     method: 'avap', structures: STRUCTURES, annotators: ['A1', 'A2'],
     backbone: { encoder: 'resnet34', inChannels: 3, featureChannels: 32 },
     avm: { hidden: 32, calibration: 'expectation' }, apm: { hidden: 8, conditioning: 'both' },
-    training: { strategy: 'two-step', variationEpochs: 100, preferenceEpochs: 50 },
+    training: { strategy: 'two-step', variationSteps: 1000, preferenceSteps: 500 },
   };
-  assert.deepEqual(parseMethodConfig(old, 'config.json'), old);
-  assert.deepEqual(methodConfigFor('avap', { ...options(2), encoder: 'resnet34', featureChannels: 32, epochs: 100 }), old);
+  const config = methodConfigFor('avap', { ...options(2), encoder: 'resnet34', featureChannels: 32, steps: 1000 });
+  assert.deepEqual(config, expected);
+  assert.deepEqual(parseMethodConfig(JSON.parse(JSON.stringify(config)), 'config.json'), expected);
+  assert.throws(() => methodConfigFor('avap', options(2), { preferenceSteps: 0 }), /--preference-steps 0 would leave the preference head \(APM\) untrained/);
 });
 
 test('single:K validates K against the number of annotators in one line naming --method', () => {

@@ -16,7 +16,7 @@ import {
  * Binary per-annotator maps (their mean is a multiple of 1/M): written as 16-bit PNGs and read back,
  * they fall on the same side of every threshold, so `evaluate` sees exactly what validation saw.
  */
-interface BinaryConfig extends MethodConfig { inChannels: number; epochs: number }
+interface BinaryConfig extends MethodConfig { inChannels: number; steps: number }
 
 class BinaryMethod implements Method {
   readonly name = 'binary';
@@ -45,9 +45,9 @@ class BinaryMethod implements Method {
 
 const binary: MethodDescriptor<BinaryConfig> = {
   name: 'binary', label: 'Binary', description: 'binary per-annotator maps from a 1×1 convolution',
-  schema: z.object({ method: z.literal('binary'), structures: z.array(z.string()), annotators: z.array(z.string()), inChannels: z.number(), epochs: z.number() }),
-  configure: (c) => ({ method: 'binary', structures: c.structures, annotators: c.annotators, inChannels: c.inChannels, epochs: c.epochs }),
-  plan: (c) => [{ name: 'fit', epochs: c.epochs, select: 'both' }],
+  schema: z.object({ method: z.literal('binary'), structures: z.array(z.string()), annotators: z.array(z.string()), inChannels: z.number(), steps: z.number() }),
+  configure: (c) => ({ method: 'binary', structures: c.structures, annotators: c.annotators, inChannels: c.inChannels, steps: c.steps }),
+  plan: (c) => [{ name: 'fit', steps: c.steps, select: 'both' }],
   build: (c) => new BinaryMethod(c),
 };
 registerMethod(binary);
@@ -63,7 +63,7 @@ test('validation during training reports what evaluate reports for the validatio
     if (i % 2 === 0) fs.rmSync(c.labels[2]!);
   });
   const run = path.join(tmp, 'run');
-  const summary = await train({ data, out: run, method: 'binary', size: 32, batchSize: 4, lr: 1e-2, epochs: 2, valFraction: 0.5, progress: false, print: () => undefined });
+  const summary = await train({ data, out: run, method: 'binary', size: 32, batchSize: 4, lr: 1e-2, steps: 2, valFraction: 0.5, progress: false, print: () => undefined });
 
   const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
   const out = path.join(tmp, 'eval');
@@ -72,12 +72,12 @@ test('validation during training reports what evaluate reports for the validatio
   fs.writeFileSync(datasetJson, JSON.stringify({ ...JSON.parse(fs.readFileSync(datasetJson, 'utf8')), splits: { val: config.data.valCases } }));
   const evaluation = await evaluate({ data, split: 'val', model: run, out });
   const mean = (r: Record<string, number | null>) => (r.disc! + r.cup!) / 2;
-  assert.equal(summary.validation.mean_voting, mean(evaluation.mean_voting));
-  assert.equal(summary.validation.average, mean(evaluation.average));
+  assert.equal(summary.validation!.mean_voting, mean(evaluation.mean_voting));
+  assert.equal(summary.validation!.average, mean(evaluation.average));
 
   // The set is one where the aggregation matters: the mean over available (case, annotator) pairs differs.
   const pairs = evaluation.per_case.flatMap((c) => Object.values(c.metrics).flatMap((m) => m.per_annotator.filter((x): x is number => x !== null)));
   const pairMean = pairs.reduce((a, b) => a + b, 0) / pairs.length;
   assert.ok(evaluation.per_case.some((c) => c.metrics.cup.per_annotator.includes(null)), 'some validation case lacks an annotation');
-  assert.ok(Math.abs(pairMean - summary.validation.average) > 1e-6, `pair mean ${pairMean} vs column mean ${summary.validation.average}`);
+  assert.ok(Math.abs(pairMean - summary.validation!.average) > 1e-6, `pair mean ${pairMean} vs column mean ${summary.validation!.average}`);
 });

@@ -7,14 +7,14 @@ import { encoderNames } from '../models/encoders/registry';
 import { collectList, parseChoice, parseIntFlag } from '../util/flags';
 
 interface ExperimentFlags {
-  data: string; out: string; methods?: string[]; profile: string; epochs?: string; size?: string; encoder?: string; seed: string;
+  data: string; out: string; methods?: string[]; profile: string; steps?: string; size?: string; encoder?: string; seed: string;
   ablations: boolean; testSplit?: string; testSubset?: string[]; trainSplit?: string; pretrained?: string; threads?: string;
 }
 
-/** '64², resnet18, batch 8, lr 0.001, 30 epochs; AVAP step 2: 30 at lr 0.005'. */
+/** '64², resnet18, batch 8, lr 0.001 (poly), 300 steps; AVAP step 2: 300 steps at lr 0.005'. */
 function describeProfile(p: ExperimentProfile): string {
   const notes = methodDescriptors().flatMap((d) => (d.describeSettings ? [d.describeSettings(optionsFor(d, p.methodOptions))] : []));
-  return [`${p.size}², ${p.encoder}, batch ${p.batchSize}, lr ${p.lr}, ${p.epochs} epochs`, ...notes].join('; ');
+  return [`${p.size}², ${p.encoder}, batch ${p.batchSize}, lr ${p.lr} (${p.schedule}), ${p.steps} steps`, ...notes].join('; ');
 }
 
 /** `avap experiment`: parses flags and calls runExperiment(). */
@@ -26,7 +26,7 @@ export function registerExperimentCommand(program: Command): void {
     .requiredOption('--out <dir>', 'experiment folder: runs/, eval/, table2.md, summary.json')
     .option('--methods <list>', `methods, comma-separated or repeated ('single' = single:1..single:M); default ${defaultMethods().join(',')}`, collectList)
     .option('--profile <name>', `'quick' (${describeProfile(EXPERIMENT_PROFILES.quick)}) or 'full' (the paper's: ${describeProfile(EXPERIMENT_PROFILES.full)})`, 'quick')
-    .option('--epochs <n>', "every method's main-stage epochs; a method's further stages keep the profile's ratio to it (AVAP's step 2: quick n, full n/2); default from the profile")
+    .option('--steps <n>', "every method's main-stage optimiser steps; a method's further stages keep the profile's ratio to it (AVAP's step 2: quick n, full n/2); default from the profile")
     .option('--size <px>', 'input side, a multiple of 32; default from the profile')
     .option('--encoder <name>', `${encoderNames().join(', ')}; default from the profile`)
     .option('--seed <n>', 'seed shared by every method (initialisation, data order, validation hold-out)', '0')
@@ -41,7 +41,7 @@ export function registerExperimentCommand(program: Command): void {
       const result = await runExperiment({
         data: flags.data, out: flags.out, methods: flags.methods,
         profile: parseChoice('--profile', flags.profile, ['quick', 'full'] as const),
-        epochs: flags.epochs !== undefined ? parseIntFlag('--epochs', flags.epochs, 1) : undefined,
+        steps: flags.steps !== undefined ? parseIntFlag('--steps', flags.steps, 1) : undefined,
         size: flags.size !== undefined ? parseIntFlag('--size', flags.size, 32, 4096) : undefined,
         encoder: flags.encoder !== undefined ? parseChoice('--encoder', flags.encoder, encoderNames()) : undefined,
         seed: parseIntFlag('--seed', flags.seed, 0, 2 ** 31 - 1), ablations: flags.ablations,

@@ -8,7 +8,7 @@ import { collectList, parseChoice, parseFloatFlag, parseIntFlag } from '../util/
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
-  weightDecay: string; schedule: string; epochs: string; variationEpochs?: string; encoder: string; pretrained?: string; seed: string;
+  weightDecay: string; schedule: string; steps: string; encoder: string; pretrained?: string; seed: string;
   valFraction: string; normalization: string; augment: boolean; resume: boolean; threads?: string;
   [methodOption: string]: unknown;
 }
@@ -36,15 +36,14 @@ export function registerTrainCommand(program: Command): void {
     .option('--lr <x>', 'Adam learning rate', String(d.lr))
     .option('--weight-decay <x>', 'Adam weight decay', String(d.weightDecay))
     .option('--schedule <kind>', 'learning-rate schedule: constant, poly or cosine', d.schedule)
-    .option('--epochs <n>', "epochs of the method's main stage (AVAP: step 1, backbone + AVM)", String(d.epochs))
-    .option('--variation-epochs <n>', "the same as --epochs (the paper's name for AVAP's step 1)")
+    .option('--steps <n>', "optimiser steps of the method's main stage (AVAP: step 1, backbone + AVM), whatever the dataset's size", String(d.steps))
     .option('--encoder <name>', `encoder: ${encoderNames().join(', ')} (the paper: resnet34)`, d.encoder)
     .option('--pretrained <file>', 'ImageNet encoder weights converted from torchvision to safetensors (nothing is downloaded)')
     .option('--seed <n>', 'seed for initialisation, data order, augmentation and held-out validation cases', String(d.seed))
-    .option('--val-fraction <x>', 'fraction of the training cases held out for validation', String(d.valFraction))
+    .option('--val-fraction <x>', "fraction of the training cases held out for validation, or 'auto': 10% when that makes at least 20 cases (enough to choose weights by), else none and the final weights are kept", String(d.valFraction))
     .option('--normalization <kind>', "'per-pixel' (paper), 'per-channel' or 'imagenet'", d.normalization)
     .option('--no-augment', 'disable flips, rotations, scaling and colour jitter')
-    .option('--resume', 'continue the run in --out from its last completed epoch', false)
+    .option('--resume', 'continue the run in --out from its last completed round of steps', false)
     .option('--threads <n>', 'torch threads (default: all cores)');
   // Every method's own options; the one --method names may be given, the others are an error.
   const methodFlags = methodDescriptors().flatMap((descriptor) => (descriptor.options ?? []).map((option) => {
@@ -69,22 +68,13 @@ export function registerTrainCommand(program: Command): void {
       lr: parseFloatFlag('--lr', f.lr, 1e-12, 10),
       weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
       schedule: parseChoice('--schedule', f.schedule, ['constant', 'poly', 'cosine'] as const),
-      epochs: epochsOf(f, command.getOptionValueSource('epochs') === 'cli'),
+      steps: parseIntFlag('--steps', f.steps, 1),
       encoder: parseChoice('--encoder', f.encoder, encoderNames()), featureChannels: TRAIN_DEFAULTS.featureChannels,
       pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
-      valFraction: parseFloatFlag('--val-fraction', f.valFraction, 0, 1),
+      valFraction: f.valFraction === 'auto' ? 'auto' : parseFloatFlag('--val-fraction', f.valFraction, 0, 0.99),
       normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
       augment: f.augment, resume: f.resume, methodOptions,
     });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   });
-}
-
-/** --epochs, or its alias --variation-epochs; both at once must agree. */
-function epochsOf(f: TrainFlags, epochsGiven: boolean): number {
-  const epochs = parseIntFlag('--epochs', f.epochs, 0);
-  if (f.variationEpochs === undefined) return epochs;
-  const variation = parseIntFlag('--variation-epochs', f.variationEpochs, 0);
-  if (epochsGiven && variation !== epochs) throw new UserError(`--variation-epochs ${variation} and --epochs ${epochs} disagree (they name the same thing)`);
-  return variation;
 }

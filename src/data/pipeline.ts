@@ -206,6 +206,8 @@ export class DataLoader {
   readonly structures: string[];
   /** Batches in every epoch. */
   readonly batchesPerEpoch: number;
+  /** Cases it draws from. */
+  readonly caseCount: number;
   private readonly producer: BatchProducer | null = null;
   private readonly worker: Worker | null = null;
   private readonly prefetch: number;
@@ -228,6 +230,7 @@ export class DataLoader {
     this.structures = ds.structures.map((s) => s.name);
     this.prefetch = opts.prefetch ?? 2;
     const n = cases.length;
+    this.caseCount = n;
     this.batchesPerEpoch = opts.dropLast ? Math.floor(n / opts.batchSize) : Math.ceil(n / opts.batchSize);
     // The compiled worker file is absent when this module runs from TypeScript sources (ts-node and
     // the like); the main-thread producer gives identical batches.

@@ -121,10 +121,11 @@ export function synthCase(index: number, seed: number, size: number, styles: Ann
   const S = size;
   const plane = S * S;
 
-  // Latent anatomy: a vertically elongated disc, and a cup inside it (cup-to-disc ratio 0.4–0.68, a glaucoma-screening population).
+  // Latent anatomy: a vertically elongated disc near the centre (RIGA's DiscRegion images are crops
+  // centred on the disc), and a cup inside it (cup-to-disc ratio 0.4–0.68, a glaucoma-screening population).
   const r = S * rng.uniform(0.17, 0.23);
   const discElong = rng.uniform(1.0, 1.15);
-  const disc: Ellipse = { cx: S * rng.uniform(0.38, 0.62), cy: S * rng.uniform(0.38, 0.62), rx: r / Math.sqrt(discElong), ry: r * Math.sqrt(discElong), angle: rng.uniform(-0.35, 0.35) };
+  const disc: Ellipse = { cx: S * rng.uniform(0.46, 0.54), cy: S * rng.uniform(0.46, 0.54), rx: r / Math.sqrt(discElong), ry: r * Math.sqrt(discElong), angle: rng.uniform(-0.35, 0.35) };
   const cupR = r * rng.uniform(0.4, 0.68);
   const cupElong = rng.uniform(1.0, 1.35);
   const cup: Ellipse = { cx: disc.cx + r * rng.uniform(-0.08, 0.08), cy: disc.cy + r * rng.uniform(-0.08, 0.08), rx: cupR / Math.sqrt(cupElong), ry: cupR * Math.sqrt(cupElong), angle: rng.uniform(-0.35, 0.35) };

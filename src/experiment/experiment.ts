@@ -33,8 +33,8 @@ export interface ExperimentOptions {
   /** Method names (`single` = single:1..single:M); default every registered method. */
   methods?: string[];
   profile: keyof typeof EXPERIMENT_PROFILES;
-  /** Overrides of the profile; `epochs` also scales the methods' further stages (AVAP's step 2), keeping the profile's ratio. */
-  epochs?: number;
+  /** Overrides of the profile; `steps` also scales the methods' further stages (AVAP's step 2), keeping the profile's ratio. */
+  steps?: number;
   size?: number;
   encoder?: string;
   seed: number;
@@ -51,7 +51,7 @@ export interface ExperimentOptions {
 
 /**
  * What OUT/experiment.json records; a rerun with different values would mix incomparable runs. The
- * profile's method options sit beside the shared settings (e.g. preferenceEpochs, preferenceLr).
+ * profile's method options sit beside the shared settings (e.g. preferenceSteps, preferenceLr).
  */
 type ExperimentSettings = Omit<ExperimentProfile, 'methodOptions'> & {
   data: string;
@@ -90,7 +90,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   const settings = resolveSettings(opts, trainSelection, testSelection);
   const context: PlanContext = {
     structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
-    encoder: settings.encoder, epochs: settings.epochs, options: settings,
+    encoder: settings.encoder, steps: settings.steps, options: settings,
   };
   let runs = planMethods(opts.methods ?? defaultMethods(), context);
   const ablations = opts.ablations ? planAblations(context, settings.pretrained !== null) : [];
@@ -100,10 +100,10 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   checkSettings(out, settings);
   const all: PlannedRun[] = [...runs, ...ablations];
 
-  const progress = new ExperimentProgress(all.reduce((n, r) => n + sum(r.stageEpochs), 0));
-  for (const r of all) progress.skip(epochsAlreadyDone(out, r));
+  const progress = new ExperimentProgress(all.reduce((n, r) => n + sum(r.stageSteps), 0));
+  for (const r of all) progress.skip(stepsAlreadyDone(out, r));
   print(`experiment: ${plural(all.length, 'run')} (${all.map((r) => r.id).join(', ')}), ${ds.name}: `
-    + `${testCases.length} test cases (${describeSelection(testSelection)}), ${settings.size}², ${settings.encoder}, ${settings.epochs} epochs; ${progress.describe()}`);
+    + `${testCases.length} test cases (${describeSelection(testSelection)}), ${settings.size}², ${settings.encoder}, ${settings.steps} steps; ${progress.describe()}`);
 
   const results = new Map<string, MethodResult & { summary: EvaluationSummary }>();
   const publish = () => writeOutputs(out, ds, testCases.length, settings, runs, ablations, results, started);
@@ -170,17 +170,17 @@ function resolveSettings(opts: ExperimentOptions, train: ExperimentSettings['tra
   checkInputSize('--size', size, encoder);
   if (opts.pretrained && !fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
   return {
-    data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, weightDecay: profile.weightDecay,
-    epochs: opts.epochs ?? profile.epochs, encoder, seed: opts.seed, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
-    ...scaledOptions(profile, opts.epochs),
+    data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, schedule: profile.schedule, weightDecay: profile.weightDecay,
+    steps: opts.steps ?? profile.steps, encoder, seed: opts.seed, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
+    ...scaledOptions(profile, opts.steps),
   };
 }
 
-/** The profile's method options; with --epochs, the epochs of the methods' further stages keep their ratio to the main stage. */
-function scaledOptions(profile: ExperimentProfile, epochs: number | undefined): Record<string, unknown> {
-  const stageEpochs = new Set(methodDescriptors().flatMap((d) => (d.options ?? []).filter((o) => o.stageEpochs).map((o) => o.key)));
+/** The profile's method options; with --steps, the steps of the methods' further stages keep their ratio to the main stage. */
+function scaledOptions(profile: ExperimentProfile, steps: number | undefined): Record<string, unknown> {
+  const stageSteps = new Set(methodDescriptors().flatMap((d) => (d.options ?? []).filter((o) => o.stageSteps).map((o) => o.key)));
   return Object.fromEntries(Object.entries(profile.methodOptions).map(([key, value]) => [key,
-    epochs !== undefined && stageEpochs.has(key) ? Math.max(1, Math.round((epochs * (value as number)) / profile.epochs)) : value]));
+    steps !== undefined && stageSteps.has(key) ? Math.max(1, Math.round((steps * (value as number)) / profile.steps)) : value]));
 }
 
 /** Writes OUT/experiment.json the first time; later, refuses settings that differ from it. */
@@ -206,16 +206,18 @@ async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: E
   progress: ExperimentProgress, print: (line: string) => void): Promise<TrainSummary | null> {
   if (fs.existsSync(path.join(runDir, 'summary.json'))) return null;
   const { descriptor } = resolveMethod(run.method);
+  let roundFrom = 0;
   const options: TrainOptions = {
     data, out: runDir, ...selection, method: run.method,
-    size: s.size, batchSize: s.batchSize, lr: s.lr, weightDecay: s.weightDecay, epochs: run.overrides.epochs ?? s.epochs,
+    size: s.size, batchSize: s.batchSize, lr: s.lr, weightDecay: s.weightDecay, schedule: s.schedule, steps: run.overrides.steps ?? s.steps,
     encoder: s.encoder, seed: s.seed, pretrained: 'pretrained' in run.overrides ? undefined : s.pretrained ?? undefined,
     methodOptions: { ...optionsFor(descriptor, s), ...run.overrides.methodOptions },
     resume: new RunDir(runDir).exists(),
     onEvent: (e) => {
       const line = describeTrainEvent(e);
-      if (e.type === 'epoch') {
-        progress.epochTrained();
+      if (e.type === 'roundStart') roundFrom = e.step;
+      if (e.type === 'round') {
+        progress.trained(e.step - roundFrom);
         print(`${line} | ${progress.describe()}`);
       } else if (line !== null) {
         print(line);
@@ -225,12 +227,12 @@ async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: E
   return train(options);
 }
 
-/** Epochs of this run already trained in earlier sessions. */
-function epochsAlreadyDone(out: string, run: PlannedRun): number {
+/** Steps of this run already trained in earlier sessions. */
+function stepsAlreadyDone(out: string, run: PlannedRun): number {
   const runDir = path.join(out, 'runs', run.folder);
-  if (fs.existsSync(path.join(out, 'eval', run.folder, SUMMARY_FILE)) || fs.existsSync(path.join(runDir, 'summary.json'))) return sum(run.stageEpochs);
+  if (fs.existsSync(path.join(out, 'eval', run.folder, SUMMARY_FILE)) || fs.existsSync(path.join(runDir, 'summary.json'))) return sum(run.stageSteps);
   const state = new RunDir(runDir).exists() ? new RunDir(runDir).readState() : null;
-  return state ? sum(run.stageEpochs.slice(0, state.stage)) + state.epoch : 0;
+  return state ? sum(run.stageSteps.slice(0, state.stage)) + state.step : 0;
 }
 
 function readEvaluation(file: string): EvaluationSummary {
@@ -256,7 +258,7 @@ function writeOutputs(out: string, ds: Dataset, testCases: number, settings: Exp
   const structures = ds.structures.map((s) => s.name).join(', ');
   const notes = descriptorsOf(runs).flatMap((d) => (d.describeSettings ? [d.describeSettings(optionsFor(d, settings))] : []));
   const setup = `${ds.name}, ${testCases} test cases (${describeSelection(settings.test)}), trained on ${describeSelection(settings.train)} at ${settings.size}² with ${settings.encoder}, `
-    + `batch ${settings.batchSize}, lr ${settings.lr}, ${settings.epochs} epochs${notes.length ? ` (${notes.join('; ')})` : ''}, seed ${settings.seed}`;
+    + `batch ${settings.batchSize}, lr ${settings.lr} (${settings.schedule}), ${settings.steps} steps${notes.length ? ` (${notes.join('; ')})` : ''}, seed ${settings.seed}`;
   const table = table2(rowsOf(runs), `# Table II — soft Dice (%) as '${structures}'\n\n${setup}. Columns A1..A${ds.annotators.length}: each method's prediction for that annotator against that annotator's masks; Average: their mean; Mean Voting: the calibrated map against the mean vote. Methods without per-annotator outputs give their one map to every annotator.`);
   writeFileAtomic(path.join(out, 'table2.md'), table);
 

@@ -15,8 +15,8 @@ export interface PlannedRun {
   method: string;
   /** Training settings this run sets on top of the experiment's. */
   overrides: AblationRun['overrides'];
-  /** Epochs of each training stage, for progress and ETA. */
-  stageEpochs: number[];
+  /** Optimiser steps of each training stage, for progress and ETA. */
+  stageSteps: number[];
 }
 
 export interface AblationPlannedRun extends PlannedRun {
@@ -32,10 +32,10 @@ export interface PlanContext extends MethodContext {
 }
 
 /** The stages a run would train, from the config it would write. */
-function stageEpochs(descriptor: AnyMethodDescriptor, fixed: Record<string, unknown>, context: PlanContext, overrides: PlannedRun['overrides']): number[] {
+function stageSteps(descriptor: AnyMethodDescriptor, fixed: Record<string, unknown>, context: PlanContext, overrides: PlannedRun['overrides']): number[] {
   const options = { ...optionsFor(descriptor, context.options), ...overrides.methodOptions };
-  const config = descriptor.configure({ ...context, epochs: overrides.epochs ?? context.epochs }, { ...resolveOptions(descriptor, options), ...fixed });
-  return descriptor.plan(config).map((s) => s.epochs);
+  const config = descriptor.configure({ ...context, steps: overrides.steps ?? context.steps }, { ...resolveOptions(descriptor, options), ...fixed });
+  return descriptor.plan(config).map((s) => s.steps);
 }
 
 /**
@@ -52,7 +52,7 @@ export function planMethods(names: string[], context: PlanContext): PlannedRun[]
     const options = { ...resolveOptions(descriptor, optionsFor(descriptor, context.options)), ...fixed };
     const config = descriptor.configure(context, options);
     const member = descriptor.variants ? descriptor.variants.expand(M).indexOf(id) : 0;
-    runs.push({ id, folder: id.replace(':', '-'), label: methodIdentity(config).label, method: id, overrides: {}, stageEpochs: descriptor.plan(config).map((s) => s.epochs) });
+    runs.push({ id, folder: id.replace(':', '-'), label: methodIdentity(config).label, method: id, overrides: {}, stageSteps: descriptor.plan(config).map((s) => s.steps) });
     rank.set(id, methodDescriptors().indexOf(descriptor) * 1e6 + member);
   }
   return runs.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
@@ -61,10 +61,10 @@ export function planMethods(names: string[], context: PlanContext): PlannedRun[]
 /** The ablation runs of every method that has an ablation study (the paper: AVAP's Tables III–V). */
 export function planAblations(context: PlanContext, pretrained: boolean): AblationPlannedRun[] {
   return methodDescriptors().filter((d) => d.ablations).flatMap((d) => {
-    const ctx = { structures: context.structures.length, epochs: context.epochs, options: optionsFor(d, context.options), pretrained };
+    const ctx = { structures: context.structures.length, steps: context.steps, options: optionsFor(d, context.options), pretrained };
     return d.ablations!.plan(ctx).map((a): AblationPlannedRun => ({
       id: a.id, folder: a.folder, label: a.label, method: d.name, overrides: a.overrides, table: a.table, study: d.name,
-      stageEpochs: stageEpochs(d, {}, context, a.overrides),
+      stageSteps: stageSteps(d, {}, context, a.overrides),
     }));
   });
 }

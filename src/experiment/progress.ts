@@ -1,41 +1,41 @@
-// Progress of a whole experiment: epochs done out of all runs' epochs, and an ETA from the pace of the
-// epochs trained in this session (reused or already-finished epochs count as done but not as pace).
+// Progress of a whole experiment: optimiser steps done out of all runs' steps, and an ETA from the pace
+// of the steps trained in this session (reused or already-trained steps count as done but not as pace).
 
 export class ExperimentProgress {
   private done = 0;
   private trainedNow = 0;
   private readonly started: number;
 
-  constructor(readonly totalEpochs: number, private readonly now = () => Date.now()) {
+  constructor(readonly totalSteps: number, private readonly now = () => Date.now()) {
     this.started = now();
   }
 
-  /** Epochs finished before this session (reused runs, resumed checkpoints). */
-  skip(epochs: number): void {
-    this.done += epochs;
+  /** Steps finished before this session (reused runs, resumed checkpoints). */
+  skip(steps: number): void {
+    this.done += steps;
   }
 
-  /** One epoch trained in this session. */
-  epochTrained(): void {
-    this.done++;
-    this.trainedNow++;
+  /** Steps trained in this session. */
+  trained(steps: number): void {
+    this.done += steps;
+    this.trainedNow += steps;
   }
 
-  get epochsDone(): number {
+  get stepsDone(): number {
     return this.done;
   }
 
-  /** Seconds left, or null before the first trained epoch gives a pace. Includes evaluation time in the pace. */
+  /** Seconds left, or null before the first trained step gives a pace. Includes evaluation time in the pace. */
   etaSeconds(): number | null {
     if (this.trainedNow === 0) return null;
-    const perEpoch = (this.now() - this.started) / 1000 / this.trainedNow;
-    return Math.max(0, this.totalEpochs - this.done) * perEpoch;
+    const perStep = (this.now() - this.started) / 1000 / this.trainedNow;
+    return Math.max(0, this.totalSteps - this.done) * perStep;
   }
 
-  /** 'experiment 45/260 epochs, ETA 12m 30s'. */
+  /** 'experiment 450/2600 steps, ETA 12m 30s'. */
   describe(): string {
     const eta = this.etaSeconds();
-    return `experiment ${this.done}/${this.totalEpochs} epochs, ETA ${eta === null ? '–' : formatDuration(eta)}`;
+    return `experiment ${this.done}/${this.totalSteps} steps, ETA ${eta === null ? '–' : formatDuration(eta)}`;
   }
 }
 

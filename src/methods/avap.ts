@@ -15,9 +15,9 @@ import { Method, MethodConfig, Prediction, Stage, StagePlan, TrainingBatch, Vali
 export interface AvapTraining {
   /** 'two-step' (the paper's) or 'joint' with one weighted loss (Table V). */
   strategy: 'two-step' | 'joint';
-  /** Epochs of step 1 (backbone + AVM) and step 2 (APM); joint training uses variationEpochs. */
-  variationEpochs: number;
-  preferenceEpochs: number;
+  /** Optimiser steps of step 1 (backbone + AVM) and step 2 (APM); joint training uses variationSteps. */
+  variationSteps: number;
+  preferenceSteps: number;
   /** Joint only: one weight per AVM branch (structure), then the APM's weight. */
   jointWeights?: number[];
   /** Learning rate of step 2 (a tiny head on a frozen backbone converges faster with a larger one); default the run's. */
@@ -26,7 +26,7 @@ export interface AvapTraining {
 
 export type AvapMethodConfig = MethodConfig & AvapConfig & { method: 'avap'; training: AvapTraining };
 
-/** AVAP's config: unchanged since the first runs were written, so they still load. */
+/** AVAP's config (runs written when budgets were epochs are migrated when read: src/train/run.ts). */
 const schema = z.object({
   method: z.literal('avap'),
   structures: z.array(z.string()).min(1),
@@ -36,8 +36,8 @@ const schema = z.object({
   apm: z.object({ hidden: z.number().int().positive(), conditioning: z.enum(['both', 'code', 'features']) }),
   training: z.object({
     strategy: z.enum(['two-step', 'joint']),
-    variationEpochs: z.number().int().nonnegative(),
-    preferenceEpochs: z.number().int().nonnegative(),
+    variationSteps: z.number().int().nonnegative(),
+    preferenceSteps: z.number().int().nonnegative(),
     jointWeights: z.array(z.number().nonnegative()).optional(),
     preferenceLr: z.number().positive().optional(),
   }),
@@ -145,7 +145,7 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
   description: 'AVAP: ResNet34 U-Net + annotator variation (AVM) + annotator preference (APM) heads, two-step training',
   schema: schema as unknown as z.ZodType<AvapMethodConfig, z.ZodTypeDef, unknown>,
   options: [
-    { key: 'preferenceEpochs', flag: '--preference-epochs', description: 'AVAP: epochs of step 2 (the APM on the frozen backbone)', value: { type: 'int', min: 0 }, defaultText: 'half of --epochs', stageEpochs: true },
+    { key: 'preferenceSteps', flag: '--preference-steps', description: 'AVAP: optimiser steps of step 2 (the APM on the frozen backbone)', value: { type: 'int', min: 0 }, defaultText: 'half of --steps', stageSteps: true },
     { key: 'preferenceLr', flag: '--preference-lr', description: 'AVAP: learning rate of step 2 (the APM alone)', value: { type: 'number', min: 1e-12, max: 10 }, defaultText: '--lr' },
     { key: 'strategy', flag: '--strategy', description: "AVAP: 'two-step' (the paper's) or 'joint' (Table V)", value: { type: 'choice', choices: ['two-step', 'joint'] }, default: 'two-step' },
     { key: 'jointWeights', flag: '--joint-weights', description: 'AVAP, joint strategy: one loss weight per structure, then the APM weight, e.g. 0.2,0.2,0.6', value: { type: 'numbers' } },
@@ -155,6 +155,7 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
   configure(context, o) {
     const K = context.structures.length;
     const jointWeights = o.jointWeights as number[] | undefined;
+    if (o.strategy === 'two-step' && o.preferenceSteps === 0) throw new UserError('--preference-steps 0 would leave the preference head (APM) untrained; give it at least 1 step');
     if (jointWeights && jointWeights.length !== K + 1) throw new UserError(`--joint-weights: expected ${K + 1} values (one per structure, then the APM), got ${jointWeights.length}`);
     return {
       method: 'avap',
@@ -165,8 +166,8 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
       apm: { hidden: APM_HIDDEN, conditioning: o.conditioning as AvapConfig['apm']['conditioning'] },
       training: {
         strategy: o.strategy as AvapTraining['strategy'],
-        variationEpochs: context.epochs,
-        preferenceEpochs: (o.preferenceEpochs as number | undefined) ?? Math.max(1, Math.round(context.epochs / 2)),
+        variationSteps: context.steps,
+        preferenceSteps: (o.preferenceSteps as number | undefined) ?? Math.max(1, Math.round(context.steps / 2)),
         ...(jointWeights ? { jointWeights } : {}),
         ...(o.preferenceLr !== undefined ? { preferenceLr: o.preferenceLr as number } : {}),
       },
@@ -174,13 +175,13 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
   },
   plan(config): StagePlan[] {
     const t = config.training;
-    if (t.strategy === 'joint') return [{ name: 'joint', epochs: t.variationEpochs, select: 'both' }];
+    if (t.strategy === 'joint') return [{ name: 'joint', steps: t.variationSteps, select: 'both' }];
     return [
-      { name: 'variation', epochs: t.variationEpochs, select: 'mean_voting' },
-      { name: 'preference', epochs: t.preferenceEpochs, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : {}) },
+      { name: 'variation', steps: t.variationSteps, select: 'mean_voting' },
+      { name: 'preference', steps: t.preferenceSteps, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : {}) },
     ];
   },
   build: (config) => new AvapMethod(config),
-  describeSettings: (o) => `AVAP step 2: ${o.preferenceEpochs} at lr ${o.preferenceLr}`,
+  describeSettings: (o) => `AVAP step 2: ${o.preferenceSteps} steps at lr ${o.preferenceLr}`,
   ablations: avapAblations,
 };

@@ -8,18 +8,18 @@ type Table = 'III' | 'IV' | 'V';
 /**
  * Table III's other row needs encoder weights: without --pretrained the default AVAP is the "w/o" row
  * and the "w" row is left out; with it, the default AVAP is "w" and a scratch variant is added.
- * Joint training (Table V) gets the two-step budget in one stage (epochs + preference epochs).
+ * Joint training (Table V) gets the two-step budget in one stage (steps + preference steps).
  */
 export const avapAblations: AblationStudy = {
   description: 'AVAP: Tables III (pre-training), IV (controller conditioning) and V (training strategy)',
-  plan({ structures, epochs, options, pretrained }) {
+  plan({ structures, steps, options, pretrained }) {
     const variant = (table: Table, id: string, label: string, overrides: AblationRun['overrides']): AblationRun =>
       ({ table, id: `avap@${id}`, folder: `avap-${id}`, label, overrides });
-    const jointEpochs = epochs + (options.preferenceEpochs as number);
+    const jointSteps = steps + (options.preferenceSteps as number);
     const weights = (avmShare: number) => [...Array(structures).fill(avmShare / structures), 1 - avmShare];
     const joint = (id: string, label: string, avmShare: number) => variant('V', id, label, {
-      epochs: jointEpochs,
-      methodOptions: { strategy: 'joint', jointWeights: weights(avmShare).map((w) => Math.round(w * 1e6) / 1e6), preferenceEpochs: 0 },
+      steps: jointSteps,
+      methodOptions: { strategy: 'joint', jointWeights: weights(avmShare).map((w) => Math.round(w * 1e6) / 1e6), preferenceSteps: 0 },
     });
     const fmt = (share: number) => weights(share).map((w) => +w.toFixed(3)).join(', ');
     return [

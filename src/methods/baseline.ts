@@ -13,8 +13,8 @@ import { Method, MethodConfig, Prediction, SelectionScore, Stage, StagePlan, Tra
 /** Config fields common to every baseline (the AVAP config keeps its own, older shape). */
 export interface BaselineConfig extends MethodConfig {
   backbone: BackboneConfig;
-  /** Baselines train in one stage of `epochs` epochs. */
-  training: { epochs: number };
+  /** Baselines train in one stage of `steps` optimiser steps. */
+  training: { steps: number };
 }
 
 export const backboneSchema = z.object({ encoder: z.string(), inChannels: z.number().int().positive(), featureChannels: z.number().int().positive() });
@@ -26,7 +26,7 @@ export function baselineSchema<T extends z.ZodRawShape>(method: string, own: T) 
     structures: z.array(z.string()).min(1),
     annotators: z.array(z.string()).min(1),
     backbone: backboneSchema,
-    training: z.object({ epochs: z.number().int().nonnegative() }),
+    training: z.object({ steps: z.number().int().nonnegative() }),
     ...own,
   });
 }
@@ -37,12 +37,12 @@ export function backboneFor(context: MethodContext): BackboneConfig {
 
 /** A baseline's config: its name, its own fields, then the common ones (config.json's order). */
 export function baselineConfig<T extends object>(method: string, context: MethodContext, own: T = {} as T): BaselineConfig & T {
-  return { method, ...own, structures: context.structures, annotators: context.annotators, backbone: backboneFor(context), training: { epochs: context.epochs } };
+  return { method, ...own, structures: context.structures, annotators: context.annotators, backbone: backboneFor(context), training: { steps: context.steps } };
 }
 
-/** One stage training the whole model, the best epoch chosen by `select` on the validation cases. */
+/** One stage training the whole model; with enough validation cases, `select` picks its best weights. */
 export function singleStage(config: BaselineConfig, select: SelectionScore): StagePlan[] {
-  return [{ name: 'train', epochs: config.training.epochs, select }];
+  return [{ name: 'train', steps: config.training.steps, select }];
 }
 
 /** A baseline trains its whole model in the one stage its descriptor plans, with `loss`. */

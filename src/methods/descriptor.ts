@@ -15,8 +15,8 @@ export interface MethodContext {
   /** Default DEFAULT_BACKBONE's. */
   encoder?: string;
   featureChannels?: number;
-  /** Epochs of the method's main stage (AVAP: step 1, backbone + AVM). */
-  epochs: number;
+  /** Optimiser steps of the method's main stage (AVAP: step 1, backbone + AVM). */
+  steps: number;
 }
 
 export type OptionValue =
@@ -36,8 +36,8 @@ export interface MethodOption {
   /** The default; when it follows from other settings, leave it out and say how in `defaultText`. */
   default?: number | string;
   defaultText?: string;
-  /** An epoch count of an extra stage: `avap experiment --epochs N` scales it with the main budget. */
-  stageEpochs?: boolean;
+  /** The step count of an extra stage: `avap experiment --steps N` scales it with the main budget. */
+  stageSteps?: boolean;
 }
 
 /** A family of methods named NAME:ARG, such as single:K (one method per annotator). */
@@ -64,8 +64,8 @@ export interface AblationStudy {
 
 export interface AblationContext {
   structures: number;
-  epochs: number;
-  /** The experiment's settings of this method's options (e.g. AVAP's preferenceEpochs). */
+  steps: number;
+  /** The experiment's settings of this method's options (e.g. AVAP's preferenceSteps). */
   options: Record<string, unknown>;
   pretrained: boolean;
 }
@@ -78,8 +78,8 @@ export interface AblationRun {
   label: string;
   /** Which of the study's tables it belongs to. */
   table: string;
-  /** Training settings it changes: the main epochs, encoder weights, and method options. */
-  overrides: { epochs?: number; pretrained?: undefined; methodOptions?: Record<string, unknown> };
+  /** Training settings it changes: the main stage's steps, encoder weights, and method options. */
+  overrides: { steps?: number; pretrained?: undefined; methodOptions?: Record<string, unknown> };
 }
 
 export interface AblationResults {

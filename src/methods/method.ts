@@ -28,7 +28,8 @@ export type SelectionScore = 'mean_voting' | 'average' | 'both';
  */
 export interface StagePlan {
   name: string;
-  epochs: number;
+  /** Optimiser steps of this stage (a budget in steps, not epochs: a 30-image set needs as many as a 700-image one). */
+  steps: number;
   select: SelectionScore;
   /** Learning rate of this stage; default the run's learning rate. */
   lr?: number;

@@ -16,7 +16,7 @@ export function loadWeights(model: nn.Module, file: string): void {
 
 /** Weights (and the optimiser's state, mid-stage) first, then state.json pointing at them. */
 export function saveCheckpoint(run: RunDir, model: nn.Module, optimizer: optim.Optimizer | null, s: Omit<CheckpointState, 'weights' | 'optimizer'>): void {
-  const tag = `${s.stage}-${s.epoch}`;
+  const tag = `${s.stage}-${s.step}`;
   const weights = `weights-${tag}.safetensors`;
   const opt = optimizer ? `optimizer-${tag}.bin` : '';
   saveWeights(model, path.join(run.checkpointDir, weights));

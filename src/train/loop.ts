@@ -1,6 +1,9 @@
-// The training loop every method shares: its stages in order, each epoch validated, the best epoch of
-// a stage kept in model.safetensors, a crash-safe checkpoint after every epoch, and exact resumption.
-import { DataLoader } from '../data/pipeline';
+// The training loop every method shares: its stages in order, each a budget of optimiser steps taken
+// from an endless stream of shuffled, augmented passes over the training cases. The steps are grouped
+// into rounds (ROUNDS_PER_STAGE per stage, whatever the dataset's size); after each round the model is
+// validated, the stage's selected weights are kept in model.safetensors and a crash-safe checkpoint is
+// written, so a run resumes exactly from its last complete round.
+import { Batch, DataLoader } from '../data/pipeline';
 import { Method, Stage } from '../methods/method';
 import { optim, tidy } from '../torch';
 import { Rng } from '../util/random';
@@ -9,14 +12,18 @@ import { loadOptimizerState, loadWeights, saveCheckpoint, saveWeights } from './
 import type { TrainEvent } from './events';
 import { CheckpointState, RunConfig, RunDir } from './run';
 import { learningRateAt } from './schedule';
-import { selectionScore, validate } from './validate';
+import { MIN_SELECTION_CASES, selectionScore, validate, ValidationScores } from './validate';
+
+/** Validations (and checkpoints) per stage. */
+export const ROUNDS_PER_STAGE = 20;
 
 export interface LoopContext {
   run: RunDir;
   config: RunConfig;
   method: Method;
   trainLoader: DataLoader;
-  valLoader: DataLoader;
+  /** Null when no case was held out. */
+  valLoader: DataLoader | null;
   /** Where a resumed run stands; null for a new run. */
   state: CheckpointState | null;
   emit: (e: TrainEvent) => void;
@@ -24,74 +31,99 @@ export interface LoopContext {
   started: number;
 }
 
-/** Trains every stage not yet done; returns the best epoch and score per stage. */
+/** The steps that end each round of a stage of `steps` steps: evenly spread, the last one `steps`. */
+export function roundEnds(steps: number): number[] {
+  const rounds = Math.min(ROUNDS_PER_STAGE, steps);
+  return Array.from({ length: rounds }, (_, r) => Math.round(((r + 1) * steps) / rounds));
+}
+
+/**
+ * The stage's batches from step `from` on: pass p of the training cases is the loader's epoch
+ * `stage·100000 + p`, so step k always gets the same batch, whether the run was resumed or not.
+ */
+async function* batchStream(loader: DataLoader, stageIndex: number, from: number): AsyncGenerator<Batch> {
+  const perPass = loader.batchesPerEpoch;
+  for (let pass = Math.floor(from / perPass), skip = from % perPass; ; pass++, skip = 0) {
+    let i = 0;
+    for await (const b of loader.epoch(stageIndex * 100000 + pass)) if (i++ >= skip) yield b;
+  }
+}
+
+/** Trains every stage not yet done; returns the selected weights' step and score per stage. */
 export async function trainStages(ctx: LoopContext): Promise<CheckpointState['best']> {
   const { run, config, method, trainLoader, valLoader, emit } = ctx;
   let state = ctx.state;
-  const { started } = ctx;
   const elapsedBefore = ctx.state?.elapsedSeconds ?? 0;
-  const seconds = () => elapsedBefore + (Date.now() - started) / 1000;
+  const seconds = () => elapsedBefore + (Date.now() - ctx.started) / 1000;
   const stages = method.stages();
   const best: CheckpointState['best'] = state?.best ?? [];
   const M = config.model.annotators.length;
   const K = config.model.structures.length;
-  const steps = trainLoader.batchesPerEpoch;
+  const selecting = (valLoader?.caseCount ?? 0) >= MIN_SELECTION_CASES;
 
   for (let s = state?.stage ?? 0; s < stages.length; s++) {
     const stage = stages[s];
-    const firstEpoch = state && state.stage === s ? state.epoch : 0;
-    if (firstEpoch >= stage.epochs) {
-      // Killed between this stage's last checkpoint and the next stage's first: continue from its best epoch.
-      if (stage.epochs > 0) loadWeights(method.model, run.modelFile);
+    const firstStep = state && state.stage === s ? state.step : 0;
+    if (firstStep >= stage.steps) {
+      // Killed between this stage's last checkpoint and the next stage's first: continue from its selected weights.
+      if (stage.steps > 0) loadWeights(method.model, run.modelFile);
       continue;
     }
     const lr = stageLearningRate(config, stage);
     const optimizer = prepareStage(stage, lr, config.optimizer.weightDecay);
-    if (state && state.stage === s && firstEpoch > 0) loadOptimizerState(run, optimizer, state);
-    const totalSteps = stage.epochs * steps;
-    for (let epoch = firstEpoch; epoch < stage.epochs; epoch++) {
-      emit({ type: 'epochStart', stage: stage.name, stageIndex: s, epoch: epoch + 1, epochs: stage.epochs, steps });
-      const rng = Rng.from(config.seed, 'stage', s, 'epoch', epoch);
-      let lossSum = 0;
-      let step = 0;
-      const t0 = Date.now();
-      setModes(stage);
-      for await (const b of trainLoader.epoch(s * 100000 + epoch)) {
-        optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, epoch * steps + step, totalSteps));
-        const loss = tidy(() => {
-          optimizer.zeroGrad();
-          const batch = toTrainingBatch(b, config.input.channels, M, K);
-          // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
-          const l = tidy(() => stage.loss(batch, rng));
-          l.backward();
-          optimizer.step();
-          return l.item();
-        });
-        if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at stage ${stage.name}, epoch ${epoch + 1}, step ${step + 1}`);
-        lossSum += loss;
-        step++;
-        emit({ type: 'step', stage: stage.name, stageIndex: s, epoch: epoch + 1, step, steps, loss });
+    if (state && state.stage === s && firstStep > 0) loadOptimizerState(run, optimizer, state);
+    const ends = roundEnds(stage.steps);
+    const stream = batchStream(trainLoader, s, firstStep);
+    let step = firstStep;
+    try {
+      for (let r = ends.findIndex((e) => e > firstStep); r < ends.length; r++) {
+        emit({ type: 'roundStart', stage: stage.name, stageIndex: s, round: r + 1, rounds: ends.length, step, toStep: ends[r], steps: stage.steps });
+        const rng = Rng.from(config.seed, 'stage', s, 'round', r);
+        let lossSum = 0;
+        const roundFirst = step;
+        const t0 = Date.now();
+        setModes(stage);
+        while (step < ends[r]) {
+          const { value: b } = await stream.next();
+          optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
+          const loss = tidy(() => {
+            optimizer.zeroGrad();
+            const batch = toTrainingBatch(b as Batch, config.input.channels, M, K);
+            // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
+            const l = tidy(() => stage.loss(batch, rng));
+            l.backward();
+            optimizer.step();
+            return l.item();
+          });
+          if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at stage ${stage.name}, step ${step + 1}`);
+          lossSum += loss;
+          step++;
+          emit({ type: 'step', stage: stage.name, stageIndex: s, step, steps: stage.steps, roundStep: step - roundFirst, roundSteps: ends[r] - roundFirst, loss });
+        }
+        const val: ValidationScores | null = valLoader ? await validate(method, valLoader) : null;
+        const score = val ? selectionScore(val, stage.select) : null;
+        const previous = best.find((x) => x.stage === s);
+        const keep = !previous || (selecting ? score! > previous.score! : true);
+        if (keep) {
+          saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(step), ...(score !== null ? { score: score.toFixed(6) } : {}) });
+          if (previous) Object.assign(previous, { score, step });
+          else best.push({ stage: s, score, step });
+        }
+        const roundSeconds = (Date.now() - t0) / 1000;
+        const meanLoss = lossSum / Math.max(1, step - roundFirst);
+        const event = { stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds };
+        run.log({ event: 'round', ...event });
+        emit({ type: 'round', stageIndex: s, round: r + 1, rounds: ends.length, ...event });
+        saveCheckpoint(run, method.model, optimizer, { stage: s, step, best, elapsedSeconds: seconds() });
       }
-      const val = await validate(method, valLoader);
-      const score = selectionScore(val, stage.select);
-      const previous = best.find((x) => x.stage === s);
-      const improved = !previous || score > previous.score;
-      if (improved) {
-        saveWeights(method.model, run.modelFile, { stage: stage.name, epoch: String(epoch + 1), score: score.toFixed(6) });
-        if (previous) Object.assign(previous, { score, epoch: epoch + 1 });
-        else best.push({ stage: s, score, epoch: epoch + 1 });
-      }
-      const epochSeconds = (Date.now() - t0) / 1000;
-      const meanLoss = lossSum / Math.max(1, step);
-      run.log({ event: 'epoch', stage: stage.name, epoch: epoch + 1, epochs: stage.epochs, loss: meanLoss, lr: optimizer.lr, val, best: improved, seconds: epochSeconds });
-      emit({ type: 'epoch', stage: stage.name, stageIndex: s, epoch: epoch + 1, epochs: stage.epochs, loss: meanLoss, lr: optimizer.lr, val, best: improved, seconds: epochSeconds });
-      saveCheckpoint(run, method.model, optimizer, { stage: s, epoch: epoch + 1, best, elapsedSeconds: seconds() });
+    } finally {
+      await stream.return(undefined);
     }
-    // The next stage builds on this stage's best epoch, not its last one.
+    // The next stage builds on this stage's selected weights (its best round, or its last).
     loadWeights(method.model, run.modelFile);
     // Commit the hand-over: from here on model.safetensors belongs to the next stage, whose first
-    // improvement overwrites it; a resume must restart that stage from this stage's best weights.
-    saveCheckpoint(run, method.model, null, { stage: s + 1, epoch: 0, best, elapsedSeconds: seconds() });
+    // round overwrites it; a resume must restart that stage from this stage's selected weights.
+    saveCheckpoint(run, method.model, null, { stage: s + 1, step: 0, best, elapsedSeconds: seconds() });
     state = null;
   }
   return best;

@@ -15,19 +15,20 @@ export interface TrainSettings {
   lr: number;
   weightDecay: number;
   schedule: 'constant' | 'poly' | 'cosine';
-  /** Epochs of the method's main stage (AVAP: step 1); a method's further stages have their own options. */
-  epochs: number;
+  /** Optimiser steps of the method's main stage (AVAP: step 1); a method's further stages have their own options. */
+  steps: number;
   encoder: string;
   featureChannels: number;
   /** ImageNet encoder weights (safetensors, torchvision names). */
   pretrained?: string;
   seed: number;
-  valFraction: number;
+  /** Share of the training selection held out for validation; 'auto' holds out 10% when that makes at least MIN_SELECTION_CASES cases, else none. */
+  valFraction: number | 'auto';
   normalization: NormalizationKind;
   augment: boolean;
-  /** Continue the run in `out` from its last completed epoch. */
+  /** Continue the run in `out` from its last completed round. */
   resume: boolean;
-  /** The method's own hyperparameters by key (e.g. AVAP's { preferenceEpochs: 30, preferenceLr: 5e-3 }). */
+  /** The method's own hyperparameters by key (e.g. AVAP's { preferenceSteps: 300, preferenceLr: 5e-3 }). */
   methodOptions?: Record<string, unknown>;
 }
 
@@ -42,15 +43,23 @@ export interface TrainOptions extends Partial<TrainSettings> {
   print?: (line: string) => void;
 }
 
+/**
+ * Defaults for a small real dataset trained from scratch (no ImageNet weights): Adam at 1e-3 decayed
+ * to zero by the poly schedule over a fixed number of steps, whatever the dataset's size (README:
+ * "Training on your own images" has the measurements behind them).
+ */
 export const TRAIN_DEFAULTS = {
-  method: 'avap', size: 256, batchSize: 8, lr: 1e-4, weightDecay: 1e-5, schedule: 'constant' as const,
-  epochs: 100, encoder: 'resnet34', featureChannels: 32, seed: 0, valFraction: 0.1,
+  method: 'avap', size: 256, batchSize: 8, lr: 1e-3, weightDecay: 1e-5, schedule: 'poly' as const,
+  steps: 2000, encoder: 'resnet34', featureChannels: 32, seed: 0, valFraction: 'auto' as const,
   normalization: 'per-pixel' as const, augment: true, resume: false,
 } satisfies Omit<TrainSettings, 'split' | 'subsets' | 'pretrained' | 'methodOptions'>;
 
 export interface TrainSummary {
   run: string;
-  stages: { name: string; epochs: number; bestEpoch: number; bestScore: number; select: string }[];
-  validation: ValidationScores;
+  /** Per stage: its steps, which step's weights were kept and why ('best' by `select` on validation, or 'last'). */
+  stages: { name: string; steps: number; selected: 'best' | 'last'; selectedStep: number; score: number | null; select: string }[];
+  /** Validation scores of the final model; null when no case was held out. */
+  validation: ValidationScores | null;
+  validationCases: number;
   seconds: number;
 }

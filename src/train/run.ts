@@ -1,9 +1,9 @@
 // A run folder: everything needed to rebuild, resume and use a trained model.
 //   config.json          method config, input size/channels, data selection, optimiser settings, seed
 //   normalization.json   the input normalisation computed on the training cases
-//   model.safetensors    the best weights so far (the model `predict` uses)
-//   checkpoint/          the last completed epoch: weights, optimiser state, state.json (for --resume)
-//   log.jsonl            one JSON object per logged event (append-only: epochs re-run after a resume appear again)
+//   model.safetensors    the selected weights so far (the model `predict` uses)
+//   checkpoint/          the last completed round of steps: weights, optimiser state, state.json (for --resume)
+//   log.jsonl            one JSON object per logged event (a resume is logged; the rounds it re-runs appear again)
 //   summary.json         final validation scores and timings
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,8 +14,14 @@ import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
 
+/**
+ * config.json's version: 2 counts training budgets in optimiser steps. Version 1 runs (budgets in
+ * epochs) still load for predict and evaluate; they cannot be resumed.
+ */
+export const RUN_CONFIG_VERSION = 2;
+
 export const runConfigSchema = z.object({
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   model: z.unknown(),
   input: z.object({ size: z.number().int().positive(), channels: z.number().int().positive() }),
   data: z.object({
@@ -36,16 +42,26 @@ export const runConfigSchema = z.object({
 });
 export type RunConfig = Omit<z.infer<typeof runConfigSchema>, 'model'> & { model: MethodConfig };
 
-/** Where the last completed epoch stands; written last, so it only ever points at complete files. */
+/** Where the last completed round stands; written last, so it only ever points at complete files. */
 export interface CheckpointState {
   stage: number;
-  /** Epochs completed in `stage`. */
-  epoch: number;
+  /** Optimiser steps completed in `stage`. */
+  step: number;
   weights: string;
   optimizer: string;
-  /** Best selection score per stage so far, and the epoch it came from. */
-  best: { stage: number; score: number; epoch: number }[];
+  /** The selected weights per stage so far: their selection score (null without validation) and step. */
+  best: { stage: number; score: number | null; step: number }[];
   elapsedSeconds: number;
+}
+
+/** A version 1 model config counted epochs; its budget fields become step fields (used only to resume, which v1 cannot). */
+function migrateModelConfig(model: unknown): unknown {
+  if (typeof model !== 'object' || model === null) return model;
+  const training = (model as { training?: Record<string, unknown> }).training;
+  if (typeof training !== 'object' || training === null) return model;
+  const { epochs, variationEpochs, preferenceEpochs, ...rest } = training;
+  const steps = epochs !== undefined ? { steps: epochs } : { variationSteps: variationEpochs, preferenceSteps: preferenceEpochs };
+  return { ...model, training: { ...rest, ...steps } };
 }
 
 export class RunDir {
@@ -86,7 +102,8 @@ export class RunDir {
     }
     const r = runConfigSchema.safeParse(raw);
     if (!r.success) throw new UserError(`${file}: invalid run config at '${r.error.issues[0].path.join('.')}': ${r.error.issues[0].message}`);
-    return { ...r.data, model: parseMethodConfig(r.data.model, file) };
+    const model = r.data.version === 1 ? migrateModelConfig(r.data.model) : r.data.model;
+    return { ...r.data, model: parseMethodConfig(model, file) };
   }
 
   writeNormalization(n: Normalization): void {

@@ -11,12 +11,13 @@ import { checkInputSize } from '../models/encoders/registry';
 import { Rng } from '../util/random';
 import type { TrainEvent } from './events';
 import type { TrainSettings } from './options';
-import { CheckpointState, RunConfig, RunDir } from './run';
+import { CheckpointState, RUN_CONFIG_VERSION, RunConfig, RunDir } from './run';
+import { MIN_SELECTION_CASES } from './validate';
 
 export interface PreparedRun {
   run: RunDir;
   config: RunConfig;
-  /** The last completed epoch of a resumed run; null for a new one. */
+  /** The last completed round of a resumed run; null for a new one. */
   state: CheckpointState | null;
   ds: Dataset;
   trainCases: CaseRecord[];
@@ -35,6 +36,7 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
   if (o.resume) {
     if (!run.exists()) throw new UserError(`--resume: ${run.dir} holds no run to resume (no config.json)`);
     config = run.readConfig();
+    if (config.version !== RUN_CONFIG_VERSION) throw new UserError(`--resume: ${run.dir} was written by an older avap that counted training in epochs; it cannot be resumed (predict and evaluate still use it)`);
     state = run.readState();
     ds = await openDataset(o.data);
   } else {
@@ -61,20 +63,21 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   const selected = selectCases(ds, selection);
   const cases = selected.filter((c) => c.labels.some((l) => l !== null));
   if (cases.length < selected.length) emit({ type: 'note', text: `leaving out ${selected.length - cases.length} case(s) without any annotation` });
+  if (cases.length === 0) throw new UserError(`${o.data}: no annotated case to train on in ${describeSelection(selection)}`);
   const { train, val } = holdOut(cases, o.valFraction, o.seed);
-  if (train.length === 0) throw new UserError(`${o.data}: need at least 2 training cases (one is held out for validation), found ${cases.length}`);
   const model = descriptor.configure({
     structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
-    encoder: o.encoder, featureChannels: o.featureChannels, epochs: o.epochs,
+    encoder: o.encoder, featureChannels: o.featureChannels, steps: o.steps,
   }, options);
   const config: RunConfig = {
-    version: 1, model,
+    version: RUN_CONFIG_VERSION, model,
     input: { size: o.size, channels: ds.channels },
     data: { root: path.resolve(o.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id) },
     optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize: o.batchSize, schedule: o.schedule },
     seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null,
   };
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
+  emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });
   const normalization = await computeNormalization(ds, train, o.size, { kind: o.normalization });
   fs.mkdirSync(run.checkpointDir, { recursive: true });
   run.writeNormalization(normalization);
@@ -88,16 +91,43 @@ function defaultSelection(ds: Dataset): { split?: string } {
   return ds.splits.train ? { split: 'train' } : {};
 }
 
+/** The share 'auto' holds out when that leaves enough cases to select weights by. */
+const AUTO_VALIDATION_SHARE = 0.1;
+
+/** How many of `n` cases a validation share holds out (0: none). */
+export function validationCount(n: number, fraction: number | 'auto'): number {
+  if (fraction === 'auto') {
+    const k = Math.round(n * AUTO_VALIDATION_SHARE);
+    return k >= MIN_SELECTION_CASES ? k : 0;
+  }
+  if (!(fraction >= 0 && fraction < 1)) throw new UserError(`--val-fraction must be 'auto' or a number in [0, 1), got ${fraction}`);
+  return fraction === 0 || n < 2 ? 0 : Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
+}
+
+function describeValidation(n: number, held: number, fraction: number | 'auto'): string {
+  if (held === 0) {
+    return fraction === 'auto'
+      ? `no validation cases held out: 10% of ${n} is fewer than ${MIN_SELECTION_CASES}, too few to choose weights by; training on all ${n} and keeping the final weights`
+      : `no validation cases held out; keeping the final weights`;
+  }
+  return held < MIN_SELECTION_CASES
+    ? `${held} validation cases held out: too few to choose weights by (fewer than ${MIN_SELECTION_CASES}); their scores are reported and the final weights kept`
+    : `${held} validation cases held out; each stage keeps its best-scoring weights`;
+}
+
+function describeSelection(selection: { split?: string; subsets?: string[] }): string {
+  return selection.split ? `split '${selection.split}'` : selection.subsets ? `subsets ${selection.subsets.join(', ')}` : 'the dataset';
+}
+
 /** A validation part held out of the training selection, deterministic under the seed (never the test set). */
-export function holdOut(cases: CaseRecord[], fraction: number, seed: number): { train: CaseRecord[]; val: CaseRecord[] } {
-  if (!(fraction > 0 && fraction < 1)) throw new UserError(`--val-fraction must be between 0 and 1, got ${fraction}`);
+export function holdOut(cases: CaseRecord[], fraction: number | 'auto', seed: number): { train: CaseRecord[]; val: CaseRecord[] } {
+  const nVal = validationCount(cases.length, fraction);
   const order = cases.map((_, i) => i);
   const rng = Rng.from(seed, 'holdout');
   for (let i = order.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const nVal = Math.min(cases.length - 1, Math.max(1, Math.round(cases.length * fraction)));
   const valIdx = new Set(order.slice(0, nVal));
   return { train: cases.filter((_, i) => !valIdx.has(i)), val: cases.filter((_, i) => valIdx.has(i)) };
 }

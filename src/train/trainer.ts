@@ -13,7 +13,7 @@ import { trainStages } from './loop';
 import { TRAIN_DEFAULTS, TrainOptions, TrainSummary } from './options';
 import { CheckpointState } from './run';
 import { prepareRun } from './setup';
-import { validate } from './validate';
+import { MIN_SELECTION_CASES, validate } from './validate';
 
 export { TRAIN_DEFAULTS } from './options';
 export type { TrainOptions, TrainSettings, TrainSummary } from './options';
@@ -38,15 +38,23 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
 
   const loaderOptions = { size: config.input.size, batchSize: config.optimizer.batchSize, normalization, seed: config.seed };
   const trainLoader = new DataLoader(ds, trainCases, { ...loaderOptions, shuffle: true, augment: config.augment, dropLast: trainCases.length > config.optimizer.batchSize });
-  const valLoader = new DataLoader(ds, valCases, { ...loaderOptions, shuffle: false, augment: false, dropLast: false });
+  const valLoader = valCases.length > 0 ? new DataLoader(ds, valCases, { ...loaderOptions, shuffle: false, augment: false, dropLast: false }) : null;
   const stages = method.stages();
-  if (o.resume) emit({ type: 'note', text: describeResume(run.dir, state, stages) });
+  if (o.resume) {
+    emit({ type: 'note', text: describeResume(run.dir, state, stages) });
+    run.log({ event: 'resume', stage: state?.stage ?? 0, step: state?.step ?? 0 });
+  }
   try {
     const best = await trainStages({ run, config, method, trainLoader, valLoader, state, emit, started });
+    const selected = (valLoader?.caseCount ?? 0) >= MIN_SELECTION_CASES ? 'best' as const : 'last' as const;
     const summary: TrainSummary = {
       run: run.dir,
-      stages: stages.map((st, i) => ({ name: st.name, epochs: st.epochs, select: st.select, bestEpoch: best.find((b) => b.stage === i)?.epoch ?? 0, bestScore: best.find((b) => b.stage === i)?.score ?? 0 })),
-      validation: await validate(method, valLoader),
+      stages: stages.map((st, i) => {
+        const b = best.find((x) => x.stage === i);
+        return { name: st.name, steps: st.steps, select: st.select, selected, selectedStep: b?.step ?? 0, score: b?.score ?? null };
+      }),
+      validation: valLoader ? await validate(method, valLoader) : null,
+      validationCases: valCases.length,
       seconds: (state?.elapsedSeconds ?? 0) + (Date.now() - started) / 1000,
     };
     writeFileAtomic(run.file('summary.json'), JSON.stringify(summary, null, 2) + '\n');
@@ -54,7 +62,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     emit({ type: 'done', summary });
     return summary;
   } finally {
-    await Promise.all([trainLoader.close(), valLoader.close()]);
+    await Promise.all([trainLoader.close(), valLoader?.close()]);
     method.model.dispose();
   }
 }
@@ -65,8 +73,8 @@ function withoutUndefined<T extends object>(o: T): Partial<T> {
 }
 
 function describeResume(dir: string, state: CheckpointState | null, stages: Stage[]): string {
-  if (!state) return `resuming ${dir} from the start (no completed epoch yet)`;
+  if (!state) return `resuming ${dir} from the start (no completed round yet)`;
   if (state.stage >= stages.length) return `resuming ${dir}: all ${stages.length} stage(s) trained; writing the summary`;
-  return `resuming ${dir}: stage ${state.stage + 1}/${stages.length} (${stages[state.stage].name}), ${state.epoch} epoch(s) done`;
+  return `resuming ${dir}: stage ${state.stage + 1}/${stages.length} (${stages[state.stage].name}), ${state.step}/${stages[state.stage].steps} steps done`;
 }
 
