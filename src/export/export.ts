@@ -60,13 +60,12 @@ export function exportMethod(method: Method, run: RunDescription, opts: ExportOp
   const wanted = opts.annotators ?? annotators.map((_, k) => k + 1);
   for (const k of wanted) if (!Number.isInteger(k) || k < 1 || k > annotators.length) throw new UserError(`--annotators: ${k} is not an annotator of this model (1..${annotators.length})`);
 
-  const outputs: OutputInfo[] = [];
-  for (const [s, structure] of structures.entries()) {
-    outputs.push({ name: outputName(structure, null), structure: String(s), annotator: null });
-    for (const k of wanted) outputs.push({ name: outputName(structure, annotators[k - 1]), structure: String(s), annotator: k });
-  }
+  // Per structure: the calibrated map, then each wanted annotator's.
+  const plan = structures.flatMap((structure, s) => [null, ...wanted].map((k) => ({
+    s, info: { name: outputName(structure, k === null ? null : annotators[k - 1]), structure, annotator: k } as OutputInfo,
+  })));
   const seen = new Set<string>();
-  for (const o of outputs) {
+  for (const { info: o } of plan) {
     if (seen.has(o.name)) throw new UserError(`export: two outputs would both be named '${o.name}' (structure and annotator names must differ after replacing characters other than A-Z a-z 0-9 _ . -)`);
     seen.add(o.name);
   }
@@ -84,10 +83,7 @@ export function exportMethod(method: Method, run: RunDescription, opts: ExportOp
       t.input(INPUT_NAME, example);
       const normalised = example.sub(tensor(perChannel(normalizer.mean), normShape)).mul(tensor(perChannel(normalizer.invStd), normShape));
       const p = method.predict(normalised);
-      return outputs.map((o) => {
-        const s = Number(o.structure);
-        return o.annotator === null ? p.mean.select(1, s) : p.annotators.select(1, o.annotator - 1).select(1, s);
-      });
+      return plan.map(({ s, info: o }) => (o.annotator === null ? p.mean.select(1, s) : p.annotators.select(1, o.annotator - 1).select(1, s)));
     }));
     const info: ModelInfo = {
       format: METADATA_FORMAT,
@@ -95,12 +91,12 @@ export function exportMethod(method: Method, run: RunDescription, opts: ExportOp
       input: { name: INPUT_NAME, size: S, channels: C, range: [0, 1], normalization: 'in-graph' },
       structures,
       annotators,
-      outputs: outputs.map((o) => ({ ...o, structure: structures[Number(o.structure)] })),
+      outputs: plan.map((o) => o.info),
       config: run.config,
       normalization: run.normalization,
     };
     try {
-      const bytes = traceToOnnx(trace, outputs.map((o, i) => ({ name: o.name, value: trace.valueOf(result[i]) })), {
+      const bytes = traceToOnnx(trace, plan.map((o, i) => ({ name: o.info.name, value: trace.valueOf(result[i]) })), {
         opset, graphName: `avap_${method.name}`, producerVersion: PACKAGE_VERSION, metadata: metadataProps(info),
         docString: `${method.name} exported by avap ${PACKAGE_VERSION}. Input '${INPUT_NAME}' [1, ${C}, ${S}, ${S}]: the image resized to ${S}×${S}, `
           + 'values in [0, 1]; normalisation is inside the graph. Outputs: <structure>_mean (calibrated map) and <structure>_<annotator>, '

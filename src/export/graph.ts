@@ -134,7 +134,7 @@ function valueInfo(name: string, v: { shape: number[]; dtype: DType }): onnx.IVa
   return { name, type: { tensorType: { elemType: ONNX_DTYPE[v.dtype], shape: { dim: v.shape.map((d) => ({ dimValue: d })) } } } };
 }
 
-export function typedArrayOf(dtype: DType, values: number[]): TypedData {
+function typedArrayOf(dtype: DType, values: number[]): TypedData {
   switch (dtype) {
     case 'float32': return Float32Array.from(values);
     case 'float64': return Float64Array.from(values);

@@ -66,6 +66,13 @@ export function torchEngine(loaded: LoadedRun): PredictionEngine {
   };
 }
 
+/** What an exported model takes: the image prepared as for training, [C, S, S] scaled to [0, 1] and not normalised. */
+export async function unitInput(file: string, size: number, channels: number): Promise<PreparedInput> {
+  const img = await prepareImage(file, size, channels);
+  const inv = 1 / img.maxValue;
+  return { input: Float32Array.from(img.pixels, (v) => v * inv), originalWidth: img.originalWidth, originalHeight: img.originalHeight };
+}
+
 /** An exported model on onnxruntime-node. Its input is the resized image in [0, 1]; normalisation is in the graph. */
 export async function onnxEngine(bytes: Uint8Array, info: ModelInfo): Promise<PredictionEngine> {
   const ort: typeof Ort = await import('onnxruntime-node');
@@ -79,11 +86,7 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo): Promise<Pr
   };
   return {
     name: 'onnx', size: S, channels: C, structures: info.structures, annotators: exportedAnnotators(info),
-    async loadImage(file) {
-      const img = await prepareImage(file, S, C);
-      const inv = 1 / img.maxValue;
-      return { input: Float32Array.from(img.pixels, (v) => v * inv), originalWidth: img.originalWidth, originalHeight: img.originalHeight };
-    },
+    loadImage: (file) => unitInput(file, S, C),
     async predict(images, count) {
       const results: Ort.InferenceSession.OnnxValueMapType[] = [];
       for (let i = 0; i < count; i++) {

@@ -113,11 +113,6 @@ export function record<T extends Tensor | Tensor[] | undefined>(op: string, oper
   return output;
 }
 
-/** True while a trace records: for ops that must not run on the fast path of a traced forward. */
-export function isTracing(): boolean {
-  return active !== null;
-}
-
 /**
  * Runs `fn` with a new trace active and returns the trace and fn's result. `fn` must be synchronous
  * (as inside tidy()); traces do not nest.

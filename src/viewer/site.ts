@@ -30,7 +30,7 @@ function filesUnder(dir: string, prefix: string): SiteFile[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const full = path.join(dir, e.name);
     if (e.isDirectory()) return filesUnder(full, `${prefix}${e.name}/`);
-    return e.name.endsWith('.js') || !prefix.startsWith('app/') ? [{ path: `${prefix}${e.name}`, type: typeOf(e.name), source: full }] : [];
+    return [{ path: `${prefix}${e.name}`, type: typeOf(e.name), source: full }];
   });
 }
 
