@@ -3,7 +3,8 @@
 // file) and onnxruntime-web (the same file in the browser viewer, WASM, in Debian's headless Chromium),
 // timed alternately in one run so that the machine's load affects all three alike; plus the ONNX file's
 // size, the export time and the largest difference between the engines' maps.
-// Every engine uses the same number of threads (AVAP_NUM_THREADS, default every core).
+// Every engine uses the same number of threads (AVAP_NUM_THREADS, default every core); with
+// OMP_WAIT_POLICY=PASSIVE neither native engine spins between ops (for a machine shared with other jobs).
 // Flags: --size 256 --reps 10 --encoder resnet34. Last line: one JSON object.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -77,7 +78,9 @@ async function main(): Promise<void> {
   const normalised = new Float32Array(unit.length);
   new Normalizer(normalization, 3, SIZE).apply(unit, normalised);
   const torch = torchEngine({ run: new RunDir(tmp), config, method, normalization });
-  const node = await onnxEngine(exported.bytes, exported.info);
+  // One waiting policy for both native engines: OMP_WAIT_POLICY=PASSIVE (libtorch) also stops onnxruntime's spinning.
+  const passive = process.env.OMP_WAIT_POLICY?.toUpperCase() === 'PASSIVE';
+  const node = await onnxEngine(exported.bytes, exported.info, { spinning: !passive });
 
   const chromium = findChromium();
   let web: { infer: () => Promise<number>; outputs: Record<string, number[]>; close: () => Promise<void> } | null = null;
@@ -130,7 +133,7 @@ async function main(): Promise<void> {
   fs.rmSync(tmp, { recursive: true, force: true });
   const round = (x: number | undefined | null, d = 1) => (x === undefined || x === null ? null : Math.round(x * 10 ** d) / 10 ** d);
   console.log(JSON.stringify({
-    bench: 'deploy', model: `avap ${ENCODER} ${SIZE}x${SIZE} M=${ANNOTATORS.length}`, threads, reps: REPS, cpus: os.cpus().length,
+    bench: 'deploy', model: `avap ${ENCODER} ${SIZE}x${SIZE} M=${ANNOTATORS.length}`, threads, reps: REPS, cpus: os.cpus().length, wait_policy: passive ? 'passive' : 'spin',
     libtorch_ms: round(ms.libtorch), onnxruntime_node_ms: round(ms['onnxruntime-node']), onnxruntime_web_ms: round(ms['onnxruntime-web']),
     node_vs_libtorch: round(ms['onnxruntime-node'] / ms.libtorch, 2), web_vs_libtorch: ms['onnxruntime-web'] ? round(ms['onnxruntime-web'] / ms.libtorch, 2) : null,
     onnx_mib: round(fileMiB), export_s: round(exportSeconds, 2), max_abs_diff_node: diffNode, max_abs_diff_web: diffWeb,

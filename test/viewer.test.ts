@@ -75,16 +75,28 @@ test('outlines: the boundary pixels of map > 0.5, thicker on request', () => {
   assert.equal(outlineThickness(640, 480), 2);
 });
 
-test('areas, vertical extents and cup-to-disc ratios from thresholded maps', () => {
-  const size = 4;
-  const disc = Float32Array.from([0, 0.9, 0.9, 0, 0, 0.9, 0.9, 0, 0, 0.9, 0.9, 0, 0, 0, 0, 0]);
-  const cup = Float32Array.from([0, 0, 0, 0, 0, 0.6, 0, 0, 0, 0.51, 0.5, 0, 0, 0, 0, 0]);
-  const d = structureStats(disc, size, 8, 8);
-  const c = structureStats(cup, size, 8, 8);
+test('areas, vertical extents and cup-to-disc ratios from the largest region of each thresholded map', () => {
+  const size = 5;
+  const disc = Float32Array.from([
+    0, 0.9, 0.9, 0, 0,
+    0, 0.9, 0.9, 0, 0,
+    0, 0.9, 0.9, 0, 0,
+    0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0.9, // a speck: not part of the disc
+  ]);
+  const cup = Float32Array.from([
+    0, 0, 0, 0, 0,
+    0, 0.6, 0, 0, 0,
+    0, 0.51, 0.5, 0, 0,
+    0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0,
+  ]);
+  const d = structureStats(disc, size, 10, 10);
+  const c = structureStats(cup, size, 10, 10);
   assert.deepEqual(d, { area: 24, height: 6 });
   assert.deepEqual(c, { area: 8, height: 4 });
   assert.deepEqual(cupToDisc(d, c), { vertical: 4 / 6, area: 8 / 24 });
-  assert.deepEqual(cupToDisc(structureStats(new Float32Array(16), size, 8, 8), c), { vertical: null, area: null });
+  assert.deepEqual(cupToDisc(structureStats(new Float32Array(25), size, 10, 10), c), { vertical: null, area: null });
 });
 
 test('disagreement is the per-pixel spread of the annotators; heat and sizes', () => {

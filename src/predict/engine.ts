@@ -74,10 +74,13 @@ export async function unitInput(file: string, size: number, channels: number): P
 }
 
 /** An exported model on onnxruntime-node. Its input is the resized image in [0, 1]; normalisation is in the graph. */
-export async function onnxEngine(bytes: Uint8Array, info: ModelInfo): Promise<PredictionEngine> {
+export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spinning?: boolean } = {}): Promise<PredictionEngine> {
   const ort: typeof Ort = await import('onnxruntime-node');
   const threads = defaultThreadCount();
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  // Idle worker threads spin by default, as libtorch's do; `spinning: false` makes them sleep, which is
+  // kinder to other processes sharing the cores (as OMP_WAIT_POLICY=PASSIVE is for libtorch).
+  const extra = opts.spinning === false ? { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } : undefined;
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, extra });
   const { name: inputName, size: S, channels: C } = info.input;
   const outputOf = (s: number, annotator: number | null) => {
     const o = info.outputs.find((x) => x.structure === info.structures[s] && x.annotator === annotator);

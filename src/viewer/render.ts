@@ -78,37 +78,56 @@ export function spread(maps: Float32Array[]): Float32Array {
 // A dark-to-bright ramp (black → purple → orange → yellow), legible over a reddish fundus.
 const RAMP: [number, number, number][] = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
 
-/** The heat colour of a value in [0, 1]; its alpha grows with the value so that 0 leaves the image visible. */
+/**
+ * The heat colour of a value in [0, 1]. Its alpha grows with the value up to 0.5, so that the image shows
+ * through where the map is near 0 instead of being tinted everywhere.
+ */
 export function heatColour(value: number, opacity: number): [number, number, number, number] {
   const v = Math.min(1, Math.max(0, value));
   const x = v * (RAMP.length - 1);
   const i = Math.min(RAMP.length - 2, Math.floor(x));
   const t = x - i;
   const mix = (c: number) => Math.round(RAMP[i][c] + (RAMP[i + 1][c] - RAMP[i][c]) * t);
-  return [mix(0), mix(1), mix(2), Math.round(255 * opacity * Math.sqrt(v))];
+  return [mix(0), mix(1), mix(2), Math.round(255 * opacity * Math.min(1, 2 * v))];
 }
 
 export interface StructureStats {
-  /** Pixels with probability > 0.5, in the original image's pixels. */
+  /** Pixels of the structure's largest connected region (probability > 0.5), in the original image's pixels. */
   area: number;
-  /** Rows spanned by the thresholded structure, in the original image's rows (0 when empty). */
+  /** Rows that region spans, in the original image's rows (0 when there is none). */
   height: number;
 }
 
-/** Area and vertical extent of `map > 0.5` (model resolution S×S), scaled to an original W×H image. */
+/**
+ * Area and vertical extent of the largest 4-connected region of `map > 0.5` (model resolution S×S),
+ * scaled to an original W×H image. A reader measures one disc and one cup, so stray specks elsewhere
+ * must not stretch the extent.
+ */
 export function structureStats(map: Float32Array, size: number, width: number, height: number): StructureStats {
-  let count = 0;
-  let top = size;
-  let bottom = -1;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      if (map[y * size + x] <= 0.5) continue;
-      count++;
-      top = Math.min(top, y);
-      bottom = Math.max(bottom, y);
+  const label = new Int32Array(size * size).fill(-1);
+  let best = { count: 0, top: 0, bottom: -1 };
+  const stack: number[] = [];
+  for (let start = 0; start < map.length; start++) {
+    if (map[start] <= 0.5 || label[start] >= 0) continue;
+    const region = { count: 0, top: size, bottom: -1 };
+    label[start] = start;
+    stack.push(start);
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      const [x, y] = [i % size, Math.floor(i / size)];
+      region.count++;
+      region.top = Math.min(region.top, y);
+      region.bottom = Math.max(region.bottom, y);
+      for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
+        const j = ny * size + nx;
+        if (nx < 0 || ny < 0 || nx >= size || ny >= size || map[j] <= 0.5 || label[j] >= 0) continue;
+        label[j] = start;
+        stack.push(j);
+      }
     }
+    if (region.count > best.count) best = region;
   }
-  return { area: (count * width * height) / (size * size), height: bottom < 0 ? 0 : ((bottom - top + 1) * height) / size };
+  return { area: (best.count * width * height) / (size * size), height: best.count === 0 ? 0 : ((best.bottom - best.top + 1) * height) / size };
 }
 
 /**
