@@ -79,8 +79,8 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spi
   const threads = defaultThreadCount();
   // Idle worker threads spin by default, as libtorch's do; `spinning: false` makes them sleep, which is
   // kinder to other processes sharing the cores (as OMP_WAIT_POLICY=PASSIVE is for libtorch).
-  const extra = opts.spinning === false ? { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } : undefined;
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, extra });
+  const sleepWhenIdle = { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } };
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, ...(opts.spinning === false ? sleepWhenIdle : {}) });
   const { name: inputName, size: S, channels: C } = info.input;
   const outputOf = (s: number, annotator: number | null) => {
     const o = info.outputs.find((x) => x.structure === info.structures[s] && x.annotator === annotator);
