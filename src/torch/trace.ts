@@ -1,6 +1,7 @@
 // Tracing: while a trace is active, every op of the tensor layer reports itself through record(), so a
 // forward pass written once in TypeScript can also be written out as a graph (src/export builds ONNX from
 // it). Outside a trace record() only returns its output: one comparison per op.
+import { UserError } from '../errors';
 import type { DType, Tensor, TypedData } from './tensor';
 
 /** Op arguments that are not tensors (dims, strides, flags), as the op received them after validation. */
@@ -32,14 +33,11 @@ export interface TraceNode {
 
 export type TraceOperand = Tensor | number | null | undefined;
 
-/** Ops that make a tensor from JavaScript values: deterministic, so the graph keeps their data. */
-const CONSTANT_OPS = new Set(['constant']);
-/** Ops whose result differs from run to run: a graph would freeze one draw, so they cannot be traced. */
-const RANDOM_OPS = new Set(['random']);
-/** Reads of a tensor's values into JavaScript: what the program does next may depend on them. */
-const READ_OPS = new Set(['read']);
-
-export class TraceError extends Error {
+/**
+ * Why a function cannot be traced. A UserError: `avap export` reports it in one line, since it says
+ * what the model's code does that no graph can hold.
+ */
+export class TraceError extends UserError {
   constructor(message: string) {
     super(`trace: ${message}`);
     this.name = 'TraceError';
@@ -76,15 +74,17 @@ export class Trace {
   }
 
   add(op: string, operands: readonly TraceOperand[], attrs: TraceAttrs, output: Tensor | Tensor[] | undefined): void {
-    if (RANDOM_OPS.has(op)) throw new TraceError(`the traced function draws random numbers (${String(attrs.fn)}); a graph would freeze one draw`);
-    if (READ_OPS.has(op)) {
+    // Three pseudo-ops: a random draw (a graph would freeze one draw), a read of values into JavaScript
+    // (what the program does next may depend on them) and a tensor made from JavaScript values (kept as data).
+    if (op === 'random') throw new TraceError(`the traced function draws random numbers (${String(attrs.fn)}); a graph would freeze one draw`);
+    if (op === 'read') {
       const v = this.valueOf(operands[0] as Tensor, String(attrs.fn));
       if (v.source.kind === 'op' || v.source.kind === 'input') {
         throw new TraceError(`the traced function reads a computed tensor's values into JavaScript (${String(attrs.fn)}), so what it does next may depend on the input`);
       }
       return;
     }
-    if (CONSTANT_OPS.has(op)) {
+    if (op === 'constant') {
       const t = output as Tensor;
       this.newValue(t, { kind: 'constant', data: t.handle.data() });
       return;
