@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings a fresh Debian bookworm + Node 20 machine to a working avap, doing only what is missing:
-# Debian's libtorch and pthreads OpenBLAS, the npm packages, the native addon, the TypeScript build.
+# Debian's libtorch, pthreads OpenBLAS and Chromium (the viewer's browser test), the npm packages, the
+# native addon, the TypeScript build (the library and the viewer's browser scripts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The viewer's browser test drives Debian's Chromium (nothing downloads a browser of its own). Without
+# it only that test is skipped, saying why, so a failed install does not stop the setup.
+if [ -z "${AVAP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  log "installing Debian's chromium (for the viewer's browser test)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+    || log "could not install chromium: the browser test will be skipped"
+fi
+
+# onnxruntime-node's install script would fetch CUDA libraries from outside the npm registry; the CPU
+# runtime it needs ships inside the package.
+export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund >/dev/null
@@ -29,3 +42,4 @@ if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 2 \( -name '*.cc' -o -name
 fi
 
 npx --no-install tsc -p tsconfig.json
+npx --no-install tsc -p src/viewer/tsconfig.json

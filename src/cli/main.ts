@@ -7,6 +7,8 @@ import { registerTrainCommand } from './train';
 import { registerPredictCommand } from './predict';
 import { registerDemoCommand } from './demo';
 import { registerExperimentCommand } from './experiment';
+import { registerExportCommand } from './export';
+import { registerViewCommand } from './view';
 
 /**
  * Entry point: only parses arguments and calls library functions. A UserError (bad file, bad flag)
@@ -21,6 +23,8 @@ export async function main(argv: string[]): Promise<number> {
   registerPredictCommand(program);
   registerEvaluateCommand(program);
   registerExperimentCommand(program);
+  registerExportCommand(program);
+  registerViewCommand(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -45,8 +45,8 @@ export function parseNormalization(value: unknown, source: string): Normalizatio
 
 /** Per-element mean and 1/std for a [C,S,S] input. */
 export class Normalizer {
-  private readonly mean: Float32Array;
-  private readonly invStd: Float32Array;
+  readonly mean: Float32Array;
+  readonly invStd: Float32Array;
 
   constructor(norm: Normalization, readonly channels: number, readonly size: number) {
     const plane = size * size;

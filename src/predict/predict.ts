@@ -3,11 +3,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { loadImageForModel } from '../data/pipeline';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
 import { readImage } from '../io/image';
-import { tensor, tidy } from '../torch';
+import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { LoadedRun, loadRun } from './load';
 import { writeOverlay } from './overlay';
 
@@ -42,36 +41,28 @@ export function listInputs(input: string): PredictInput[] {
   return inputs;
 }
 
-/** Predicts every input and writes its maps at the image's original size. Returns the number of cases. */
-export async function predictToFolder(loaded: LoadedRun, inputs: PredictInput[], outDir: string, opts: PredictOptions = {}): Promise<number> {
-  const { config, method, normalization } = loaded;
-  const { size: S, channels: C } = config.input;
-  const structures = config.model.structures;
-  const M = config.model.annotators.length;
-  const K = structures.length;
-  const wanted = opts.annotators ?? Array.from({ length: M }, (_, k) => k + 1);
-  for (const k of wanted) if (!Number.isInteger(k) || k < 1 || k > M) throw new UserError(`--annotators: ${k} is not an annotator of this model (1..${M})`);
+/**
+ * Predicts every input and writes its maps at the image's original size. Returns the number of cases.
+ * `source`: a loaded run (predicted on libtorch) or any prediction engine (src/predict/engine.ts).
+ */
+export async function predictToFolder(source: LoadedRun | PredictionEngine, inputs: PredictInput[], outDir: string, opts: PredictOptions = {}): Promise<number> {
+  const engine = 'method' in source ? torchEngine(source) : source;
+  const { size: S, channels: C, structures } = engine;
+  const wanted = opts.annotators ?? engine.annotators;
+  for (const k of wanted) if (!engine.annotators.includes(k)) throw new UserError(`--annotators: ${k} is not an annotator of this model (${describeAnnotators(engine.annotators)})`);
   const batchSize = opts.batchSize ?? 4;
   fs.mkdirSync(outDir, { recursive: true });
-  method.model.eval();
   let done = 0;
   for (let start = 0; start < inputs.length; start += batchSize) {
     const chunk = inputs.slice(start, start + batchSize);
-    const prepared = await Promise.all(chunk.map((c) => loadImageForModel(c.image, S, normalization, C)));
+    const prepared = await Promise.all(chunk.map((c) => engine.loadImage(c.image)));
     const batch = new Float32Array(chunk.length * C * S * S);
     prepared.forEach((p, i) => batch.set(p.input, i * C * S * S));
-    const { mean, annotators } = tidy(() => {
-      const p = method.predict(tensor(batch, [chunk.length, C, S, S]));
-      return { mean: p.mean.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
-    });
-    const plane = S * S;
+    const out = await engine.predict(batch, chunk.length);
     for (let i = 0; i < chunk.length; i++) {
       const { originalWidth: W, originalHeight: H } = prepared[i];
-      const meanMaps = structures.map((_, s) => resizeBilinear(mean.subarray((i * K + s) * plane, (i * K + s + 1) * plane), S, S, 1, W, H));
-      const annotatorMaps = structures.map((_, s) => wanted.map((k) => {
-        const at = ((i * M + (k - 1)) * K + s) * plane;
-        return resizeBilinear(annotators.subarray(at, at + plane), S, S, 1, W, H);
-      }));
+      const meanMaps = structures.map((_, s) => resizeBilinear(out.mean(i, s), S, S, 1, W, H));
+      const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
       await writePredictionCase(outDir, chunk[i].id, structures, meanMaps, annotatorMaps, W, H, wanted);
       if (opts.overlay ?? true) await writeOverlay(path.join(outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
       done++;
@@ -82,8 +73,10 @@ export async function predictToFolder(loaded: LoadedRun, inputs: PredictInput[],
 }
 
 export interface PredictRequest extends PredictOptions {
-  /** A trained run folder. */
+  /** A trained run folder (or, with engine 'onnx', an exported .onnx file). */
   model: string;
+  /** What runs the model: 'torch' (libtorch, default) or 'onnx' (onnxruntime-node; a run folder is exported in memory). */
+  engine?: EngineName;
   /** An image, or a folder of images (a native dataset folder: its images/). */
   input: string;
   out: string;
@@ -92,6 +85,14 @@ export interface PredictRequest extends PredictOptions {
 /** `avap predict`: every input image of `input` through the run in `model`, written to `out`. Returns the number of images. */
 export async function predict(request: PredictRequest): Promise<number> {
   const inputs = listInputs(request.input);
+  if (request.engine === 'onnx') {
+    const onnx = await openOnnxModel(request.model);
+    try {
+      return await predictToFolder(onnx, inputs, request.out, request);
+    } finally {
+      await onnx.dispose();
+    }
+  }
   const loaded = loadRun(request.model);
   try {
     return await predictToFolder(loaded, inputs, request.out, request);

@@ -1,5 +1,6 @@
 import { native } from './native';
 import { DTYPES, DType, Device, Generator, Tensor, TypedData, isDType } from './tensor';
+import { record } from './trace';
 import { assertTensor, shapeArg } from './validate';
 
 export interface CreationOptions {
@@ -8,30 +9,30 @@ export interface CreationOptions {
 }
 
 export function zeros(shape: number[], opts: CreationOptions = {}): Tensor {
-  return new Tensor(native.zeros(shapeArg('zeros', 'shape', shape), opts.dtype ?? null, opts.device ?? null));
+  return record('constant', [], {}, new Tensor(native.zeros(shapeArg('zeros', 'shape', shape), opts.dtype ?? null, opts.device ?? null)));
 }
 export function ones(shape: number[], opts: CreationOptions = {}): Tensor {
-  return new Tensor(native.ones(shapeArg('ones', 'shape', shape), opts.dtype ?? null, opts.device ?? null));
+  return record('constant', [], {}, new Tensor(native.ones(shapeArg('ones', 'shape', shape), opts.dtype ?? null, opts.device ?? null)));
 }
 export function full(shape: number[], value: number, opts: CreationOptions = {}): Tensor {
-  return new Tensor(native.full(shapeArg('full', 'shape', shape), value, opts.dtype ?? null, opts.device ?? null));
+  return record('constant', [], {}, new Tensor(native.full(shapeArg('full', 'shape', shape), value, opts.dtype ?? null, opts.device ?? null)));
 }
 export function arange(start: number, end: number, step = 1, opts: CreationOptions = {}): Tensor {
   if (step === 0) throw new Error('arange: step must be non-zero');
-  return new Tensor(native.arange(start, end, step, opts.dtype ?? (isInt(start, end, step) ? 'int64' : 'float32'), opts.device ?? null));
+  return record('constant', [], {}, new Tensor(native.arange(start, end, step, opts.dtype ?? (isInt(start, end, step) ? 'int64' : 'float32'), opts.device ?? null)));
 }
 export function randn(shape: number[], opts: CreationOptions & { generator?: Generator } = {}): Tensor {
-  return new Tensor(native.randn(shapeArg('randn', 'shape', shape), opts.dtype ?? null, opts.device ?? null, opts.generator?.id ?? null));
+  return record('random', [], { fn: 'randn' }, new Tensor(native.randn(shapeArg('randn', 'shape', shape), opts.dtype ?? null, opts.device ?? null, opts.generator?.id ?? null)));
 }
 export function rand(shape: number[], opts: CreationOptions & { generator?: Generator } = {}): Tensor {
-  return new Tensor(native.rand(shapeArg('rand', 'shape', shape), opts.dtype ?? null, opts.device ?? null, opts.generator?.id ?? null));
+  return record('random', [], { fn: 'rand' }, new Tensor(native.rand(shapeArg('rand', 'shape', shape), opts.dtype ?? null, opts.device ?? null, opts.generator?.id ?? null)));
 }
 /** Integers uniform in [low, high). */
 export function randint(low: number, high: number, shape: number[], opts: CreationOptions & { generator?: Generator } = {}): Tensor {
-  return new Tensor(native.randint(low, high, shapeArg('randint', 'shape', shape), opts.dtype ?? null, opts.device ?? null, opts.generator?.id ?? null));
+  return record('random', [], { fn: 'randint' }, new Tensor(native.randint(low, high, shapeArg('randint', 'shape', shape), opts.dtype ?? null, opts.device ?? null, opts.generator?.id ?? null)));
 }
 export function randperm(n: number, generator?: Generator): Tensor {
-  return new Tensor(native.randperm(n, generator?.id ?? null));
+  return record('random', [], { fn: 'randperm' }, new Tensor(native.randperm(n, generator?.id ?? null)));
 }
 
 /**
@@ -50,7 +51,7 @@ export function tensor(data: TypedData | number[], shape?: number[], dtype?: DTy
     throw new Error(`tensor: shape [${dims.join(', ')}] needs ${numel} values but data has ${values.length}`);
   }
   if (dtype !== undefined && !isDType(dtype)) throw new Error(`tensor: unknown dtype ${JSON.stringify(dtype)} (${DTYPES.join(', ')})`);
-  return new Tensor(native.fromData(values, dims, dtype ?? null));
+  return record('constant', [], {}, new Tensor(native.fromData(values, dims, dtype ?? null)));
 }
 
 function describeData(data: unknown): string {
@@ -60,18 +61,18 @@ function describeData(data: unknown): string {
 export function cat(tensors: Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('cat: tensors must be a non-empty array');
   tensors.forEach((t, i) => assertTensor('cat', `tensors[${i}]`, t));
-  return new Tensor(native.cat(tensors.map((t) => t.handle), dim));
+  return record('cat', tensors, { dim }, new Tensor(native.cat(tensors.map((t) => t.handle), dim)));
 }
 export function stack(tensors: Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('stack: tensors must be a non-empty array');
   tensors.forEach((t, i) => assertTensor('stack', `tensors[${i}]`, t));
-  return new Tensor(native.stack(tensors.map((t) => t.handle), dim));
+  return record('stack', tensors, { dim }, new Tensor(native.stack(tensors.map((t) => t.handle), dim)));
 }
 export function where(condition: Tensor, a: Tensor, b: Tensor): Tensor {
   assertTensor('where', 'condition', condition);
   assertTensor('where', 'input', a);
   assertTensor('where', 'other', b);
-  return new Tensor(native.where(condition.handle, a.handle, b.handle));
+  return record('where', [condition, a, b], {}, new Tensor(native.where(condition.handle, a.handle, b.handle)));
 }
 
 /** Seeds the global generator (torch.manual_seed): initialisation, dropout and rand* without a generator. */

@@ -1,6 +1,7 @@
 // torch.nn.functional: the layer ops, validated at the boundary (op and argument named in every error).
 import { native } from './native';
 import { Tensor } from './tensor';
+import { record } from './trace';
 import { assertFloat, assertRank, assertTensor, pair, positiveInt } from './validate';
 
 const NCHW = '[N, C, H, W]';
@@ -21,8 +22,11 @@ export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null
   if (input.shape[1] !== weight.shape[1] * groups) {
     throw new Error(`conv2d: input has ${input.shape[1]} channels but weight [${weight.shape.join(', ')}] with groups=${groups} expects ${weight.shape[1] * groups}`);
   }
-  return new Tensor(native.conv2d(input.handle, weight.handle, bias?.handle ?? null, pair('conv2d', 'stride', opts.stride ?? 1, 1),
-    pair('conv2d', 'padding', opts.padding ?? 0), pair('conv2d', 'dilation', opts.dilation ?? 1, 1), groups));
+  const stride = pair('conv2d', 'stride', opts.stride ?? 1, 1);
+  const padding = pair('conv2d', 'padding', opts.padding ?? 0);
+  const dilation = pair('conv2d', 'dilation', opts.dilation ?? 1, 1);
+  return record('conv2d', [input, weight, bias], { stride, padding, dilation, groups },
+    new Tensor(native.conv2d(input.handle, weight.handle, bias?.handle ?? null, stride, padding, dilation, groups)));
 }
 
 export interface ConvTranspose2dOptions extends Conv2dOptions {
@@ -37,9 +41,12 @@ export function convTranspose2d(input: Tensor, weight: Tensor, bias: Tensor | nu
   if (input.shape[1] !== weight.shape[0]) {
     throw new Error(`convTranspose2d: input has ${input.shape[1]} channels but weight [${weight.shape.join(', ')}] expects ${weight.shape[0]}`);
   }
-  return new Tensor(native.convTranspose2d(input.handle, weight.handle, bias?.handle ?? null, pair('convTranspose2d', 'stride', opts.stride ?? 1, 1),
-    pair('convTranspose2d', 'padding', opts.padding ?? 0), pair('convTranspose2d', 'outputPadding', opts.outputPadding ?? 0), groups,
-    pair('convTranspose2d', 'dilation', opts.dilation ?? 1, 1)));
+  const stride = pair('convTranspose2d', 'stride', opts.stride ?? 1, 1);
+  const padding = pair('convTranspose2d', 'padding', opts.padding ?? 0);
+  const outputPadding = pair('convTranspose2d', 'outputPadding', opts.outputPadding ?? 0);
+  const dilation = pair('convTranspose2d', 'dilation', opts.dilation ?? 1, 1);
+  return record('convTranspose2d', [input, weight, bias], { stride, padding, outputPadding, dilation, groups },
+    new Tensor(native.convTranspose2d(input.handle, weight.handle, bias?.handle ?? null, stride, padding, outputPadding, groups, dilation)));
 }
 
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
@@ -48,7 +55,7 @@ export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null
   if (input.shape[input.ndim - 1] !== weight.shape[1]) {
     throw new Error(`linear: input's last dimension is ${input.shape[input.ndim - 1]} but weight [${weight.shape.join(', ')}] expects ${weight.shape[1]}`);
   }
-  return new Tensor(native.linear(input.handle, weight.handle, bias?.handle ?? null));
+  return record('linear', [input, weight, bias], {}, new Tensor(native.linear(input.handle, weight.handle, bias?.handle ?? null)));
 }
 
 export interface BatchNormOptions {
@@ -68,8 +75,10 @@ export function batchNorm(input: Tensor, opts: BatchNormOptions): Tensor {
   if (opts.training && input.numel() / input.shape[1] <= 1) {
     throw new Error(`batchNorm: expected more than 1 value per channel when training, got input shape [${input.shape.join(', ')}]`);
   }
-  return new Tensor(native.batchNorm(input.handle, opts.weight?.handle ?? null, opts.bias?.handle ?? null, opts.runningMean?.handle ?? null,
-    opts.runningVar?.handle ?? null, opts.training, opts.momentum ?? 0.1, opts.eps ?? 1e-5));
+  const { training, momentum = 0.1, eps = 1e-5 } = opts;
+  return record('batchNorm', [input, opts.weight, opts.bias, opts.runningMean, opts.runningVar], { training, momentum, eps },
+    new Tensor(native.batchNorm(input.handle, opts.weight?.handle ?? null, opts.bias?.handle ?? null, opts.runningMean?.handle ?? null,
+      opts.runningVar?.handle ?? null, training, momentum, eps)));
 }
 
 export function groupNorm(input: Tensor, numGroups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
@@ -78,38 +87,38 @@ export function groupNorm(input: Tensor, numGroups: number, weight: Tensor | nul
   if (input.ndim < 2 || input.shape[1] % numGroups !== 0) {
     throw new Error(`groupNorm: channels (${input.shape[1]}) must be divisible by numGroups (${numGroups})`);
   }
-  return new Tensor(native.groupNorm(input.handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps));
+  return record('groupNorm', [input, weight, bias], { numGroups, eps }, new Tensor(native.groupNorm(input.handle, numGroups, weight?.handle ?? null, bias?.handle ?? null, eps)));
 }
 
 export function relu(x: Tensor): Tensor {
   assertTensor('relu', 'input', x);
-  return new Tensor(native.relu(x.handle));
+  return record('relu', [x], {}, new Tensor(native.relu(x.handle)));
 }
 /** In-place ReLU (F.relu(x, inplace=True)); returns x. Only valid where autograd does not need x's old value. */
 export function relu_(x: Tensor): Tensor {
   assertTensor('relu_', 'input', x);
   native.relu_(x.handle);
-  return x;
+  return record('relu', [x], {}, x);
 }
 export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
   assertTensor('leakyRelu', 'input', x);
-  return new Tensor(native.leakyRelu(x.handle, negativeSlope));
+  return record('leakyRelu', [x], { negativeSlope }, new Tensor(native.leakyRelu(x.handle, negativeSlope)));
 }
 export function sigmoid(x: Tensor): Tensor {
   assertTensor('sigmoid', 'input', x);
-  return new Tensor(native.sigmoid(x.handle));
+  return record('sigmoid', [x], {}, new Tensor(native.sigmoid(x.handle)));
 }
 export function softplus(x: Tensor): Tensor {
   assertTensor('softplus', 'input', x);
-  return new Tensor(native.softplus(x.handle));
+  return record('softplus', [x], {}, new Tensor(native.softplus(x.handle)));
 }
 export function softmax(x: Tensor, dim: number): Tensor {
   assertTensor('softmax', 'input', x);
-  return new Tensor(native.softmax(x.handle, dim));
+  return record('softmax', [x], { dim }, new Tensor(native.softmax(x.handle, dim)));
 }
 export function logSoftmax(x: Tensor, dim: number): Tensor {
   assertTensor('logSoftmax', 'input', x);
-  return new Tensor(native.logSoftmax(x.handle, dim));
+  return record('logSoftmax', [x], { dim }, new Tensor(native.logSoftmax(x.handle, dim)));
 }
 
 export interface MaxPool2dOptions {
@@ -121,29 +130,36 @@ export interface MaxPool2dOptions {
 export function maxPool2d(x: Tensor, kernelSize: number | number[], opts: MaxPool2dOptions = {}): Tensor {
   assertRank('maxPool2d', 'input', x, 4, NCHW);
   const kernel = pair('maxPool2d', 'kernelSize', kernelSize, 1);
-  return new Tensor(native.maxPool2d(x.handle, kernel, pair('maxPool2d', 'stride', opts.stride ?? kernel, 1), pair('maxPool2d', 'padding', opts.padding ?? 0),
-    pair('maxPool2d', 'dilation', opts.dilation ?? 1, 1), opts.ceilMode ?? false));
+  const stride = pair('maxPool2d', 'stride', opts.stride ?? kernel, 1);
+  const padding = pair('maxPool2d', 'padding', opts.padding ?? 0);
+  const dilation = pair('maxPool2d', 'dilation', opts.dilation ?? 1, 1);
+  const ceilMode = opts.ceilMode ?? false;
+  return record('maxPool2d', [x], { kernel, stride, padding, dilation, ceilMode }, new Tensor(native.maxPool2d(x.handle, kernel, stride, padding, dilation, ceilMode)));
 }
 export function avgPool2d(x: Tensor, kernelSize: number | number[], stride?: number | number[], padding: number | number[] = 0): Tensor {
   assertRank('avgPool2d', 'input', x, 4, NCHW);
   const kernel = pair('avgPool2d', 'kernelSize', kernelSize, 1);
-  return new Tensor(native.avgPool2d(x.handle, kernel, pair('avgPool2d', 'stride', stride ?? kernel, 1), pair('avgPool2d', 'padding', padding)));
+  const strides = pair('avgPool2d', 'stride', stride ?? kernel, 1);
+  const pads = pair('avgPool2d', 'padding', padding);
+  return record('avgPool2d', [x], { kernel, stride: strides, padding: pads }, new Tensor(native.avgPool2d(x.handle, kernel, strides, pads)));
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | number[]): Tensor {
   assertRank('adaptiveAvgPool2d', 'input', x, 4, NCHW);
-  return new Tensor(native.adaptiveAvgPool2d(x.handle, pair('adaptiveAvgPool2d', 'outputSize', outputSize, 1)));
+  const size = pair('adaptiveAvgPool2d', 'outputSize', outputSize, 1);
+  return record('adaptiveAvgPool2d', [x], { outputSize: size }, new Tensor(native.adaptiveAvgPool2d(x.handle, size)));
 }
 
 export function interpolate(x: Tensor, size: number | number[], mode: 'bilinear' | 'nearest' = 'nearest', alignCorners = false): Tensor {
   assertRank('interpolate', 'input', x, 4, NCHW);
   if (mode !== 'bilinear' && mode !== 'nearest') throw new Error(`interpolate: mode must be 'bilinear' or 'nearest', got '${mode}'`);
-  return new Tensor(native.interpolate(x.handle, pair('interpolate', 'size', size, 1), mode, alignCorners));
+  const outputSize = pair('interpolate', 'size', size, 1);
+  return record('interpolate', [x], { size: outputSize, mode, alignCorners }, new Tensor(native.interpolate(x.handle, outputSize, mode, alignCorners)));
 }
 
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   assertTensor('dropout', 'input', x);
   if (!(p >= 0 && p <= 1)) throw new Error(`dropout: p must be in [0, 1], got ${p}`);
-  return new Tensor(native.dropout(x.handle, p, training));
+  return record('dropout', [x], { p, training }, new Tensor(native.dropout(x.handle, p, training)));
 }
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -188,5 +204,5 @@ export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'm
 export function oneHot(indices: Tensor, numClasses: number): Tensor {
   assertTensor('oneHot', 'input', indices);
   if (indices.dtype !== 'int64') throw new Error(`oneHot: input must be int64, got ${indices.dtype}`);
-  return new Tensor(native.oneHot(indices.handle, positiveInt('oneHot', 'numClasses', numClasses)));
+  return record('oneHot', [indices], { numClasses }, new Tensor(native.oneHot(indices.handle, positiveInt('oneHot', 'numClasses', numClasses))));
 }

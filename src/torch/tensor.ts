@@ -1,4 +1,5 @@
 import { native } from './native';
+import { record } from './trace';
 
 export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
@@ -127,10 +128,12 @@ export class Tensor {
 
   /** Copies the values out (contiguous, row-major). int64 comes back as BigInt64Array, bool as Uint8Array. */
   data(): TypedData {
+    record('read', [this], { fn: 'data' }, undefined);
     return this.handle.data();
   }
   /** Float32 copy of the values whatever the dtype (int64 converted exactly up to 2^24). */
   toFloat32Array(): Float32Array {
+    record('read', [this], { fn: 'toFloat32Array' }, undefined);
     if (this.dtype === 'float32') return this.handle.data();
     const t = new Tensor(native.toDType(this.handle, 'float32'));
     try {
@@ -140,6 +143,7 @@ export class Tensor {
     }
   }
   item(): number {
+    record('read', [this], { fn: 'item' }, undefined);
     return this.handle.item();
   }
 
@@ -168,16 +172,16 @@ export class Tensor {
     this.handle.backward(gradient?.handle ?? null, retainGraph);
   }
   detach(): Tensor {
-    return new Tensor(native.detach(this.handle));
+    return record('detach', [this], {}, new Tensor(native.detach(this.handle)));
   }
 
   // ---- conversion
   to(target: DType | Device): Tensor {
-    if (isDType(target)) return new Tensor(native.toDType(this.handle, target));
+    if (isDType(target)) return record('to', [this], { dtype: target }, new Tensor(native.toDType(this.handle, target)));
     if (typeof target !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(target)) {
       throw new Error(`to: unknown dtype or device ${JSON.stringify(target)} (dtypes: ${DTYPES.join(', ')}; devices: cpu, cuda, cuda:N)`);
     }
-    return new Tensor(native.toDevice(this.handle, target));
+    return record('to', [this], { device: target }, new Tensor(native.toDevice(this.handle, target)));
   }
   float(): Tensor {
     return this.to('float32');
@@ -189,224 +193,225 @@ export class Tensor {
     return this.to('int64');
   }
   clone(): Tensor {
-    return new Tensor(native.clone(this.handle));
+    return record('clone', [this], {}, new Tensor(native.clone(this.handle)));
   }
   contiguous(): Tensor {
-    return new Tensor(native.contiguous(this.handle));
+    return record('contiguous', [this], {}, new Tensor(native.contiguous(this.handle)));
   }
 
   // ---- shape
   reshape(shape: number[]): Tensor {
-    return new Tensor(native.reshape(this.handle, intList('reshape', 'shape', shape)));
+    return record('reshape', [this], { shape }, new Tensor(native.reshape(this.handle, intList('reshape', 'shape', shape))));
   }
   view(shape: number[]): Tensor {
-    return new Tensor(native.view(this.handle, intList('view', 'shape', shape)));
+    return record('view', [this], { shape }, new Tensor(native.view(this.handle, intList('view', 'shape', shape))));
   }
   permute(dims: number[]): Tensor {
-    return new Tensor(native.permute(this.handle, intList('permute', 'dims', dims)));
+    return record('permute', [this], { dims }, new Tensor(native.permute(this.handle, intList('permute', 'dims', dims))));
   }
   transpose(dim0: number, dim1: number): Tensor {
-    return new Tensor(native.transpose(this.handle, dim0, dim1));
+    return record('transpose', [this], { dim0, dim1 }, new Tensor(native.transpose(this.handle, dim0, dim1)));
   }
   squeeze(dim?: number): Tensor {
-    return new Tensor(native.squeeze(this.handle, dim));
+    return record('squeeze', [this], { dim }, new Tensor(native.squeeze(this.handle, dim)));
   }
   unsqueeze(dim: number): Tensor {
-    return new Tensor(native.unsqueeze(this.handle, dim));
+    return record('unsqueeze', [this], { dim }, new Tensor(native.unsqueeze(this.handle, dim)));
   }
   expand(shape: number[]): Tensor {
-    return new Tensor(native.expand(this.handle, intList('expand', 'shape', shape)));
+    return record('expand', [this], { shape }, new Tensor(native.expand(this.handle, intList('expand', 'shape', shape))));
   }
   flatten(startDim = 0, endDim = -1): Tensor {
-    return new Tensor(native.flatten(this.handle, startDim, endDim));
+    return record('flatten', [this], { startDim, endDim }, new Tensor(native.flatten(this.handle, startDim, endDim)));
   }
   narrow(dim: number, start: number, length: number): Tensor {
-    return new Tensor(native.narrow(this.handle, dim, start, length));
+    return record('narrow', [this], { dim, start, length }, new Tensor(native.narrow(this.handle, dim, start, length)));
   }
   slice(dim: number, start: number, end: number, step = 1): Tensor {
-    return new Tensor(native.slice(this.handle, dim, start, end, step));
+    return record('slice', [this], { dim, start, end, step }, new Tensor(native.slice(this.handle, dim, start, end, step)));
   }
   select(dim: number, index: number): Tensor {
-    return new Tensor(native.select(this.handle, dim, index));
+    return record('select', [this], { dim, index }, new Tensor(native.select(this.handle, dim, index)));
   }
   indexSelect(dim: number, index: Tensor): Tensor {
-    return new Tensor(native.indexSelect(this.handle, dim, index.handle));
+    return record('indexSelect', [this, index], { dim }, new Tensor(native.indexSelect(this.handle, dim, index.handle)));
   }
   gather(dim: number, index: Tensor): Tensor {
-    return new Tensor(native.gather(this.handle, dim, index.handle));
+    return record('gather', [this, index], { dim }, new Tensor(native.gather(this.handle, dim, index.handle)));
   }
   flip(dims: number[]): Tensor {
-    return new Tensor(native.flip(this.handle, intList('flip', 'dims', dims)));
+    return record('flip', [this], { dims }, new Tensor(native.flip(this.handle, intList('flip', 'dims', dims))));
   }
   repeat(repeats: number[]): Tensor {
-    return new Tensor(native.repeat(this.handle, intList('repeat', 'repeats', repeats)));
+    return record('repeat', [this], { repeats }, new Tensor(native.repeat(this.handle, intList('repeat', 'repeats', repeats))));
   }
 
   // ---- elementwise
   add(other: Operand): Tensor {
-    return new Tensor(native.add(this.handle, raw(other)));
+    return record('add', [this, other], {}, new Tensor(native.add(this.handle, raw(other))));
   }
   sub(other: Operand): Tensor {
-    return new Tensor(native.sub(this.handle, raw(other)));
+    return record('sub', [this, other], {}, new Tensor(native.sub(this.handle, raw(other))));
   }
   /** other - this (PyTorch's rsub), for a scalar `other`. */
   rsub(other: number): Tensor {
-    return new Tensor(native.rsub(this.handle, other));
+    return record('rsub', [this, other], {}, new Tensor(native.rsub(this.handle, other)));
   }
   mul(other: Operand): Tensor {
-    return new Tensor(native.mul(this.handle, raw(other)));
+    return record('mul', [this, other], {}, new Tensor(native.mul(this.handle, raw(other))));
   }
   div(other: Operand): Tensor {
-    return new Tensor(native.div(this.handle, raw(other)));
+    return record('div', [this, other], {}, new Tensor(native.div(this.handle, raw(other))));
   }
   pow(exponent: Operand): Tensor {
-    return new Tensor(native.pow(this.handle, raw(exponent)));
+    return record('pow', [this, exponent], {}, new Tensor(native.pow(this.handle, raw(exponent))));
   }
   maximum(other: Operand): Tensor {
-    return new Tensor(native.maximum(this.handle, raw(other)));
+    return record('maximum', [this, other], {}, new Tensor(native.maximum(this.handle, raw(other))));
   }
   minimum(other: Operand): Tensor {
-    return new Tensor(native.minimum(this.handle, raw(other)));
+    return record('minimum', [this, other], {}, new Tensor(native.minimum(this.handle, raw(other))));
   }
   remainder(other: Operand): Tensor {
-    return new Tensor(native.remainder(this.handle, raw(other)));
+    return record('remainder', [this, other], {}, new Tensor(native.remainder(this.handle, raw(other))));
   }
   eq(other: Operand): Tensor {
-    return new Tensor(native.eq(this.handle, raw(other)));
+    return record('eq', [this, other], {}, new Tensor(native.eq(this.handle, raw(other))));
   }
   ne(other: Operand): Tensor {
-    return new Tensor(native.ne(this.handle, raw(other)));
+    return record('ne', [this, other], {}, new Tensor(native.ne(this.handle, raw(other))));
   }
   lt(other: Operand): Tensor {
-    return new Tensor(native.lt(this.handle, raw(other)));
+    return record('lt', [this, other], {}, new Tensor(native.lt(this.handle, raw(other))));
   }
   le(other: Operand): Tensor {
-    return new Tensor(native.le(this.handle, raw(other)));
+    return record('le', [this, other], {}, new Tensor(native.le(this.handle, raw(other))));
   }
   gt(other: Operand): Tensor {
-    return new Tensor(native.gt(this.handle, raw(other)));
+    return record('gt', [this, other], {}, new Tensor(native.gt(this.handle, raw(other))));
   }
   ge(other: Operand): Tensor {
-    return new Tensor(native.ge(this.handle, raw(other)));
+    return record('ge', [this, other], {}, new Tensor(native.ge(this.handle, raw(other))));
   }
   logicalAnd(other: Tensor): Tensor {
-    return new Tensor(native.logicalAnd(this.handle, other.handle));
+    return record('logicalAnd', [this, other], {}, new Tensor(native.logicalAnd(this.handle, other.handle)));
   }
   logicalOr(other: Tensor): Tensor {
-    return new Tensor(native.logicalOr(this.handle, other.handle));
+    return record('logicalOr', [this, other], {}, new Tensor(native.logicalOr(this.handle, other.handle)));
   }
   logicalNot(): Tensor {
-    return new Tensor(native.logicalNot(this.handle));
+    return record('logicalNot', [this], {}, new Tensor(native.logicalNot(this.handle)));
   }
   neg(): Tensor {
-    return new Tensor(native.neg(this.handle));
+    return record('neg', [this], {}, new Tensor(native.neg(this.handle)));
   }
   abs(): Tensor {
-    return new Tensor(native.abs(this.handle));
+    return record('abs', [this], {}, new Tensor(native.abs(this.handle)));
   }
   exp(): Tensor {
-    return new Tensor(native.exp(this.handle));
+    return record('exp', [this], {}, new Tensor(native.exp(this.handle)));
   }
   log(): Tensor {
-    return new Tensor(native.log(this.handle));
+    return record('log', [this], {}, new Tensor(native.log(this.handle)));
   }
   sqrt(): Tensor {
-    return new Tensor(native.sqrt(this.handle));
+    return record('sqrt', [this], {}, new Tensor(native.sqrt(this.handle)));
   }
   rsqrt(): Tensor {
-    return new Tensor(native.rsqrt(this.handle));
+    return record('rsqrt', [this], {}, new Tensor(native.rsqrt(this.handle)));
   }
   square(): Tensor {
-    return new Tensor(native.square(this.handle));
+    return record('square', [this], {}, new Tensor(native.square(this.handle)));
   }
   sign(): Tensor {
-    return new Tensor(native.sign(this.handle));
+    return record('sign', [this], {}, new Tensor(native.sign(this.handle)));
   }
   floor(): Tensor {
-    return new Tensor(native.floor(this.handle));
+    return record('floor', [this], {}, new Tensor(native.floor(this.handle)));
   }
   ceil(): Tensor {
-    return new Tensor(native.ceil(this.handle));
+    return record('ceil', [this], {}, new Tensor(native.ceil(this.handle)));
   }
   round(): Tensor {
-    return new Tensor(native.round(this.handle));
+    return record('round', [this], {}, new Tensor(native.round(this.handle)));
   }
   tanh(): Tensor {
-    return new Tensor(native.tanh(this.handle));
+    return record('tanh', [this], {}, new Tensor(native.tanh(this.handle)));
   }
   sigmoid(): Tensor {
-    return new Tensor(native.sigmoid(this.handle));
+    return record('sigmoid', [this], {}, new Tensor(native.sigmoid(this.handle)));
   }
   relu(): Tensor {
-    return new Tensor(native.relu(this.handle));
+    return record('relu', [this], {}, new Tensor(native.relu(this.handle)));
   }
   isnan(): Tensor {
-    return new Tensor(native.isnan(this.handle));
+    return record('isnan', [this], {}, new Tensor(native.isnan(this.handle)));
   }
   isfinite(): Tensor {
-    return new Tensor(native.isfinite(this.handle));
+    return record('isfinite', [this], {}, new Tensor(native.isfinite(this.handle)));
   }
   clamp(min?: number, max?: number): Tensor {
-    return new Tensor(native.clamp(this.handle, min ?? null, max ?? null));
+    return record('clamp', [this], { min, max }, new Tensor(native.clamp(this.handle, min ?? null, max ?? null)));
   }
   softmax(dim: number): Tensor {
-    return new Tensor(native.softmax(this.handle, dim));
+    return record('softmax', [this], { dim }, new Tensor(native.softmax(this.handle, dim)));
   }
   logSoftmax(dim: number): Tensor {
-    return new Tensor(native.logSoftmax(this.handle, dim));
+    return record('logSoftmax', [this], { dim }, new Tensor(native.logSoftmax(this.handle, dim)));
   }
   matmul(other: Tensor): Tensor {
-    return new Tensor(native.matmul(this.handle, other.handle));
+    return record('matmul', [this, other], {}, new Tensor(native.matmul(this.handle, other.handle)));
   }
 
   // ---- reductions: no dims reduces everything
   sum(dims?: number | number[], keepdim = false): Tensor {
-    return new Tensor(native.sum(this.handle, dimList(dims), keepdim));
+    return record('sum', [this], { dims: dimList(dims), keepdim }, new Tensor(native.sum(this.handle, dimList(dims), keepdim)));
   }
   mean(dims?: number | number[], keepdim = false): Tensor {
-    return new Tensor(native.mean(this.handle, dimList(dims), keepdim));
+    return record('mean', [this], { dims: dimList(dims), keepdim }, new Tensor(native.mean(this.handle, dimList(dims), keepdim)));
   }
   /** Maximum over all elements (dims omitted) or over the given dims (torch.amax). */
   amax(dims?: number | number[], keepdim = false): Tensor {
-    return new Tensor(native.amax(this.handle, dimList(dims), keepdim));
+    return record('amax', [this], { dims: dimList(dims), keepdim }, new Tensor(native.amax(this.handle, dimList(dims), keepdim)));
   }
   amin(dims?: number | number[], keepdim = false): Tensor {
-    return new Tensor(native.amin(this.handle, dimList(dims), keepdim));
+    return record('amin', [this], { dims: dimList(dims), keepdim }, new Tensor(native.amin(this.handle, dimList(dims), keepdim)));
   }
   /** torch.max(x, dim): values and indices. */
   max(dim: number, keepdim = false): { values: Tensor; indices: Tensor } {
     const [v, i] = native.maxDim(this.handle, dim, keepdim);
-    return { values: new Tensor(v), indices: new Tensor(i) };
+    const [values, indices] = record('max', [this], { dim, keepdim }, [new Tensor(v), new Tensor(i)]);
+    return { values, indices };
   }
   argmax(dim?: number, keepdim = false): Tensor {
-    return new Tensor(native.argmax(this.handle, dim ?? null, keepdim));
+    return record('argmax', [this], { dim: dim ?? null, keepdim }, new Tensor(native.argmax(this.handle, dim ?? null, keepdim)));
   }
   logsumexp(dims: number | number[], keepdim = false): Tensor {
-    return new Tensor(native.logsumexp(this.handle, dimList(dims), keepdim));
+    return record('logsumexp', [this], { dims: dimList(dims), keepdim }, new Tensor(native.logsumexp(this.handle, dimList(dims), keepdim)));
   }
   var(dims: number | number[], unbiased = true, keepdim = false): Tensor {
-    return new Tensor(native.var(this.handle, dimList(dims), unbiased, keepdim));
+    return record('var', [this], { dims: dimList(dims), unbiased, keepdim }, new Tensor(native.var(this.handle, dimList(dims), unbiased, keepdim)));
   }
 
   // ---- in place (no autograd): initialisation, loading weights
   copy_(src: Tensor): this {
     native.copy_(this.handle, src.handle);
-    return this;
+    return record('copy_', [this, src], {}, this);
   }
   fill_(value: number): this {
     native.fill_(this.handle, value);
-    return this;
+    return record('fill_', [this], { value }, this);
   }
   zero_(): this {
     return this.fill_(0);
   }
   uniform_(low: number, high: number, generator?: Generator): this {
     native.uniform_(this.handle, low, high, generator?.id ?? null);
-    return this;
+    return record('random', [], { fn: 'uniform_' }, this);
   }
   normal_(mean: number, std: number, generator?: Generator): this {
     native.normal_(this.handle, mean, std, generator?.id ?? null);
-    return this;
+    return record('random', [], { fn: 'normal_' }, this);
   }
 
   toString(): string {

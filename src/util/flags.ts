@@ -40,3 +40,11 @@ export function parseNumberList(flag: string, raw: string): number[] {
 export function collectList(value: string, previous: string[] = []): string[] {
   return [...previous, ...splitList(value).filter(Boolean)];
 }
+
+/** `--annotators all|1,3` → undefined (all) or the 1-based numbers, each at most once. */
+export function parseAnnotatorList(raw: string): number[] | undefined {
+  if (raw === 'all') return undefined;
+  const list = splitList(raw).map((x) => parseIntFlag('--annotators', x, 1, 1024));
+  if (new Set(list).size !== list.length) throw new UserError(`--annotators lists an annotator twice: '${raw}'`);
+  return list;
+}

@@ -1,0 +1,93 @@
+// What an exported model says about itself in its ONNX metadata_props (key → JSON string), so that a
+// consumer — `avap predict --engine onnx`, the browser viewer, someone's PACS plug-in — needs nothing
+// but the file:
+//   avap.format         "1"
+//   avap.method         the method's registry name (avap, mv-unet, …)
+//   avap.input          {name, size, channels, range: [0, 1], normalization: "in-graph"}
+//   avap.structures     structure names, in output order
+//   avap.annotators     every annotator name of the training data (1-based numbers index it)
+//   avap.outputs        [{name, structure, annotator}]: annotator null for the calibrated map
+//   avap.config         the run's config.json
+//   avap.normalization  the run's normalization.json (already applied inside the graph)
+import * as fs from 'node:fs';
+import { onnx } from 'onnx-proto';
+import { z } from 'zod';
+import { UserError } from '../errors';
+
+export const METADATA_FORMAT = '1';
+
+const inputSchema = z.object({
+  name: z.string(),
+  size: z.number().int().positive(),
+  channels: z.number().int().positive(),
+  range: z.tuple([z.number(), z.number()]),
+  normalization: z.literal('in-graph'),
+});
+
+const outputSchema = z.object({ name: z.string(), structure: z.string(), annotator: z.number().int().positive().nullable() });
+
+export const modelInfoSchema = z.object({
+  format: z.literal(METADATA_FORMAT),
+  method: z.string(),
+  input: inputSchema,
+  structures: z.array(z.string()).min(1),
+  annotators: z.array(z.string()).min(1),
+  outputs: z.array(outputSchema).min(1),
+  config: z.unknown(),
+  normalization: z.unknown(),
+});
+
+/** An exported model's self-description (the metadata above, parsed). */
+export type ModelInfo = z.infer<typeof modelInfoSchema>;
+export type OutputInfo = z.infer<typeof outputSchema>;
+
+const KEYS = ['format', 'method', 'input', 'structures', 'annotators', 'outputs', 'config', 'normalization'] as const;
+
+/** ModelInfo → metadata_props entries (every value a string; `format` and `method` unquoted). */
+export function metadataProps(info: ModelInfo): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of KEYS) {
+    const v = info[k];
+    out[`avap.${k}`] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+/** The 1-based annotator numbers the file has an output for. */
+export function exportedAnnotators(info: ModelInfo): number[] {
+  return [...new Set(info.outputs.flatMap((o) => (o.annotator === null ? [] : [o.annotator])))].sort((a, b) => a - b);
+}
+
+/** Parses the metadata of an encoded model; `source` names the file in errors. */
+export function modelInfoFromBytes(bytes: Uint8Array, source: string): ModelInfo {
+  let model: onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new UserError(`${source}: not an ONNX model (${(err as Error).message})`);
+  }
+  const props = new Map(model.metadataProps.map((p) => [p.key, p.value ?? '']));
+  if (!props.has('avap.format')) throw new UserError(`${source}: an ONNX model, but not one exported by avap (no avap.format metadata)`);
+  const raw: Record<string, unknown> = {};
+  for (const k of KEYS) {
+    const text = props.get(`avap.${k}`);
+    if (text === undefined) throw new UserError(`${source}: metadata avap.${k} is missing`);
+    try {
+      raw[k] = k === 'format' || k === 'method' ? text : JSON.parse(text);
+    } catch (err) {
+      throw new UserError(`${source}: metadata avap.${k} is not valid JSON (${(err as Error).message})`);
+    }
+  }
+  const r = modelInfoSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new UserError(`${source}: metadata avap.${issue.path.join('.')}: ${issue.message}${raw.format !== METADATA_FORMAT ? ` (this avap reads format ${METADATA_FORMAT})` : ''}`);
+  }
+  return r.data;
+}
+
+export function readModelInfo(file: string): { bytes: Uint8Array; info: ModelInfo } {
+  if (!fs.existsSync(file)) throw new UserError(`--model: ${file}: no such file`);
+  const bytes = fs.readFileSync(file);
+  return { bytes, info: modelInfoFromBytes(bytes, file) };
+}

@@ -1,0 +1,119 @@
+// What runs a model for `avap predict`: libtorch on a run's TypeScript model ('torch'), or onnxruntime-node
+// on an exported ONNX file ('onnx'). Both hand back the same maps, so the prediction folder (and what
+// `avap evaluate` scores in it) does not depend on the engine.
+import type * as Ort from 'onnxruntime-node';
+import { loadImageForModel } from '../data/pipeline';
+import { prepareImage } from '../data/prepare';
+import { openExportedModel } from '../export/export';
+import { ModelInfo, exportedAnnotators } from '../export/metadata';
+import { tensor, tidy } from '../torch';
+import { defaultThreadCount } from '../torch/native';
+import { LoadedRun } from './load';
+
+export const ENGINES = ['torch', 'onnx'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/** Probability maps of one batch, each [S, S] row-major. */
+export interface EngineOutput {
+  mean(image: number, structure: number): Float32Array;
+  /** annotator: 1-based. */
+  annotator(image: number, annotator: number, structure: number): Float32Array;
+}
+
+export interface PreparedInput {
+  /** [C, S, S], as the engine's model takes it. */
+  input: Float32Array;
+  originalWidth: number;
+  originalHeight: number;
+}
+
+export interface PredictionEngine {
+  readonly name: EngineName;
+  readonly size: number;
+  readonly channels: number;
+  readonly structures: string[];
+  /** 1-based numbers of the annotators the engine predicts. */
+  readonly annotators: number[];
+  loadImage(file: string): Promise<PreparedInput>;
+  /** images: `count` inputs [C, S, S] back to back. */
+  predict(images: Float32Array, count: number): Promise<EngineOutput>;
+  /** Frees what the engine holds itself (a torch engine's model belongs to its caller). */
+  dispose(): Promise<void>;
+}
+
+/** The run's TypeScript model on libtorch; the caller keeps ownership of (and disposes) the model. */
+export function torchEngine(loaded: LoadedRun): PredictionEngine {
+  const { config, method, normalization } = loaded;
+  const { size: S, channels: C } = config.input;
+  const K = config.model.structures.length;
+  const M = config.model.annotators.length;
+  const plane = S * S;
+  return {
+    name: 'torch', size: S, channels: C, structures: config.model.structures, annotators: Array.from({ length: M }, (_, k) => k + 1),
+    loadImage: (file) => loadImageForModel(file, S, normalization, C),
+    async predict(images, count) {
+      method.model.eval();
+      const { mean, annotators } = tidy(() => {
+        const p = method.predict(tensor(images, [count, C, S, S]));
+        return { mean: p.mean.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
+      });
+      return {
+        mean: (i, s) => mean.subarray((i * K + s) * plane, (i * K + s + 1) * plane),
+        annotator: (i, k, s) => annotators.subarray(((i * M + k - 1) * K + s) * plane, ((i * M + k - 1) * K + s + 1) * plane),
+      };
+    },
+    dispose: async () => undefined,
+  };
+}
+
+/** What an exported model takes: the image prepared as for training, [C, S, S] scaled to [0, 1] and not normalised. */
+export async function unitInput(file: string, size: number, channels: number): Promise<PreparedInput> {
+  const img = await prepareImage(file, size, channels);
+  const inv = 1 / img.maxValue;
+  return { input: Float32Array.from(img.pixels, (v) => v * inv), originalWidth: img.originalWidth, originalHeight: img.originalHeight };
+}
+
+/** An exported model on onnxruntime-node. Its input is the resized image in [0, 1]; normalisation is in the graph. */
+export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spinning?: boolean } = {}): Promise<PredictionEngine> {
+  const ort: typeof Ort = await import('onnxruntime-node');
+  const threads = defaultThreadCount();
+  // Idle worker threads spin by default, as libtorch's do; `spinning: false` makes them sleep, which is
+  // kinder to other processes sharing the cores (as OMP_WAIT_POLICY=PASSIVE is for libtorch).
+  const sleepWhenIdle = { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } };
+  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, ...(opts.spinning === false ? sleepWhenIdle : {}) });
+  const { name: inputName, size: S, channels: C } = info.input;
+  const outputOf = (s: number, annotator: number | null) => {
+    const o = info.outputs.find((x) => x.structure === info.structures[s] && x.annotator === annotator);
+    if (!o) throw new Error(`onnx engine: the model has no output for structure ${info.structures[s]}, annotator ${annotator}`);
+    return o.name;
+  };
+  return {
+    name: 'onnx', size: S, channels: C, structures: info.structures, annotators: exportedAnnotators(info),
+    loadImage: (file) => unitInput(file, S, C),
+    async predict(images, count) {
+      const results: Ort.InferenceSession.OnnxValueMapType[] = [];
+      for (let i = 0; i < count; i++) {
+        const input = new ort.Tensor('float32', images.subarray(i * C * S * S, (i + 1) * C * S * S), [1, C, S, S]);
+        results.push(await session.run({ [inputName]: input }));
+      }
+      const map = (i: number, name: string) => results[i][name].data as Float32Array;
+      return {
+        mean: (i, s) => map(i, outputOf(s, null)),
+        annotator: (i, k, s) => map(i, outputOf(s, k)),
+      };
+    },
+    dispose: () => session.release(),
+  };
+}
+
+/** `--engine onnx --model X`: an exported .onnx file, or a run folder exported in memory. */
+export async function openOnnxModel(model: string): Promise<PredictionEngine> {
+  const { bytes, info } = openExportedModel(model);
+  return onnxEngine(bytes, info);
+}
+
+/** "1..M" when the engine predicts every annotator, else the list: for error messages. */
+export function describeAnnotators(numbers: number[]): string {
+  const contiguous = numbers.every((k, i) => k === i + 1);
+  return contiguous ? `1..${numbers.length}` : numbers.join(', ');
+}

@@ -1,0 +1,60 @@
+// The viewer as a set of files by URL path: the page (src/viewer/static and its compiled scripts),
+// onnxruntime-web's WASM runtime from node_modules, and the model. `avap view` serves them;
+// `avap export --viewer DIR` writes them to a folder any static web server can serve.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
+import { ModelInfo } from '../export/metadata';
+
+export interface SiteFile {
+  /** URL path without the leading slash, e.g. "app/viewer/page.js". */
+  path: string;
+  type: string;
+  /** A file on disk, or the bytes themselves. */
+  source: string | Uint8Array;
+}
+
+const STATIC_DIR = path.resolve(__dirname, '../../../src/viewer/static');
+const SCRIPTS_DIR = path.resolve(__dirname, '../../viewer-web');
+/** The WASM-only build of onnxruntime-web and what it loads at run time (SIMD + threads). */
+const ORT_FILES = ['ort.wasm.min.js', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json', '.onnx': 'application/octet-stream',
+};
+const typeOf = (file: string) => TYPES[path.extname(file)] ?? 'application/octet-stream';
+
+function filesUnder(dir: string, prefix: string): SiteFile[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return filesUnder(full, `${prefix}${e.name}/`);
+    return [{ path: `${prefix}${e.name}`, type: typeOf(e.name), source: full }];
+  });
+}
+
+/** The page's description of the model: what model.json holds (the full run config stays in the ONNX file). */
+export function pageModelInfo(info: ModelInfo): Pick<ModelInfo, 'method' | 'input' | 'structures' | 'annotators' | 'outputs'> {
+  const { method, input, structures, annotators, outputs } = info;
+  return { method, input, structures, annotators, outputs };
+}
+
+export function viewerSite(model: { bytes: Uint8Array; info: ModelInfo }): SiteFile[] {
+  if (!fs.existsSync(path.join(SCRIPTS_DIR, 'viewer', 'page.js'))) {
+    throw new UserError(`the viewer's scripts are not built (${SCRIPTS_DIR} is missing): run 'bash scripts/setup.sh'`);
+  }
+  const ortDir = path.dirname(require.resolve('onnxruntime-web')); // its dist/ folder
+  return [
+    ...filesUnder(STATIC_DIR, ''),
+    ...filesUnder(SCRIPTS_DIR, 'app/'),
+    ...ORT_FILES.map((f) => ({ path: `ort/${f}`, type: typeOf(f), source: path.join(ortDir, f) })),
+    { path: 'model.onnx', type: typeOf('.onnx'), source: model.bytes },
+    { path: 'model.json', type: typeOf('.json'), source: Buffer.from(JSON.stringify(pageModelInfo(model.info))) },
+  ];
+}
+
+/** Writes the site into `dir` (created if needed), each file atomically. */
+export function writeSite(site: SiteFile[], dir: string): void {
+  for (const f of site) writeFileAtomic(path.join(dir, ...f.path.split('/')), typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source);
+}
