@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const imageFile = path.join(tmp, 'data', 'images', fs.readdirSync(path.join(tmp, 'data', 'images'))[0]);
 
   manualSeed(0);
-  const model = methodConfigFor('avap', { structures: STRUCTURES, annotators: ANNOTATORS, inChannels: 3, encoder: ENCODER, epochs: 1 }, { preferenceEpochs: 1 });
+  const model = methodConfigFor('avap', { structures: STRUCTURES, annotators: ANNOTATORS, inChannels: 3, encoder: ENCODER, steps: 1 }, { preferenceSteps: 1 });
   const method = buildMethod(model);
   const normalization: Normalization = { kind: 'imagenet' };
   const config = {

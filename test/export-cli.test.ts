@@ -43,7 +43,7 @@ test.before(async () => {
   await writeSynthDataset({ out: data, cases: 8, annotators: 3, size: 32, seed: 2 });
   await train({
     ...TRAIN_DEFAULTS, data, out: run, size: 32, batchSize: 4, lr: 1e-3, encoder: 'resnet18', featureChannels: 8,
-    epochs: 1, methodOptions: { preferenceEpochs: 1 }, augment: false, resume: false, progress: false, print: () => undefined,
+    steps: 1, methodOptions: { preferenceSteps: 1 }, augment: false, resume: false, progress: false, print: () => undefined,
   });
 });
 

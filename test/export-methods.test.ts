@@ -23,7 +23,7 @@ const METHODS = ['single:2', 'mv-unet', 'ls-unet', 'mh-unet', 'cm-net', 'mr-net'
 
 function runConfig(model: RunConfig['model']): RunConfig {
   return {
-    version: 1, model, input: { size: S, channels: C },
+    version: 2, model, input: { size: S, channels: C },
     data: { root: '', name: 'test', selection: {}, trainCases: [], valCases: [] },
     optimizer: { lr: 1e-3, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null,
   };
@@ -38,8 +38,8 @@ function perPixelNormalization(seed: number): Normalization {
 /** A method with random weights, and batch-norm statistics far from their initial 0 / 1. */
 function randomMethod(name: string, extra: Record<string, unknown> = {}, annotators = ANNOTATORS): { method: Method; config: RunConfig } {
   manualSeed(7);
-  const model = methodConfigFor(name, { structures: STRUCTURES, annotators, inChannels: C, encoder: 'resnet18', featureChannels: 8, epochs: 1 },
-    name === 'avap' ? { preferenceEpochs: 1, ...extra } : extra);
+  const model = methodConfigFor(name, { structures: STRUCTURES, annotators, inChannels: C, encoder: 'resnet18', featureChannels: 8, steps: 1 },
+    name === 'avap' ? { preferenceSteps: 1, ...extra } : extra);
   const method = buildMethod(model);
   const r = prng(3);
   noGrad(() => tidy(() => {

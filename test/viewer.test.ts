@@ -31,8 +31,8 @@ test.after(() => fs.rmSync(root, { recursive: true, force: true }));
 function tinyModel(): { bytes: Uint8Array; info: ModelInfo } {
   manualSeed(4);
   const model = methodConfigFor('avap', {
-    structures: ['disc', 'cup'], annotators: ['A1', 'A2', 'A3'], inChannels: 3, encoder: 'resnet18', featureChannels: 8, epochs: 1,
-  }, { preferenceEpochs: 1 });
+    structures: ['disc', 'cup'], annotators: ['A1', 'A2', 'A3'], inChannels: 3, encoder: 'resnet18', featureChannels: 8, steps: 1,
+  }, { preferenceSteps: 1 });
   const method = buildMethod(model);
   const config = {
     version: 1, model, input: { size: S, channels: 3 }, data: { root: '', name: 'test', selection: {}, trainCases: [], valCases: [] },
