@@ -3,8 +3,10 @@ import { Command } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { evaluateModel } from '../predict/evaluateModel';
-import { parseIntFlag } from './flags';
+import { parseIntFlag, setThreadsFlag } from './flags';
 import { UserError } from '../errors';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { checkPredictionsForEvaluation } from '../predict/manifest';
 import { EvaluationSummary, evaluatePredictions, EvaluateOptions, ReferenceSource, referenceFromDataset } from '../eval/evaluate';
 import { PER_CASE_FILE, REPORT_FILE, SUMMARY_FILE } from '../eval/report';
 import { PAPER_THRESHOLDS, validateRule, validateThresholds } from '../metrics/dice';
@@ -23,6 +25,7 @@ export interface EvaluateCliOptions {
   eceBins?: string;
   label?: string;
   progress?: boolean;
+  threads?: string;
 }
 
 /** '0.1,0.3,0.5' → [0.1, 0.3, 0.5]; a UserError naming --thresholds otherwise. */
@@ -113,23 +116,29 @@ export function registerEvaluateCommand(program: Command): void {
     .option('--ece-bins <n>', 'bins of the expected calibration error', '15')
     .option('--label <name>', "row label in report.md (default: the predictions folder's name)")
     .option('--no-progress', 'no progress bar')
+    .option('--threads <n>', 'torch threads (default: all cores)')
     .action(async (opts: EvaluateCliOptions) => {
+      await setThreadsFlag(opts.threads);
       const options = evaluateOptionsFromCli(opts);
       if (!opts.predictions === !opts.model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
       if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
+      const out = opts.out;
+      checkOutputFolder('--out', out);
       const progress = progressReporter(opts.progress !== false);
       let summary: EvaluationSummary;
       try {
-        if (opts.model) {
-          const { ds, cases } = await selectionFromCli(opts);
-          summary = await evaluateModel(opts.model, ds, cases, opts.out, { ...options, onProgress: progress.onProgress });
-        } else {
+        summary = await withOutputRollback(out, async () => {
+          if (opts.model) {
+            const { ds, cases } = await selectionFromCli(opts);
+            return evaluateModel(opts.model, ds, cases, out, { ...options, onProgress: progress.onProgress });
+          }
           const reference = await referenceFromCli(opts);
-          summary = await evaluatePredictions(reference, opts.predictions!, opts.out, { ...options, onProgress: progress.onProgress });
-        }
+          checkPredictionsForEvaluation(opts.predictions!, reference.annotators.length);
+          return evaluatePredictions(reference, opts.predictions!, out, { ...options, onProgress: progress.onProgress });
+        });
       } finally {
         progress.stop();
       }
-      process.stdout.write(`${formatSummaryLines(summary, opts.out).join('\n')}\n`);
+      process.stdout.write(`${formatSummaryLines(summary, out).join('\n')}\n`);
     });
 }

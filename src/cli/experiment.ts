@@ -3,7 +3,7 @@ import { DEFAULT_METHODS } from '../experiment/plan';
 import { EXPERIMENT_PROFILES } from '../experiment/profiles';
 import { runExperiment } from '../experiment/experiment';
 import { collectList, parseChoice } from './flags';
-import { parseIntFlag } from './flags';
+import { parseIntFlag, setThreadsFlag } from './flags';
 
 interface ExperimentFlags {
   data: string; out: string; methods?: string[]; profile: string; epochs?: string; size?: string; encoder?: string; seed: string;
@@ -32,7 +32,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--pretrained <file>', 'ImageNet encoder weights (safetensors) for every method; enables the pre-training row of Table III')
     .option('--threads <n>', 'torch threads (default: all cores)')
     .action(async (flags: ExperimentFlags) => {
-      if (flags.threads) (await import('../torch')).setNumThreads(parseIntFlag('--threads', flags.threads, 1, 1024));
+      await setThreadsFlag(flags.threads);
       const result = await runExperiment({
         data: flags.data, out: flags.out, methods: flags.methods,
         profile: parseChoice('--profile', flags.profile, ['quick', 'full'] as const),

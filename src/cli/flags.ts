@@ -34,3 +34,8 @@ export function parseNumberList(flag: string, raw: string): number[] {
 export function collectList(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
+
+/** `--threads N`: torch's thread count (loads the engine only when given). */
+export async function setThreadsFlag(raw: string | undefined): Promise<void> {
+  if (raw !== undefined) (await import('../torch')).setNumThreads(parseIntFlag('--threads', raw, 1, 1024));
+}

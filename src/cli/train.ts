@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { UserError } from '../errors';
 import { METHODS } from '../methods/registry';
-import { TRAIN_DEFAULTS, train } from '../train/trainer';
-import { collectList, parseChoice, parseFloatFlag, parseIntFlag, parseNumberList } from './flags';
+import { TRAIN_DEFAULTS, TrainOptions, train } from '../train/trainer';
+import { collectList, parseChoice, parseFloatFlag, parseIntFlag, parseNumberList, setThreadsFlag } from './flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
@@ -43,9 +43,14 @@ export function registerTrainCommand(program: Command): void {
     .option('--no-augment', 'disable flips, rotations, scaling and colour jitter')
     .option('--resume', 'continue the run in --out from its last completed epoch', false)
     .option('--threads <n>', 'torch threads (default: all cores)')
-    .action(async (f: TrainFlags) => {
-      if (f.threads) (await import('../torch')).setNumThreads(parseIntFlag('--threads', f.threads, 1, 1024));
+    .action(async (f: TrainFlags, cmd: Command) => {
+      await setThreadsFlag(f.threads);
       if (f.split && f.subset?.length) throw new UserError('--split and --subset cannot be combined');
+      const given = (cmd.options.map((o) => o.attributeName()) as (keyof TrainFlags)[]).filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      const epochSetters = given.filter((k) => k === 'variationEpochs' || k === 'preferenceEpochs');
+      if (f.epochs !== undefined && epochSetters.length > 0) {
+        throw new UserError(`--epochs conflicts with ${epochSetters.map((k) => (k === 'variationEpochs' ? '--variation-epochs' : '--preference-epochs')).join(' and ')}: give either --epochs N or the epochs of each stage`);
+      }
       const epochs = f.epochs !== undefined ? parseIntFlag('--epochs', f.epochs, 1) : undefined;
       const summary = await train({
         data: f.data, out: f.out, split: f.split, subsets: f.subset, method: f.method,
@@ -64,8 +69,17 @@ export function registerTrainCommand(program: Command): void {
         pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
         valFraction: parseFloatFlag('--val-fraction', f.valFraction, 0, 1),
         normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
-        augment: f.augment, resume: f.resume,
+        augment: f.augment, resume: f.resume, explicit: explicitOptions(given),
       });
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     });
+}
+
+/** The train() options the given flags set (--epochs sets both stages' epochs, --subset the subsets). */
+function explicitOptions(given: (keyof TrainFlags)[]): (keyof TrainOptions)[] {
+  return given.flatMap((k): (keyof TrainOptions)[] => {
+    if (k === 'epochs') return ['variationEpochs', 'preferenceEpochs'];
+    if (k === 'subset') return ['subsets'];
+    return k === 'threads' || k === 'resume' || k === 'data' || k === 'out' ? [] : [k];
+  });
 }

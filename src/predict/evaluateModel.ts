@@ -9,7 +9,7 @@ export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseReco
   const loaded = loadRun(runDir);
   try {
     const predictions = path.join(outDir, 'predictions');
-    await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false });
+    await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false, replace: true });
     return await evaluatePredictions(referenceFromDataset(ds, cases), predictions, outDir, { label: options.label ?? path.basename(path.resolve(runDir)), ...options });
   } finally {
     loaded.method.model.dispose();

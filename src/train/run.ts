@@ -12,6 +12,7 @@ import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig, parseMethodConfig } from '../methods/registry';
+import { ENCODERS } from '../models/encoders/resnet';
 
 export const runConfigSchema = z.object({
   version: z.literal(1),
@@ -85,7 +86,11 @@ export class RunDir {
     }
     const r = runConfigSchema.safeParse(raw);
     if (!r.success) throw new UserError(`${file}: invalid run config at '${r.error.issues[0].path.join('.')}': ${r.error.issues[0].message}`);
-    return { ...r.data, model: parseMethodConfig(r.data.model, file) };
+    const model = parseMethodConfig(r.data.model, file);
+    if (!(model.backbone.encoder in ENCODERS)) {
+      throw new UserError(`${file}: unknown encoder '${model.backbone.encoder}' at 'model.backbone.encoder' (known: ${Object.keys(ENCODERS).join(', ')})`);
+    }
+    return { ...r.data, model };
   }
 
   writeNormalization(n: Normalization): void {

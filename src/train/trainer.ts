@@ -13,6 +13,9 @@ import { MethodOptions, buildMethod, methodConfigFor } from '../methods/registry
 import { Tensor, loadStateDict, manualSeed, nn, optim, saveStateDict, tidy } from '../torch';
 import { Rng } from '../util/random';
 import { toTrainingBatch } from './batch';
+import { runFingerprint, writeFingerprint } from './fingerprint';
+import { checkNewRun, checkSomethingToTrain, removeFailedStart } from './preflight';
+import { checkResume, recordResume } from './resume';
 import { CheckpointState, RunConfig, RunDir } from './run';
 import { learningRateAt } from './schedule';
 import { ValidationScores, selectionScore, validate } from './validate';
@@ -44,6 +47,8 @@ export interface TrainOptions {
   normalization: NormalizationKind;
   augment: boolean;
   resume: boolean;
+  /** With resume: the options given explicitly now (the CLI's flags), compared with the run's; default all. */
+  explicit?: (keyof TrainOptions)[];
   /** Progress bar on stderr (default: when stderr is a terminal). */
   progress?: boolean;
   /** Status lines (default: stderr). */
@@ -64,8 +69,15 @@ export interface TrainSummary {
   seconds: number;
 }
 
-/** Trains (or resumes) a run and returns its validation summary; everything lands in `opts.out`. */
-export async function train(opts: TrainOptions): Promise<TrainSummary> {
+/**
+ * Trains (or resumes) a run and returns its validation summary; everything lands in `opts.out`.
+ * A new run that fails before its first checkpoint leaves nothing behind.
+ */
+export function train(opts: TrainOptions): Promise<TrainSummary> {
+  return opts.resume ? trainRun(opts) : removeFailedStart(opts.out, () => trainRun(opts));
+}
+
+async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   const print = opts.print ?? ((line: string) => process.stderr.write(line + '\n'));
   const run = new RunDir(path.resolve(opts.out));
   const started = Date.now();
@@ -78,9 +90,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     config = run.readConfig();
     state = run.readState();
     ds = await openDataset(opts.data);
+    print(checkResume(run, config, ds, opts));
   } else {
     if (run.exists()) throw new UserError(`--out: ${run.dir} already holds a run; pass --resume to continue it or choose another folder`);
     ds = await openDataset(opts.data);
+    checkNewRun(opts, ds);
     config = await newRunConfig(opts, ds, run, print);
   }
 
@@ -107,7 +121,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const M = ds.annotators.length;
   const K = ds.structures.length;
   const stages = method.stages();
-  if (opts.resume) print(describeResume(run.dir, state, stages));
+  checkSomethingToTrain(method.name, stages);
+  if (opts.resume) {
+    print(describeResume(run.dir, state, stages));
+    recordResume(run, state, stages);
+  }
   const best: CheckpointState['best'] = state?.best ?? [];
   const elapsedBefore = state?.elapsedSeconds ?? 0;
 
@@ -187,7 +205,6 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
 
 async function newRunConfig(opts: TrainOptions, ds: Dataset, run: RunDir, print: (l: string) => void): Promise<RunConfig> {
   if (opts.size % 32 !== 0) throw new UserError(`--size must be a multiple of 32 (the encoder downsamples 32×), got ${opts.size}`);
-  if (opts.pretrained && !fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
   const selection = opts.split ? { split: opts.split } : opts.subsets?.length ? { subsets: opts.subsets } : defaultSelection(ds);
   // A case nobody annotated has no target: it would teach "background everywhere" (data check warns about it).
   const selected = selectCases(ds, selection);
@@ -212,7 +229,9 @@ async function newRunConfig(opts: TrainOptions, ds: Dataset, run: RunDir, print:
   };
   print(`dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}`);
   const normalization = await computeNormalization(ds, train, opts.size, { kind: opts.normalization });
+  const fingerprint = runFingerprint(opts, ds, [...train, ...val]);
   fs.mkdirSync(run.checkpointDir, { recursive: true });
+  writeFingerprint(run.dir, fingerprint);
   run.writeNormalization(normalization);
   run.writeConfig(config);
   run.log({ event: 'start', config: { ...config, data: { ...config.data, trainCases: train.length, valCases: val.length } } });
