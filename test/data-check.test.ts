@@ -25,7 +25,7 @@ test('a good native dataset: summary with subsets, splits, missing annotations a
   assert.deepEqual(s.splits, { train: 2, test: 1 });
   assert.deepEqual(s.missing, [{ caseId: 'case2', annotator: 'A2' }]);
   assert.deepEqual(s.imageSizes, [{ width: 4, height: 4, cases: 3 }]);
-  assert.deepEqual(s.imageFormats, [{ channels: 3, bitDepth: 8, cases: 3 }]);
+  assert.deepEqual(s.imageFormats, [{ channels: 3, alpha: false, bitDepth: 8, cases: 3 }]);
   // A1 annotated case1 (a1: disc 4/16, cup 1/16), case2 (a2: disc 12/16, cup 4/16), case10 (a1).
   // A2 annotated case1 (a2) and case10 (a1).
   const a1 = s.annotators[0];

@@ -4,6 +4,7 @@ import { checkDataset, formatCheckReport } from '../data/check';
 import { convertRigaToNative } from '../data/convert';
 import { displayPath, formatProblem } from '../data/dataset';
 import { SYNTH_DEFAULTS, writeSynthDataset } from '../data/synth';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { parseIntFlag, splitList } from '../util/flags';
 import { withProgress } from '../util/progress';
 
@@ -33,7 +34,8 @@ export function registerDataCommands(program: Command): void {
     .option('--subsets <names...>', 'subsets to convert, e.g. BinRushed MESSIDOR (default: all)')
     .action(async (o: { from: string; out: string; subsets?: string[] }) => {
       const subsets = o.subsets?.flatMap(splitList).filter((s) => s !== '');
-      const r = await withProgress('converting', (onProgress) => convertRigaToNative(o.from, o.out, { subsets, onProgress }));
+      checkOutputFolder('--out', o.out);
+      const r = await withOutputRollback(o.out, () => withProgress('converting', (onProgress) => convertRigaToNative(o.from, o.out, { subsets, onProgress })));
       const splits = Object.entries(r.splits).map(([k, v]) => `${k} ${v}`).join(', ');
       process.stdout.write(`wrote ${r.cases} cases (${splits}; ${r.missing} missing annotations) to ${displayPath(r.out)}\n`);
     });
@@ -54,7 +56,8 @@ export function registerDataCommands(program: Command): void {
       const seed = parseIntFlag('--seed', o.seed, 0, 2 ** 32 - 1);
       const train = o.train !== undefined ? parseIntFlag('--train', o.train, 1, cases) : undefined;
       const t0 = Date.now();
-      const r = await withProgress('generating', (onProgress) => writeSynthDataset({ out: o.out, cases, annotators, size, seed, train, onProgress }));
+      checkOutputFolder('--out', o.out);
+      const r = await withOutputRollback(o.out, () => withProgress('generating', (onProgress) => writeSynthDataset({ out: o.out, cases, annotators, size, seed, train, onProgress })));
       const splits = Object.entries(r.splits).map(([k, v]) => `${k} ${v}`).join(', ');
       process.stdout.write(`wrote ${r.cases} synthetic cases (${splits}), ${r.annotators} annotators, ${r.size}x${r.size}, seed ${r.seed} to ${displayPath(r.out)} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     });

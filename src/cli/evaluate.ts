@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { evaluate } from '../predict/evaluateModel';
-import { collectList, parseIntFlag, splitList } from '../util/flags';
+import { collectList, parseIntFlag, setThreadsFlag, splitList } from '../util/flags';
 import { perStructure, plural } from '../util/format';
 import { progressBar } from '../util/progress';
 import { UserError } from '../errors';
@@ -23,6 +23,7 @@ export interface EvaluateCliOptions {
   eceBins?: string;
   label?: string;
   progress?: boolean;
+  threads?: string;
 }
 
 /** '0.1,0.3,0.5' → [0.1, 0.3, 0.5]; a UserError naming --thresholds otherwise. */
@@ -75,7 +76,9 @@ export function registerEvaluateCommand(program: Command): void {
     .option('--ece-bins <n>', 'bins of the expected calibration error', '15')
     .option('--label <name>', "row label in report.md (default: the predictions folder's name)")
     .option('--no-progress', 'no progress bar')
+    .option('--threads <n>', 'torch threads (default: all cores)')
     .action(async (opts: EvaluateCliOptions) => {
+      await setThreadsFlag(opts.threads);
       const options = evaluateOptionsFromCli(opts);
       if (!opts.predictions === !opts.model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
       if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');

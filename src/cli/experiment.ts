@@ -4,7 +4,7 @@ import { runExperiment } from '../experiment/experiment';
 import { optionsFor } from '../methods/descriptor';
 import { defaultMethods, methodDescriptors } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
-import { collectList, parseChoice, parseIntFlag } from '../util/flags';
+import { collectList, parseChoice, parseIntFlag, setThreadsFlag } from '../util/flags';
 
 interface ExperimentFlags {
   data: string; out: string; methods?: string[]; profile: string; steps?: string; size?: string; encoder?: string; seed: string;
@@ -37,7 +37,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--pretrained <file>', 'ImageNet encoder weights (safetensors) for every method; enables the pre-training row of Table III')
     .option('--threads <n>', 'torch threads (default: all cores)')
     .action(async (flags: ExperimentFlags) => {
-      if (flags.threads) (await import('../torch')).setNumThreads(parseIntFlag('--threads', flags.threads, 1, 1024));
+      await setThreadsFlag(flags.threads);
       const result = await runExperiment({
         data: flags.data, out: flags.out, methods: flags.methods,
         profile: parseChoice('--profile', flags.profile, ['quick', 'full'] as const),

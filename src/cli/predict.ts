@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { ENGINES } from '../predict/engine';
 import { predict } from '../predict/predict';
 import { plural } from '../util/format';
-import { parseAnnotatorList, parseChoice } from '../util/flags';
+import { parseAnnotatorList, parseChoice, setThreadsFlag } from '../util/flags';
 
 /** `avap predict`: parses flags and calls predict(). */
 export function registerPredictCommand(program: Command): void {
@@ -15,7 +15,9 @@ export function registerPredictCommand(program: Command): void {
     .option('--annotators <list>', "'all' or 1-based annotator numbers, e.g. 1,3", 'all')
     .option('--no-overlay', 'skip the overlay pictures')
     .option('--engine <name>', "what runs the model: 'torch' (libtorch) or 'onnx' (onnxruntime-node, on an exported .onnx file or on the run exported in memory)", 'torch')
-    .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean; engine: string }) => {
+    .option('--threads <n>', 'torch threads (default: all cores)')
+    .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean; engine: string; threads?: string }) => {
+      await setThreadsFlag(o.threads);
       const engine = parseChoice('--engine', o.engine, ENGINES);
       const n = await predict({ model: o.model, input: o.input, out: o.out, annotators: parseAnnotatorList(o.annotators), overlay: o.overlay, engine });
       process.stdout.write(`wrote predictions for ${plural(n, 'image')} to ${o.out}\n`);

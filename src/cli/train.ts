@@ -4,7 +4,7 @@ import { MethodOption, OptionValue, parseOptionText } from '../methods/descripto
 import { methodDescriptors, methodUsages, resolveMethod } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
-import { collectList, parseChoice, parseFloatFlag, parseIntFlag } from '../util/flags';
+import { collectList, parseChoice, parseFloatFlag, parseIntFlag, setThreadsFlag } from '../util/flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
@@ -52,7 +52,7 @@ export function registerTrainCommand(program: Command): void {
     return { descriptor, option, attribute: flag.attributeName() };
   }));
   command.action(async (f: TrainFlags) => {
-    if (f.threads) (await import('../torch')).setNumThreads(parseIntFlag('--threads', f.threads, 1, 1024));
+    await setThreadsFlag(f.threads);
     if (f.split && f.subset?.length) throw new UserError('--split and --subset cannot be combined');
     const { descriptor } = resolveMethod(f.method);
     const methodOptions: Record<string, unknown> = {};
@@ -73,8 +73,16 @@ export function registerTrainCommand(program: Command): void {
       pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
       valFraction: f.valFraction === 'auto' ? 'auto' : parseFloatFlag('--val-fraction', f.valFraction, 0, 0.99),
       normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
-      augment: f.augment, resume: f.resume, methodOptions,
+      augment: f.augment, resume: f.resume, methodOptions, explicit: givenSettings(command),
     });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   });
+}
+
+/** The setting flags given on the command line (what a resumed run compares with its own); --no-augment counts as --augment. */
+function givenSettings(command: Command): string[] {
+  const notSettings = new Set(['--data', '--out', '--resume', '--threads']);
+  return command.options
+    .filter((o) => o.long && !notSettings.has(o.long) && command.getOptionValueSource(o.attributeName()) === 'cli')
+    .map((o) => (o.long === '--no-augment' ? '--augment' : o.long!));
 }

@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic, writeFileInNewFolder } from '../io/atomic';
 import { encodePng, readImageInfo } from '../io/image';
 import { displayPath, labelDecoderFor, openDataset, selectCases } from './dataset';
 import { labelFileName } from './native';
@@ -43,11 +43,12 @@ export async function convertRigaToNative(from: string, out: string, opts: Conve
   let next = 0;
   let done = 0;
   let missing = 0;
+  let failed = false;
   const convertOne = async () => {
-    while (next < cases.length) {
+    while (next < cases.length && !failed) {
       const c = cases[next++];
       const ext = path.extname(c.image).toLowerCase();
-      fs.writeFileSync(path.join(outDir, 'images', `${c.id}${ext}`), fs.readFileSync(c.image));
+      writeFileInNewFolder(path.join(outDir, 'images', `${c.id}${ext}`), fs.readFileSync(c.image));
       const info = await readImageInfo(c.image);
       for (let m = 0; m < ds.annotators.length; m++) {
         const file = c.labels[m];
@@ -62,12 +63,18 @@ export async function convertRigaToNative(from: string, out: string, opts: Conve
           canonical[i] = bits[i] & cupBit ? CONVERTED_LABELS.cup : bits[i] & discBit ? CONVERTED_LABELS.disc : CONVERTED_LABELS.background;
         }
         const png = await encodePng({ width: label.width, height: label.height, channels: 1, bitDepth: 8, data: canonical });
-        fs.writeFileSync(path.join(outDir, 'labels', labelFileName(c.id, ds.annotators[m])), png);
+        writeFileInNewFolder(path.join(outDir, 'labels', labelFileName(c.id, ds.annotators[m])), png);
       }
       opts.onProgress?.(++done, cases.length);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(4, cases.length) }, convertOne));
+  // The first failure stops the other workers, and is reported once they have stopped writing.
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(4, cases.length) }, () => convertOne().catch((err) => {
+    failed = true;
+    throw err;
+  })));
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
 
   const ids = new Set(cases.map((c) => c.id));
   const subsetNames = [...new Set(cases.map((c) => c.subset!))];

@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isSafePathComponent, resolvesInside } from '../io/paths';
 import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
 import { parseDatasetJson, resolveStructures } from './schema';
 
@@ -18,6 +19,14 @@ export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff'];
 /** Case ids in a stable, human order (case2 before case10). */
 export function compareIds(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true }) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false; // a broken link
+  }
 }
 
 export function labelFileName(caseId: string, annotator: string): string {
@@ -29,6 +38,12 @@ export async function scanNative(root: string): Promise<ScanResult> {
   const blocking = (file: string, message: string) => problems.push({ file, message, blocking: true });
   const finding = (file: string, message: string) => problems.push({ file, message, blocking: false });
   const jsonFile = path.join(root, 'dataset.json');
+  // Symbolic links are followed when they stay inside the dataset folder and refused when they lead out.
+  const outside = 'is a symbolic link leading outside the dataset folder (every file a dataset uses must be inside it; link the whole dataset folder instead)';
+  if (!resolvesInside(root, jsonFile)) {
+    blocking(jsonFile, outside);
+    return { layout: 'native', dataset: null, problems };
+  }
   let text: string;
   try {
     text = fs.readFileSync(jsonFile, 'utf8');
@@ -47,6 +62,7 @@ export async function scanNative(root: string): Promise<ScanResult> {
   const labelsDir = path.join(root, 'labels');
   for (const dir of [imagesDir, labelsDir]) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) blocking(dir, 'folder not found (the native layout needs images/ and labels/ next to dataset.json)');
+    else if (!resolvesInside(root, dir)) blocking(dir, outside);
   }
   if (problems.length > 0) return { layout: 'native', dataset: null, problems };
 
@@ -55,7 +71,9 @@ export async function scanNative(root: string): Promise<ScanResult> {
   for (const entry of fs.readdirSync(imagesDir, { withFileTypes: true })) {
     if (entry.name.startsWith('.')) continue;
     const file = path.join(imagesDir, entry.name);
-    if (!entry.isFile()) {
+    // A link leading out is refused, but its case stays known, so its label maps are not reported as strays.
+    if (entry.isSymbolicLink() && !resolvesInside(root, file)) blocking(file, outside);
+    else if (!(entry.isFile() || (entry.isSymbolicLink() && isFile(file)))) {
       finding(file, 'unexpected entry in images/ (expected only image files)');
       continue;
     }
@@ -65,6 +83,10 @@ export async function scanNative(root: string): Promise<ScanResult> {
       continue;
     }
     const id = entry.name.slice(0, -ext.length);
+    if (!isSafePathComponent(id)) {
+      blocking(file, `the file name gives the case id '${id}', which cannot name a file or folder`);
+      continue;
+    }
     const prev = imageOf.get(id);
     if (prev !== undefined) {
       blocking(file, `duplicate case '${id}': also ${path.relative(root, prev)}`);
@@ -82,7 +104,10 @@ export async function scanNative(root: string): Promise<ScanResult> {
     const labels = spec.annotators.map((a) => {
       const name = labelFileName(id, a);
       expected.add(name);
-      return present.has(name) ? path.join(labelsDir, name) : null;
+      if (!present.has(name)) return null;
+      const file = path.join(labelsDir, name);
+      if (!resolvesInside(root, file)) blocking(file, outside);
+      return file;
     });
     return { id, image: imageOf.get(id)!, labels };
   });

@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isInside, isSafePathComponent, resolvesInside } from '../io/paths';
 import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
 
 const CSV_NAME = /^Glaucoma_multirater_(.+)\.csv$/i;
@@ -115,6 +116,15 @@ export function rigaCaseId(imgName: string): string {
   return noExt.split('/').filter((p) => p !== '').join('_').replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
+/** A CSV path (Windows backslashes, relative to the dataset folder) as a path on this machine. */
+function resolveCsvPath(root: string, rel: string): string {
+  return path.join(root, ...rel.replace(/\\/g, '/').split('/'));
+}
+
+function escapesRoot(root: string, file: string): boolean {
+  return !isInside(root, file) || !resolvesInside(root, file);
+}
+
 interface Group {
   csv: string;
   subset: string;
@@ -134,6 +144,10 @@ export async function scanRiga(root: string): Promise<ScanResult> {
   const groups: Group[] = [];
 
   for (const { subset, file } of findRigaCsvs(root)) {
+    if (!resolvesInside(root, file)) {
+      blocking(file, 'is a symbolic link to a file outside the dataset folder (every file a dataset uses must be inside it)');
+      continue;
+    }
     let text: string;
     try {
       text = fs.readFileSync(file, 'utf8');
@@ -228,7 +242,17 @@ export async function scanRiga(root: string): Promise<ScanResult> {
     seenId.set(id, g);
     const byRater = raterRows.get(g);
     if (!byRater) continue;
-    const resolve = (rel: string | undefined) => (rel === undefined || rel === '' ? null : path.join(root, ...rel.replace(/\\/g, '/').split('/')));
+    if (!isSafePathComponent(id)) {
+      blocking(g.csv, `${lineRange(g)}: image ${g.imgName} gives the case id '${id}', which cannot name a file or folder`);
+      continue;
+    }
+    // Every path a CSV names must stay inside the dataset folder, after '..' and after symbolic links.
+    const escapes = [g.imgName, ...byRater.values()].filter((rel) => rel !== '' && escapesRoot(root, resolveCsvPath(root, rel)));
+    if (escapes.length > 0) {
+      blocking(g.csv, `${lineRange(g)}: path '${escapes[0]}' leads outside the dataset folder ${root} (paths must stay inside it; symbolic links too)`);
+      continue;
+    }
+    const resolve = (rel: string | undefined) => (rel === undefined || rel === '' ? null : resolveCsvPath(root, rel));
     cases.push({
       id,
       subset: g.subset,

@@ -32,7 +32,7 @@ export const datasetJsonSchema = z.object({
   /** Values meaning "no structure"; default [0]. */
   background: z.array(labelValue).min(1).default([0]),
   /** Channels of the images as the models see them: 1 (greyscale) or 3 (RGB). */
-  channels: z.union([z.literal(1), z.literal(3)]),
+  channels: z.union([z.literal(1), z.literal(3)], { errorMap: () => ({ message: 'must be 1 (greyscale) or 3 (RGB)' }) }),
   /** Named lists of case ids, e.g. train/test. */
   splits: z.record(z.array(z.string())).optional(),
   /** Named lists of case ids for where cases come from (e.g. RIGA's BinRushed/MESSIDOR/Magrabia). */
@@ -95,9 +95,10 @@ function findCycle(structures: { name: string; contains?: string[] }[]): string[
 export function parseDatasetJson(text: string): { ok: true; value: DatasetJson } | { ok: false; errors: string[] } {
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    // Editors on Windows often save UTF-8 with a byte-order mark; it is not part of the JSON.
+    raw = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
-    return { ok: false, errors: [`invalid JSON (${(err as Error).message})`] };
+    return { ok: false, errors: [`invalid JSON (${(err as Error).message.replace(/\s*\n\s*/g, ' ')})`] };
   }
   const parsed = datasetJsonSchema.safeParse(raw);
   if (parsed.success) return { ok: true, value: parsed.data };

@@ -24,7 +24,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic, writeFileInNewFolder } from '../io/atomic';
 import { encodePng } from '../io/image';
 import { Rng } from '../util/random';
 import { labelFileName } from './native';
@@ -265,7 +265,7 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<{ out: stri
     const written = (async () => {
       const files: [string, Promise<Buffer>][] = [[path.join(out, 'images', `${id}.png`), encodePng({ width: size, height: size, channels: 3, bitDepth: 8, data: c.image })]];
       c.labels.forEach((l, m) => files.push([path.join(out, 'labels', labelFileName(id, styles[m].name)), encodePng({ width: size, height: size, channels: 1, bitDepth: 8, data: l })]));
-      for (const [file, bytes] of files) fs.writeFileSync(file, await bytes);
+      for (const [file, bytes] of files) writeFileInNewFolder(file, await bytes);
       opts.onProgress?.(++done, cases);
     })();
     written.catch(() => undefined); // awaited below; this only keeps an early failure from counting as unhandled

@@ -97,7 +97,10 @@ export async function writePredictionCase(
     if (job.map.length !== width * height) throw new Error(`writePredictionCase: ${job.file}: map has ${job.map.length} values, expected ${width}x${height}`);
   }
   fs.mkdirSync(path.join(dir, caseId), { recursive: true });
-  await Promise.all(jobs.map(async (job) => writeFileAtomic(job.file, await encodePng({ width, height, channels: 1, bitDepth: 16, data: toUint16(job.map, job.file) }))));
+  // Settle every write before reporting a failure, so none lands after the caller has cleaned up.
+  const settled = await Promise.allSettled(jobs.map(async (job) => writeFileAtomic(job.file, await encodePng({ width, height, channels: 1, bitDepth: 16, data: toUint16(job.map, job.file) }))));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return jobs.map((j) => j.file);
 }
 

@@ -10,6 +10,8 @@ export interface RawImage {
   channels: number;
   bitDepth: 8 | 16;
   data: Uint8Array | Uint16Array;
+  /** The file had an alpha channel, which reading dropped (`channels` excludes it). */
+  alpha?: boolean;
 }
 
 /**
@@ -29,7 +31,7 @@ export async function readImage(file: string): Promise<RawImage> {
     const pixels = bitDepth === 16
       ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2).slice()
       : new Uint8Array(data.buffer, data.byteOffset, data.length).slice();
-    return { width: info.width, height: info.height, channels: info.channels, bitDepth, data: pixels };
+    return { width: info.width, height: info.height, channels: info.channels, bitDepth, data: pixels, alpha: meta.hasAlpha === true };
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw new UserError(`${file}: cannot decode image (${firstLine((err as Error).message)})`);

@@ -156,7 +156,11 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
     const K = context.structures.length;
     const jointWeights = o.jointWeights as number[] | undefined;
     if (o.strategy === 'two-step' && o.preferenceSteps === 0) throw new UserError('--preference-steps 0 would leave the preference head (APM) untrained; give it at least 1 step');
-    if (jointWeights && jointWeights.length !== K + 1) throw new UserError(`--joint-weights: expected ${K + 1} values (one per structure, then the APM), got ${jointWeights.length}`);
+    if (jointWeights && o.strategy !== 'joint') throw new UserError(`--joint-weights only applies to --strategy joint (got --strategy ${o.strategy})`);
+    if (jointWeights && jointWeights.every((w) => w === 0)) throw new UserError(`--joint-weights: weights must not all be zero, got '${jointWeights.join(',')}'`);
+    if (jointWeights && jointWeights.length !== K + 1) {
+      throw new UserError(`--joint-weights: expected ${K + 1} values (one per structure: ${context.structures.join(', ')}; then the APM's), got ${jointWeights.length}: '${jointWeights.join(',')}'`);
+    }
     return {
       method: 'avap',
       structures: context.structures,

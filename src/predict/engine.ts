@@ -1,6 +1,8 @@
 // What runs a model for `avap predict`: libtorch on a run's TypeScript model ('torch'), or onnxruntime-node
 // on an exported ONNX file ('onnx'). Both hand back the same maps, so the prediction folder (and what
 // `avap evaluate` scores in it) does not depend on the engine.
+import { createHash } from 'node:crypto';
+import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { loadImageForModel } from '../data/pipeline';
 import { prepareImage } from '../data/prepare';
@@ -9,6 +11,7 @@ import { ModelInfo, exportedAnnotators } from '../export/metadata';
 import { tensor, tidy } from '../torch';
 import { defaultThreadCount } from '../torch/native';
 import { LoadedRun } from './load';
+import { weightsIdentity } from './manifest';
 
 export const ENGINES = ['torch', 'onnx'] as const;
 export type EngineName = (typeof ENGINES)[number];
@@ -32,8 +35,11 @@ export interface PredictionEngine {
   readonly size: number;
   readonly channels: number;
   readonly structures: string[];
-  /** 1-based numbers of the annotators the engine predicts. */
+  /** 1-based numbers of the annotators the engine predicts, of the model's `annotatorCount`. */
   readonly annotators: number[];
+  readonly annotatorCount: number;
+  /** Which model this is, for a prediction folder's manifest: its source and a checksum of its weights. */
+  readonly identity: { model: string; weights: string };
   loadImage(file: string): Promise<PreparedInput>;
   /** images: `count` inputs [C, S, S] back to back. */
   predict(images: Float32Array, count: number): Promise<EngineOutput>;
@@ -49,7 +55,8 @@ export function torchEngine(loaded: LoadedRun): PredictionEngine {
   const M = config.model.annotators.length;
   const plane = S * S;
   return {
-    name: 'torch', size: S, channels: C, structures: config.model.structures, annotators: Array.from({ length: M }, (_, k) => k + 1),
+    name: 'torch', size: S, channels: C, structures: config.model.structures, annotators: Array.from({ length: M }, (_, k) => k + 1), annotatorCount: M,
+    identity: { model: path.resolve(loaded.run.dir), weights: weightsIdentity(loaded.run.modelFile) },
     loadImage: (file) => loadImageForModel(file, S, normalization, C),
     async predict(images, count) {
       method.model.eval();
@@ -74,7 +81,7 @@ export async function unitInput(file: string, size: number, channels: number): P
 }
 
 /** An exported model on onnxruntime-node. Its input is the resized image in [0, 1]; normalisation is in the graph. */
-export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spinning?: boolean } = {}): Promise<PredictionEngine> {
+export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spinning?: boolean; source?: string } = {}): Promise<PredictionEngine> {
   const ort: typeof Ort = await import('onnxruntime-node');
   const threads = defaultThreadCount();
   // Idle worker threads spin by default, as libtorch's do; `spinning: false` makes them sleep, which is
@@ -88,7 +95,8 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spi
     return o.name;
   };
   return {
-    name: 'onnx', size: S, channels: C, structures: info.structures, annotators: exportedAnnotators(info),
+    name: 'onnx', size: S, channels: C, structures: info.structures, annotators: exportedAnnotators(info), annotatorCount: info.annotators.length,
+    identity: { model: opts.source ?? 'in memory', weights: `sha256:${createHash('sha256').update(bytes).digest('hex')}` },
     loadImage: (file) => unitInput(file, S, C),
     async predict(images, count) {
       const results: Ort.InferenceSession.OnnxValueMapType[] = [];
@@ -109,7 +117,7 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spi
 /** `--engine onnx --model X`: an exported .onnx file, or a run folder exported in memory. */
 export async function openOnnxModel(model: string): Promise<PredictionEngine> {
   const { bytes, info } = openExportedModel(model);
-  return onnxEngine(bytes, info);
+  return onnxEngine(bytes, info, { source: path.resolve(model) });
 }
 
 /** "1..M" when the engine predicts every annotator, else the list: for error messages. */

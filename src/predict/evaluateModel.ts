@@ -2,6 +2,8 @@
 // against a dataset's annotations.
 import * as path from 'node:path';
 import { UserError } from '../errors';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { checkPredictionsForEvaluation } from './manifest';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from './load';
@@ -11,7 +13,7 @@ export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseReco
   const loaded = loadRun(runDir);
   try {
     const predictions = path.join(outDir, 'predictions');
-    await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false });
+    await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false, replace: true });
     return await evaluatePredictions(referenceFromDataset(ds, cases), predictions, outDir, { label: options.label ?? path.basename(path.resolve(runDir)), ...options });
   } finally {
     loaded.method.model.dispose();
@@ -47,7 +49,11 @@ export async function selectEvaluationCases(data: string, selection: { split?: s
 export async function evaluate(request: EvaluateRequest): Promise<EvaluationSummary> {
   const { data, split, subsets, predictions, model, out, ...options } = request;
   if (!predictions === !model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
+  checkOutputFolder('--out', out);
   const { ds, cases } = await selectEvaluationCases(data, { split, subsets });
-  if (model) return evaluateModel(model, ds, cases, out, options);
-  return evaluatePredictions(referenceFromDataset(ds, cases), predictions!, out, options);
+  return withOutputRollback(out, () => {
+    if (model) return evaluateModel(model, ds, cases, out, options);
+    checkPredictionsForEvaluation(predictions!, ds.annotators.length);
+    return evaluatePredictions(referenceFromDataset(ds, cases), predictions!, out, options);
+  });
 }

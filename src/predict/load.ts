@@ -6,6 +6,7 @@ import { Method } from '../methods/method';
 import { buildMethod } from '../methods/registry';
 import { RunConfig, RunDir } from '../train/run';
 import { loadWeights } from '../train/checkpoint';
+import { checkFiniteWeights } from './finiteWeights';
 
 export interface LoadedRun {
   run: RunDir;
@@ -22,7 +23,13 @@ export function loadRun(dir: string): LoadedRun {
   const normalization = run.readNormalization();
   if (!fs.existsSync(run.modelFile)) throw new UserError(`--model: ${dir} has no model.safetensors yet (no epoch completed)`);
   const method = buildMethod(config.model);
-  loadWeights(method.model, run.modelFile);
+  try {
+    loadWeights(method.model, run.modelFile);
+    checkFiniteWeights(method.model, run.modelFile);
+  } catch (err) {
+    method.model.dispose();
+    throw err;
+  }
   method.model.eval();
   return { run, config, method, normalization };
 }

@@ -6,8 +6,11 @@ import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
 import { readImage } from '../io/image';
+import { isSafePathComponent, resolvesInside } from '../io/paths';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { LoadedRun, loadRun } from './load';
+import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
@@ -22,23 +25,34 @@ export interface PredictOptions {
   annotators?: number[];
   overlay?: boolean;
   batchSize?: number;
+  /** Remove another model's predictions found in the folder instead of refusing it. */
+  replace?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
 /** An image file, or every image in a folder (its images/ subfolder for a native dataset), as cases. */
 export function listInputs(input: string): PredictInput[] {
   if (!fs.existsSync(input)) throw new UserError(`--input: ${input}: no such file or folder`);
-  if (fs.statSync(input).isFile()) return [{ id: path.parse(input).name, image: path.resolve(input) }];
+  if (fs.statSync(input).isFile()) return [checkCaseId({ id: path.parse(input).name, image: path.resolve(input) })];
   const dir = fs.existsSync(path.join(input, 'dataset.json')) && fs.existsSync(path.join(input, 'images')) ? path.join(input, 'images') : input;
   const files = fs.readdirSync(dir).filter((f) => IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase())).sort();
   if (files.length === 0) throw new UserError(`--input: ${dir} holds no PNG, JPEG or TIFF images`);
   const inputs = files.map((f) => ({ id: path.parse(f).name, image: path.resolve(dir, f) }));
   const seen = new Set<string>();
   for (const i of inputs) {
+    checkCaseId(i);
     if (seen.has(i.id)) throw new UserError(`--input: ${dir} holds two images named '${i.id}' (different extensions)`);
     seen.add(i.id);
   }
   return inputs;
+}
+
+/** A case id names a folder under --out: it must be one plain path component ('...png' would give '..'). */
+function checkCaseId(input: PredictInput): PredictInput {
+  if (!isSafePathComponent(input.id)) {
+    throw new UserError(`--input: ${input.image}: its name gives the case id '${input.id}', which cannot name a prediction folder; rename the file`);
+  }
+  return input;
 }
 
 /**
@@ -51,7 +65,14 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
   const wanted = opts.annotators ?? engine.annotators;
   for (const k of wanted) if (!engine.annotators.includes(k)) throw new UserError(`--annotators: ${k} is not an annotator of this model (${describeAnnotators(engine.annotators)})`);
   const batchSize = opts.batchSize ?? 4;
-  fs.mkdirSync(outDir, { recursive: true });
+  for (const c of inputs) {
+    checkCaseId(c);
+    if (!resolvesInside(outDir, path.join(outDir, c.id))) throw new UserError(`--out: ${path.join(outDir, c.id)} leads outside ${outDir} (a symbolic link?); predictions stay inside --out`);
+  }
+  const manifest = preparePredictionFolder(outDir, {
+    version: 1, model: engine.identity.model, weights: engine.identity.weights, structures, annotators: wanted, annotatorCount: engine.annotatorCount,
+    cases: inputs.map((c) => c.id), complete: false, time: new Date().toISOString(),
+  }, opts.replace);
   let done = 0;
   for (let start = 0; start < inputs.length; start += batchSize) {
     const chunk = inputs.slice(start, start + batchSize);
@@ -69,6 +90,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
       opts.onProgress?.(done, inputs.length);
     }
   }
+  finishManifest(outDir, manifest);
   return done;
 }
 
@@ -84,18 +106,20 @@ export interface PredictRequest extends PredictOptions {
 
 /** `avap predict`: every input image of `input` through the run in `model`, written to `out`. Returns the number of images. */
 export async function predict(request: PredictRequest): Promise<number> {
+  checkOutputFolder('--out', request.out);
   const inputs = listInputs(request.input);
+  // A failure (a full disk) removes what this call added; the manifest marks the rest unfinished.
   if (request.engine === 'onnx') {
     const onnx = await openOnnxModel(request.model);
     try {
-      return await predictToFolder(onnx, inputs, request.out, request);
+      return await withOutputRollback(request.out, () => predictToFolder(onnx, inputs, request.out, request));
     } finally {
       await onnx.dispose();
     }
   }
   const loaded = loadRun(request.model);
   try {
-    return await predictToFolder(loaded, inputs, request.out, request);
+    return await withOutputRollback(request.out, () => predictToFolder(loaded, inputs, request.out, request));
   } finally {
     loaded.method.model.dispose();
   }

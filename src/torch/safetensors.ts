@@ -10,6 +10,7 @@
  * Tensor data is kept as raw little-endian bytes: this module never interprets values, so round
  * trips are bit-exact (NaN payloads, -0, int64 beyond 2^53 all survive).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
@@ -49,6 +50,12 @@ const DTYPES: Record<SafeDType, { size: number; rank: number }> = {
 };
 
 const METADATA_KEY = '__metadata__';
+/**
+ * Metadata entry holding the SHA-256 of every tensor (name, dtype, shape and bytes), so a file whose
+ * data were damaged after writing (a bad disk, a partial copy that kept the length) is refused on load
+ * instead of silently giving other weights. Files without it (e.g. from PyTorch) load unchecked.
+ */
+export const CHECKSUM_KEY = 'avap.sha256';
 /** The reference reader refuses headers over 100 MB; a larger length is a corrupt file, not a model. */
 const MAX_HEADER_BYTES = 100_000_000;
 
@@ -83,6 +90,17 @@ function compareUtf8(a: string, b: string): number {
 /** Defines an own property even for the name "__proto__", which plain assignment would not. */
 function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** SHA-256 over the tensors in name order: independent of the file layout, covering names, dtypes, shapes and data. */
+export function tensorsDigest(tensors: Record<string, SafeTensor>): string {
+  const hash = createHash('sha256');
+  for (const name of Object.keys(tensors).sort(compareUtf8)) {
+    const t = tensors[name];
+    hash.update(`${JSON.stringify(name)}:${t.dtype}[${t.shape.join(',')}]\n`);
+    hash.update(t.data);
+  }
+  return hash.digest('hex');
 }
 
 /**
@@ -242,12 +260,58 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Decod
     data.set(bytes.subarray(dataStart + e.begin, dataStart + e.end));
     setOwn(tensors, e.name, { dtype: e.dtype, shape: e.shape, data });
   }
+  const stored = metadata[CHECKSUM_KEY];
+  if (stored !== undefined) {
+    const actual = tensorsDigest(tensors);
+    if (actual !== stored) fail(`checksum mismatch: the tensor data are damaged (stored ${CHECKSUM_KEY} ${stored.slice(0, 12)}…, data hash to ${actual.slice(0, 12)}…)`);
+    delete metadata[CHECKSUM_KEY];
+  }
   return { tensors, metadata };
 }
 
-/** Writes a checkpoint atomically: a crash mid-save leaves the previous file, never a torn one. */
+/**
+ * The metadata of a safetensors file (its checksum included), from the header alone: cheap even
+ * for a large model. A UserError naming the file when the header is unreadable.
+ */
+export function readSafetensorsMetadata(file: string): Record<string, string> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new UserError(`${file}: cannot read safetensors file (${readProblem(err)})`);
+  }
+  try {
+    const head = Buffer.alloc(8);
+    const size = fs.fstatSync(fd).size;
+    if (fs.readSync(fd, head, 0, 8, 0) < 8) throw new UserError(`${file}: not a safetensors file: ${size} bytes, shorter than the 8-byte header length`);
+    const len = head.readBigUInt64LE(0);
+    if (len > BigInt(Math.min(size - 8, MAX_HEADER_BYTES))) throw new UserError(`${file}: header length ${len} is beyond the end of the file`);
+    const header = Buffer.alloc(Number(len));
+    fs.readSync(fd, header, 0, header.length, 8);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header.toString('utf8'));
+    } catch {
+      throw new UserError(`${file}: header is not valid JSON`);
+    }
+    const meta = (parsed as Record<string, unknown>)?.[METADATA_KEY];
+    return meta !== null && typeof meta === 'object' ? Object.fromEntries(Object.entries(meta).filter(([, v]) => typeof v === 'string')) as Record<string, string> : {};
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readProblem(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : (e.code ?? e.message);
+}
+
+/**
+ * Writes a checkpoint atomically, with its checksum in the metadata: a crash mid-save leaves the
+ * previous file, never a torn one, and damage after the write is detected on load.
+ */
 export function saveSafetensors(file: string, tensors: Record<string, SafeTensor>, metadata?: Record<string, string>): void {
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+  writeFileAtomic(file, encodeSafetensors(tensors, { ...metadata, [CHECKSUM_KEY]: tensorsDigest(tensors) }));
 }
 
 export function loadSafetensors(file: string): DecodedSafetensors {
@@ -255,9 +319,7 @@ export function loadSafetensors(file: string): DecodedSafetensors {
   try {
     bytes = fs.readFileSync(file);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : (e.code ?? e.message);
-    throw new UserError(`${file}: cannot read safetensors file (${why})`);
+    throw new UserError(`${file}: cannot read safetensors file (${readProblem(err)})`);
   }
   return decodeSafetensors(bytes, file);
 }

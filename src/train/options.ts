@@ -28,6 +28,8 @@ export interface TrainSettings {
   augment: boolean;
   /** Continue the run in `out` from its last completed round. */
   resume: boolean;
+  /** With resume: the flags given now (e.g. ['--seed']); only these are compared with the run's. Default: every setting. */
+  explicit?: string[];
   /** The method's own hyperparameters by key (e.g. AVAP's { preferenceSteps: 300, preferenceLr: 5e-3 }). */
   methodOptions?: Record<string, unknown>;
 }

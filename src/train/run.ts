@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../io/atomic';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
+import { encoderNames } from '../models/encoders/registry';
 
 /**
  * config.json's version: 2 counts training budgets in optimiser steps. Version 1 runs (budgets in
@@ -102,8 +103,12 @@ export class RunDir {
     }
     const r = runConfigSchema.safeParse(raw);
     if (!r.success) throw new UserError(`${file}: invalid run config at '${r.error.issues[0].path.join('.')}': ${r.error.issues[0].message}`);
-    const model = r.data.version === 1 ? migrateModelConfig(r.data.model) : r.data.model;
-    return { ...r.data, model: parseMethodConfig(model, file) };
+    const model = parseMethodConfig(r.data.version === 1 ? migrateModelConfig(r.data.model) : r.data.model, file);
+    const encoder = (model as { backbone?: { encoder?: unknown } }).backbone?.encoder;
+    if (typeof encoder === 'string' && !encoderNames().includes(encoder)) {
+      throw new UserError(`${file}: unknown encoder '${encoder}' at 'model.backbone.encoder' (known: ${encoderNames().join(', ')})`);
+    }
+    return { ...r.data, model };
   }
 
   writeNormalization(n: Normalization): void {

@@ -13,6 +13,9 @@ import type { TrainEvent } from './events';
 import type { TrainSettings } from './options';
 import { CheckpointState, RUN_CONFIG_VERSION, RunConfig, RunDir } from './run';
 import { MIN_SELECTION_CASES } from './validate';
+import { runFingerprint, writeFingerprint } from './fingerprint';
+import { checkNewRun } from './preflight';
+import { checkResume } from './resume';
 
 export interface PreparedRun {
   run: RunDir;
@@ -39,9 +42,11 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
     if (config.version !== RUN_CONFIG_VERSION) throw new UserError(`--resume: ${run.dir} was written by an older avap that counted training in epochs; it cannot be resumed (predict and evaluate still use it)`);
     state = run.readState();
     ds = await openDataset(o.data);
+    emit({ type: 'note', text: checkResume(run, config, ds, o) });
   } else {
     if (run.exists()) throw new UserError(`--out: ${run.dir} already holds a run; pass --resume to continue it or choose another folder`);
     ds = await openDataset(o.data);
+    checkNewRun(o, ds);
     config = await newRunConfig(o, ds, run, emit);
   }
   const byId = new Map(ds.cases.map((c) => [c.id, c]));
@@ -55,7 +60,6 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
 
 async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: TrainEvent) => void): Promise<RunConfig> {
   checkInputSize('--size', o.size, o.encoder);
-  if (o.pretrained && !fs.existsSync(o.pretrained)) throw new UserError(`--pretrained: ${o.pretrained}: file not found`);
   const { descriptor, fixed } = resolveMethod(o.method, ds.annotators.length);
   const options = { ...resolveOptions(descriptor, o.methodOptions), ...fixed };
   const selection = o.split ? { split: o.split } : o.subsets?.length ? { subsets: o.subsets } : defaultSelection(ds);
@@ -79,7 +83,9 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
   emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });
   const normalization = await computeNormalization(ds, train, o.size, { kind: o.normalization });
+  const fingerprint = runFingerprint(o, ds, [...train, ...val]);
   fs.mkdirSync(run.checkpointDir, { recursive: true });
+  writeFingerprint(run.dir, fingerprint);
   run.writeNormalization(normalization);
   run.writeConfig(config);
   run.log({ event: 'start', config: { ...config, data: { ...config.data, trainCases: train.length, valCases: val.length } } });

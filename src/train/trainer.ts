@@ -12,6 +12,8 @@ import { consoleReporter } from './events';
 import { trainStages } from './loop';
 import { TRAIN_DEFAULTS, TrainOptions, TrainSummary } from './options';
 import { CheckpointState } from './run';
+import { checkSomethingToTrain, removeFailedStart } from './preflight';
+import { recordResume } from './resume';
 import { prepareRun } from './setup';
 import { MIN_SELECTION_CASES, validate } from './validate';
 
@@ -20,8 +22,15 @@ export type { TrainOptions, TrainSettings, TrainSummary } from './options';
 export type { TrainEvent } from './events';
 export { holdOut } from './setup';
 
-/** Trains (or resumes) a run and returns its validation summary; everything lands in `opts.out`. */
-export async function train(opts: TrainOptions): Promise<TrainSummary> {
+/**
+ * Trains (or resumes) a run and returns its validation summary; everything lands in `opts.out`.
+ * A new run that fails before its first checkpoint leaves nothing behind.
+ */
+export function train(opts: TrainOptions): Promise<TrainSummary> {
+  return opts.resume ? trainRun(opts) : removeFailedStart(opts.out, () => trainRun(opts));
+}
+
+async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   const emit = opts.onEvent ?? consoleReporter({ print: opts.print, bar: opts.progress });
   const o = { ...TRAIN_DEFAULTS, ...withoutUndefined(opts), data: opts.data, out: opts.out };
   const started = Date.now();
@@ -40,9 +49,10 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const trainLoader = new DataLoader(ds, trainCases, { ...loaderOptions, shuffle: true, augment: config.augment, dropLast: trainCases.length > config.optimizer.batchSize });
   const valLoader = valCases.length > 0 ? new DataLoader(ds, valCases, { ...loaderOptions, shuffle: false, augment: false, dropLast: false }) : null;
   const stages = method.stages();
+  checkSomethingToTrain(method.name, stages);
   if (o.resume) {
     emit({ type: 'note', text: describeResume(run.dir, state, stages) });
-    run.log({ event: 'resume', stage: state?.stage ?? 0, step: state?.step ?? 0 });
+    recordResume(run, state, stages);
   }
   try {
     const best = await trainStages({ run, config, method, trainLoader, valLoader, state, emit, started });

@@ -48,3 +48,8 @@ export function parseAnnotatorList(raw: string): number[] | undefined {
   if (new Set(list).size !== list.length) throw new UserError(`--annotators lists an annotator twice: '${raw}'`);
   return list;
 }
+
+/** `--threads N`: torch's thread count (loads the engine only when given). */
+export async function setThreadsFlag(raw: string | undefined): Promise<void> {
+  if (raw !== undefined) (await import('../torch')).setNumThreads(parseIntFlag('--threads', raw, 1, 1024));
+}

@@ -1,0 +1,38 @@
+// Before a new run creates its folder: everything about its options that can be checked without
+// training. And if the start fails anyway (a label value found bad in the first round, a full disk),
+// the folder is removed again, so that the rerun is not blocked by a stub that "already holds a run".
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import type { Dataset } from '../data/dataset';
+import type { Stage } from '../methods/method';
+import { loadSafetensors } from '../torch/safetensors';
+import type { RunRequest } from './setup';
+
+/** Throws a UserError naming the flag for options that cannot make a run on this dataset. */
+export function checkNewRun(opts: RunRequest, ds: Dataset): void {
+  void ds;
+  checkOutputFolder('--out', opts.out);
+  if (!(Number.isInteger(opts.steps) && opts.steps >= 1)) throw new UserError(`--steps must be a positive integer (the optimiser steps of the main stage), got ${opts.steps}`);
+  if (opts.pretrained) {
+    if (!fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
+    // Reads and validates the whole file (complete, well-formed, checksum when it has one).
+    loadSafetensors(opts.pretrained);
+  }
+}
+
+/** A method whose every stage has zero steps would end with a summary and no model. */
+export function checkSomethingToTrain(method: string, stages: Stage[]): void {
+  if (stages.every((s) => s.steps === 0)) {
+    throw new UserError(`nothing to train: every stage of ${method} has 0 steps (${stages.map((s) => s.name).join(', ')}); give a stage at least one step`);
+  }
+}
+
+/**
+ * Runs a new run's training; when it fails before its first checkpoint (there is nothing to resume),
+ * removes what it created in `out` and rethrows.
+ */
+export function removeFailedStart<T>(out: string, work: () => Promise<T>): Promise<T> {
+  return withOutputRollback(out, work, () => fs.existsSync(path.join(out, 'checkpoint', 'state.json')));
+}
