@@ -120,7 +120,9 @@ export function snapshot(dir: string): Map<string, string> {
     }
     for (const name of names) {
       const p = path.join(d, name);
-      const st = fs.lstatSync(p);
+      // A file a running writer renames or removes between readdir and lstat is simply not there.
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
       const rel = path.relative(dir, p);
       if (st.isDirectory()) {
         out.set(rel, 'dir');
