@@ -10,19 +10,23 @@
 //
 // Without --data the built-in synthetic dataset is generated (100 cases, 30 of them for training).
 // Flags: --data DIR --size 128 --steps 600 --eval-every 50 --eval-cases 40 --batch 8 --lr 1e-3
-//        --encoder resnet34 --seed 0 --structure cup --methods mv-unet,avap
+//        --schedule poly (the trainer's default) --no-prior --encoder resnet34 --seed 0 --structure cup
+//        --methods mv-unet,avap
 // Last line: one JSON object.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Dataset, openDataset, selectCases } from '../src/data/dataset';
 import { DataLoader, Batch } from '../src/data/pipeline';
 import { computeNormalization } from '../src/data/normalization';
+import { TrainingStatistics, trainingStatistics } from '../src/data/statistics';
 import { writeSynthDataset } from '../src/data/synth';
 import { Method } from '../src/methods/method';
 import { buildMethod, methodConfigFor } from '../src/methods/registry';
 import { softDice } from '../src/metrics/dice';
 import { manualSeed, noGrad, optim, tensor, tidy } from '../src/torch';
 import { toTrainingBatch } from '../src/train/batch';
+import { TRAIN_DEFAULTS } from '../src/train/options';
+import { learningRateAt } from '../src/train/schedule';
 import { Rng } from '../src/util/random';
 
 function arg(name: string, fallback: string): string {
@@ -39,6 +43,9 @@ const LR = Number(arg('lr', '1e-3'));
 const ENCODER = arg('encoder', 'resnet34');
 const SEED = Number(arg('seed', '0'));
 const METHODS = arg('methods', 'mv-unet,avap').split(',');
+const SCHEDULE = arg('schedule', TRAIN_DEFAULTS.schedule) as 'constant' | 'poly' | 'cosine';
+/** --no-prior: the methods start from PyTorch's default initialisation only (what the paper's code does). */
+const PRIOR = !process.argv.includes('--no-prior');
 
 interface EvalPoint {
   step: number;
@@ -102,32 +109,14 @@ async function evaluate(method: Method, loader: DataLoader): Promise<Omit<EvalPo
   };
 }
 
-/** Per structure, the fraction of training pixels in each agreement class 0..M. */
-async function classFrequencies(loader: DataLoader): Promise<number[][]> {
-  const M = loader.annotators.length;
-  const K = loader.structures.length;
-  const plane = loader.size * loader.size;
-  const hist = loader.structures.map(() => new Array(M + 1).fill(0));
-  for await (const b of loader.epoch(0)) {
-    for (let i = 0; i < b.size; i++) {
-      const scale = b.annotatorCount[i] > 0 ? M / b.annotatorCount[i] : 0;
-      for (let s = 0; s < K; s++) {
-        const at = (i * K + s) * plane;
-        for (let j = at; j < at + plane; j++) hist[s][Math.round(b.counts[j] * scale)]++;
-      }
-    }
-  }
-  return hist;
-}
-
-async function trainAndTrack(name: string, ds: Dataset, train: DataLoader, evalLoader: DataLoader, prior: number[][]): Promise<EvalPoint[]> {
+async function trainAndTrack(name: string, ds: Dataset, train: DataLoader, evalLoader: DataLoader, statistics: TrainingStatistics): Promise<EvalPoint[]> {
   manualSeed(SEED); // the same backbone initialisation for every method
   const method = buildMethod(methodConfigFor(name, {
     structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
     encoder: ENCODER, steps: 1,
   }));
-  const avm = (method.model as { avm?: { branches: { items: { setPrior(f: number[]): void }[] } } }).avm;
-  avm?.branches.items.forEach((b, s) => b.setPrior(prior[s]));
+  // As the trainer does for a new run (AVAP: the AVM starts from the agreement-class frequencies).
+  if (PRIOR) method.initialize?.(statistics);
   const stage = method.stages()[0]; // AVAP: step 1 (backbone + AVM); a baseline: its one stage
   for (const m of stage.frozen) m.eval().requiresGrad_(false);
   const params = [...new Set(stage.trained.flatMap((m) => m.parameters()))];
@@ -143,6 +132,7 @@ async function trainAndTrack(name: string, ds: Dataset, train: DataLoader, evalL
     const rng = Rng.from(SEED, 'stage', 0, 'epoch', epoch);
     for await (const b of train.epoch(epoch) as AsyncIterable<Batch>) {
       for (const m of stage.trained) m.train();
+      optimizer.setLr(learningRateAt({ kind: SCHEDULE }, LR, step, STEPS));
       lossSum += tidy(() => {
         optimizer.zeroGrad();
         const batch = toTrainingBatch(b, ds.channels, M, K);
@@ -188,13 +178,11 @@ async function main(): Promise<void> {
   const common = { size: SIZE, batchSize: BATCH, normalization, seed: SEED };
   const train = new DataLoader(ds, trainCases, { ...common, shuffle: true, augment: true, dropLast: trainCases.length > BATCH });
   const evalLoader = new DataLoader(ds, evalCases, { ...common, shuffle: false, augment: false, dropLast: false });
-  const statsLoader = new DataLoader(ds, trainCases, { ...common, shuffle: false, augment: false, dropLast: false });
-  const prior = await classFrequencies(statsLoader);
-  await statsLoader.close();
-  process.stderr.write(`${trainCases.length} training cases, ${evalCases.length} evaluation cases, ${SIZE}², ${ENCODER}, batch ${BATCH}, lr ${LR}, ${STEPS} steps\n`);
+  const statistics = await trainingStatistics(ds, trainCases, SIZE);
+  process.stderr.write(`${trainCases.length} training cases, ${evalCases.length} evaluation cases, ${SIZE}², ${ENCODER}, batch ${BATCH}, lr ${LR} (${SCHEDULE}), ${STEPS} steps, prior initialisation ${PRIOR ? 'on' : 'off'}\n`);
   const curves: Record<string, EvalPoint[]> = {};
   try {
-    for (const name of METHODS) curves[name] = await trainAndTrack(name, ds, train, evalLoader, prior);
+    for (const name of METHODS) curves[name] = await trainAndTrack(name, ds, train, evalLoader, statistics);
   } finally {
     await Promise.all([train.close(), evalLoader.close()]);
   }
@@ -204,13 +192,13 @@ async function main(): Promise<void> {
   const target = +(0.98 * Math.max(...Object.values(curves).map(best))).toFixed(4);
   const summary = Object.fromEntries(Object.entries(curves).map(([name, c]) => {
     const last = c[c.length - 1];
-    return [name + (name === 'avap' ? `@${process.env.AVAP_AVM ?? 'paper'}` : ''), {
+    return [name, {
       steps_to_target: stepsTo(c, structure, target), best_mean_voting: +best(c).toFixed(4),
       final_mean_voting: last.mean_voting[structure], final_area_correlation: last.area_correlation[structure],
       final_small_area_ratio: last.small_area_ratio[structure],
     }];
   }));
-  process.stdout.write(`${JSON.stringify({ data: ds.name, train_cases: trainCases.length, eval_cases: evalCases.length, size: SIZE, encoder: ENCODER, lr: LR, steps: STEPS, structure, target_mean_voting: target, ...summary })}\n`);
+  process.stdout.write(`${JSON.stringify({ data: ds.name, train_cases: trainCases.length, eval_cases: evalCases.length, size: SIZE, encoder: ENCODER, lr: LR, schedule: SCHEDULE, prior: PRIOR, steps: STEPS, structure, target_mean_voting: target, ...summary })}\n`);
 }
 
 main().catch((err) => {

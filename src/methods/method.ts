@@ -2,6 +2,7 @@
 // predictor and evaluator.
 import { Encoder } from '../models/encoders/encoder';
 import { Tensor, nn } from '../torch';
+import type { TrainingStatistics } from '../data/statistics';
 import { Rng } from '../util/random';
 
 /** A batch handed to a stage's loss, as tensors (built from the data pipeline's typed arrays). */
@@ -31,8 +32,10 @@ export interface StagePlan {
   /** Optimiser steps of this stage (a budget in steps, not epochs: a 30-image set needs as many as a 700-image one). */
   steps: number;
   select: SelectionScore;
-  /** Learning rate of this stage; default the run's learning rate. */
+  /** Learning rate of this stage; default the run's learning rate times `lrFactor`. */
   lr?: number;
+  /** Without `lr`: this stage's rate relative to the run's (default 1). */
+  lrFactor?: number;
 }
 
 /** One phase of training: which modules learn, which stay frozen, and what they learn from. */
@@ -84,4 +87,6 @@ export interface Method {
   predict(images: Tensor): Prediction;
   /** Optional: the prediction and alternative calibrated maps from one pass, for validation. */
   predictForValidation?(images: Tensor): ValidationPrediction;
+  /** Optional: called once before a new run's first step with statistics of its training targets. */
+  initialize?(statistics: TrainingStatistics): void;
 }

@@ -129,9 +129,9 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
   return best;
 }
 
-/** The stage's own rate, else (runs written before stages carried one) the run's per-stage override, else the run's rate. */
+/** The stage's own rate, else (runs written before stages carried one) the run's per-stage override, else the run's rate scaled by the stage. */
 function stageLearningRate(config: RunConfig, stage: Stage): number {
-  return stage.lr ?? config.optimizer.stageLr?.[stage.name] ?? config.optimizer.lr;
+  return stage.lr ?? config.optimizer.stageLr?.[stage.name] ?? config.optimizer.lr * (stage.lrFactor ?? 1);
 }
 
 function setModes(stage: Stage): void {

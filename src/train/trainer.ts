@@ -4,6 +4,7 @@
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { DataLoader } from '../data/pipeline';
+import { trainingStatistics } from '../data/statistics';
 import { buildMethod } from '../methods/registry';
 import { Stage } from '../methods/method';
 import { manualSeed } from '../torch';
@@ -43,6 +44,7 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     if (!method.encoder) throw new UserError(`--pretrained: method '${method.name}' has no encoder to load weights into`);
     method.encoder.loadPretrained(config.pretrained);
   }
+  if (!state && method.initialize) method.initialize(await trainingStatistics(ds, trainCases, config.input.size));
   if (state) loadCheckpointWeights(run, method.model, state);
 
   const loaderOptions = { size: config.input.size, batchSize: config.optimizer.batchSize, normalization, seed: config.seed };

@@ -5,66 +5,42 @@ import { F, Tensor, arange, cat, nn, noGrad, tensor, tidy } from '../../torch';
 /** How the M+1 class probabilities become one calibrated probability map in [0, 1]. */
 export type Calibration = 'expectation' | 'argmax';
 
-const VARIANT = process.env.AVAP_AVM ?? 'paper';
-
 /** conv 3×3 → ReLU → BN, the unit the paper repeats twice per block. */
 function convReluBn(inChannels: number, outChannels: number): nn.Layer[] {
   return [new nn.Conv2d(inChannels, outChannels, 3, { padding: 1 }), new nn.ReLU(), new nn.BatchNorm2d(outChannels)];
 }
 
-function logBinomial(n: number, k: number): number {
-  let s = 0;
-  for (let i = 1; i <= k; i++) s += Math.log((n - k + i) / i);
-  return s;
-}
+/** Frequencies below this are raised to it, so a class never seen in training keeps a finite logit. */
+const MIN_PRIOR = 1e-4;
 
 /** One branch: two blocks of (conv → ReLU → BN) × 2, then a 1×1 conv to M + 1 agreement classes. */
-export class VariationBranch extends nn.Module {
-  readonly body: nn.Sequential;
+export class VariationBranch extends nn.Sequential {
+  /** The final 1×1 convolution to the agreement classes. */
   readonly classifier: nn.Conv2d;
-  readonly agreement: nn.Conv2d | null;
 
   constructor(inChannels: number, hidden: number, readonly annotators: number) {
-    super();
-    this.body = this.registerModule('body', new nn.Sequential(
+    const classifier = new nn.Conv2d(hidden, annotators + 1, 1);
+    super(
       ...convReluBn(inChannels, hidden), ...convReluBn(hidden, hidden),
-      ...convReluBn(hidden, hidden), ...convReluBn(hidden, hidden)));
-    this.classifier = this.registerModule('classifier', new nn.Conv2d(hidden, annotators + 1, 1));
-    this.agreement = VARIANT === 'binomial' ? this.registerModule('agreement', new nn.Conv2d(hidden, 1, 1)) : null;
-    if (this.agreement) noGrad(() => { this.classifier.weight.zero_(); this.classifier.bias!.zero_(); });
+      ...convReluBn(hidden, hidden), ...convReluBn(hidden, hidden),
+      classifier,
+    );
+    this.classifier = classifier;
   }
 
-  /** Starts the classifier at the training set's class frequencies (prior initialisation). */
-  setPrior(frequencies: number[]): void {
-    const M = this.annotators;
-    const f = frequencies.map((x) => Math.max(x, 1e-6));
-    const total = f.reduce((a, b) => a + b, 0);
-    const p = f.map((x) => x / total);
-    noGrad(() => {
-      if (this.agreement) {
-        const mean = p.reduce((a, x, c) => a + c * x, 0) / M;
-        const z = Math.log(mean / (1 - mean));
-        this.agreement.bias!.fill_(z);
-        // Residual: the true marginal over the binomial's marginal at that mean.
-        const binom = p.map((_, c) => logBinomial(M, c) + c * Math.log(mean) + (M - c) * Math.log(1 - mean));
-        this.classifier.bias!.copy_(tensor(Float32Array.from(p, (x, c) => Math.log(x) - binom[c]), [M + 1]));
-      } else if (VARIANT === 'prior') {
-        this.classifier.bias!.copy_(tensor(Float32Array.from(p, (x) => Math.log(x)), [M + 1]));
-      }
-    });
-  }
-
-  forward(x: Tensor): Tensor {
-    return tidy(() => {
-      const h = this.body.forward(x);
-      const r = this.classifier.forward(h);
-      if (!this.agreement) return r;
-      const M = this.annotators;
-      const z = this.agreement.forward(h);
-      const c = arange(0, M + 1, 1, { dtype: 'float32' }).view([1, M + 1, 1, 1]);
-      const logC = tensor(Float32Array.from({ length: M + 1 }, (_, k) => logBinomial(M, k)), [1, M + 1, 1, 1]);
-      return z.mul(c).add(logC).add(r);
-    });
+  /**
+   * Starts the classifier at the training pixels' class frequencies: its biases become their logs,
+   * so the first prediction is close to the prior — "almost surely nobody marks this
+   * pixel" — instead of a uniform 1/(M+1) per class, i.e. an expected agreement of one half everywhere.
+   * From the uniform start the whole network first spends hundreds of steps learning that prior;
+   * from the prior, its first steps go to where the structure is (RetinaNet's prior initialisation).
+   */
+  initializePrior(classCounts: number[]): void {
+    if (classCounts.length !== this.annotators + 1) throw new Error(`VariationBranch.initializePrior: expected ${this.annotators + 1} class counts, got ${classCounts.length}`);
+    const total = classCounts.reduce((a, b) => a + b, 0);
+    if (!(total > 0)) return;
+    const logits = classCounts.map((n) => Math.log(Math.max(n / total, MIN_PRIOR)));
+    noGrad(() => void this.classifier.bias!.copy_(tensor(Float32Array.from(logits), [logits.length])));
   }
 }
 
@@ -80,6 +56,11 @@ export class VariationHead extends nn.Module {
   /** Agreement-class logits, one [B, M+1, H, W] tensor per structure. */
   forward(features: Tensor): Tensor[] {
     return this.branches.items.map((b) => b.forward(features));
+  }
+
+  /** Per structure, the training pixels' counts of each agreement class 0..M. */
+  initializePrior(classCounts: number[][]): void {
+    this.branches.items.forEach((b, s) => b.initializePrior(classCounts[s]));
   }
 
   /**
