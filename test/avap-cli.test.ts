@@ -87,7 +87,7 @@ test('step 2 leaves the backbone and AVM bit-identical, and training is determin
 test('a run killed with SIGKILL resumes from its last completed round and ends where an uninterrupted run ends', async () => {
   const killed = path.join(root, 'killed');
   const args = [CLI, 'train', ...TRAIN, '--out', killed, '--steps', '2', '--preference-steps', '2'];
-  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, AVAP_NUM_THREADS: '1' } });
+  const child = spawn(process.execPath, args, { stdio: 'ignore', env: { ...process.env, AVAP_NUM_THREADS: '1', AVAP_CHECKPOINT_SECONDS: '0' } });
   const state = path.join(killed, 'checkpoint', 'state.json');
   await new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {

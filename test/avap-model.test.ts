@@ -56,9 +56,32 @@ test('the backbone rejects sizes it cannot take and says which work', () => {
   backbone.dispose();
 });
 
+/** The controller as training leaves it: its last layer's filters no longer zero. */
+function randomController(head: DynamicHead): DynamicHead {
+  noGrad(() => { for (const p of head.controller.parameters()) p.copy_(randn(p.shape).mul(0.2)); });
+  return head;
+}
+
+test('an untrained APM predicts the consensus for every annotator: σ(logit of the expected agreement)', () => {
+  manualSeed(7);
+  const model = new AVAP(config(4, ['disc', 'cup'])).eval();
+  tidy(() => {
+    const p = model.predict(randn([2, 3, 64, 64]));
+    const consensus = p.calibrated.clamp(1e-4, 1 - 1e-4).unsqueeze(1).expand(p.annotators.shape);
+    assert.ok(maxAbsDiff(p.annotators, consensus) < 1e-5, `max difference ${maxAbsDiff(p.annotators, consensus)}`);
+  });
+  randomController(model.apm);
+  tidy(() => {
+    const p = model.predict(randn([1, 3, 64, 64]));
+    const consensus = p.calibrated.clamp(1e-4, 1 - 1e-4).unsqueeze(1).expand(p.annotators.shape);
+    assert.ok(maxAbsDiff(p.annotators, consensus) > 1e-3, 'a trained APM departs from the consensus');
+  });
+  model.dispose();
+});
+
 test('the grouped dynamic convolution equals a per-sample, per-annotator loop', () => {
   manualSeed(1);
-  const head = new DynamicHead({ inChannels: 12, annotators: 5, structures: 2, hidden: 8 });
+  const head = randomController(new DynamicHead({ inChannels: 12, annotators: 5, structures: 2, hidden: 8 }));
   // Batch norm in eval mode is per-sample, so batching must not change a single value.
   head.eval();
   noGrad(() => tidy(() => {
@@ -79,7 +102,7 @@ test('the grouped dynamic convolution equals a per-sample, per-annotator loop', 
 test('conditioning on the code only ignores the image content; on features only ignores the annotator', () => {
   for (const conditioning of ['code', 'features'] as const) {
     manualSeed(2);
-    const head = new DynamicHead({ inChannels: 4, annotators: 3, structures: 1, conditioning }).eval();
+    const head = randomController(new DynamicHead({ inChannels: 4, annotators: 3, structures: 1, conditioning })).eval();
     noGrad(() => tidy(() => {
       const f = randn([1, 4, 8, 8]);
       const a = head.forward(f, [[0, 1]]);

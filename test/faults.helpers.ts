@@ -26,7 +26,7 @@ export function sandbox(tag: string): string {
   return dir;
 }
 
-const ENV = { ...process.env, AVAP_NUM_THREADS: '1', AVAP_DEBUG: '' };
+const ENV = { ...process.env, AVAP_NUM_THREADS: '1', AVAP_DEBUG: '', AVAP_CHECKPOINT_SECONDS: '0' };
 
 /** Runs the CLI in a child process; `prefix` runs it through another program (setpriv, to drop privileges). */
 export function avap(args: string[], opts: { prefix?: string[]; cwd?: string } = {}): Promise<CliResult> {

@@ -42,7 +42,7 @@ function runAndMaybeKill(out: string, resume: boolean, plan: KillPlan): Promise<
   const state = path.join(out, 'checkpoint', 'state.json');
   const mtime = () => (fs.existsSync(state) ? fs.statSync(state).mtimeMs : 0);
   const startedAt = mtime();
-  const child = spawn(process.execPath, [CLI, ...args(out), ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, AVAP_NUM_THREADS: '1' } });
+  const child = spawn(process.execPath, [CLI, ...args(out), ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, AVAP_NUM_THREADS: '1', AVAP_CHECKPOINT_SECONDS: '0' } });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve, reject) => {

@@ -37,7 +37,7 @@ export interface DemoProfile {
  */
 export const DEMO_PROFILES: Record<'full' | 'quick', DemoProfile> = {
   full: { cases: 130, train: 30, annotators: 6, size: 64, variationSteps: 1200, preferenceSteps: 1200, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet34' },
-  quick: { cases: 60, train: 30, annotators: 6, size: 64, variationSteps: 300, preferenceSteps: 300, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet34' },
+  quick: { cases: 60, train: 30, annotators: 6, size: 64, variationSteps: 300, preferenceSteps: 600, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet18' },
 };
 
 export interface DemoResult {

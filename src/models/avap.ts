@@ -1,9 +1,9 @@
 // AVAP (Fig. 2): a Res-U-Net backbone, the annotator-variation head (AVM) and the annotator-preference
 // head (APM) sharing the backbone's features F_img.
-import { Tensor, nn, noGrad, tidy, F } from '../torch';
+import { F, Tensor, cat, nn, noGrad, tidy } from '../torch';
 import { BackboneConfig, UnetBackbone } from './backbone';
 import { Conditioning, DynamicHead } from './heads/preference';
-import { Calibration, VariationHead } from './heads/variation';
+import { Calibration, VariationHead, expectedAgreement } from './heads/variation';
 
 export interface AvapConfig {
   structures: string[];
@@ -16,7 +16,10 @@ export interface AvapConfig {
 export interface AvapOutput {
   /** Per structure, agreement-class logits [B, M+1, H, W]. */
   variation: Tensor[];
-  /** Preference logits [B, A, K, H, W] for the requested annotators, when any were requested. */
+  /**
+   * Preference logits [B, A, K, H, W] for the requested annotators, when any were requested: the
+   * consensus logit plus the APM's per-annotator departure from it.
+   */
   preference: Tensor | null;
 }
 
@@ -43,10 +46,12 @@ export class AVAP extends nn.Module {
   forward(x: Tensor, annotators?: number[][]): AvapOutput {
     return tidy(() => {
       const features = this.backbone.forward(x);
-      return {
-        variation: this.avm.forward(features),
-        preference: annotators ? this.apm.forward(features, annotators) : null,
-      };
+      const variation = this.avm.forward(features);
+      if (!annotators) return { variation, preference: null };
+      const A = annotators[0]?.length ?? 0;
+      const consensus = consensusLogits(variation, this.annotatorCount).unsqueeze(1);
+      const [B, , K, H, W] = consensus.shape;
+      return { variation, preference: this.apm.forward(features, annotators).add(consensus.expand([B, A, K, H, W])) };
     });
   }
 
@@ -76,4 +81,21 @@ export class AVAP extends nn.Module {
   private allAnnotators(batch: number): number[][] {
     return Array.from({ length: batch }, () => Array.from({ length: this.annotatorCount }, (_, k) => k));
   }
+}
+
+/** Keeps the consensus logit finite where the AVM is certain: ±9.2. */
+const CONSENSUS_EPS = 1e-4;
+
+/**
+ * logit(expected agreement / M) per structure, [B, K, H, W], without gradient. Annotator m's map is
+ * σ(consensus logit + APM_m): the APM models only how annotator m departs from what the AVM says the
+ * annotators agree on (the paper models preference apart from variation), so a structure on which the
+ * annotators hardly differ (the disc) keeps the AVM's accuracy, and the small dynamic head spends its
+ * capacity on the styles. Detached, so per-annotator losses never move the AVM.
+ */
+function consensusLogits(variation: Tensor[], annotators: number): Tensor {
+  return tidy(() => {
+    const p = cat(variation.map((l) => expectedAgreement(l.detach(), annotators).unsqueeze(1)), 1).clamp(CONSENSUS_EPS, 1 - CONSENSUS_EPS);
+    return p.log().sub(p.neg().add(1).log());
+  });
 }

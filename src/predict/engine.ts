@@ -56,7 +56,10 @@ export function torchEngine(loaded: LoadedRun): PredictionEngine {
   const plane = S * S;
   return {
     name: 'torch', size: S, channels: C, structures: config.model.structures, annotators: Array.from({ length: M }, (_, k) => k + 1), annotatorCount: M,
-    identity: { model: path.resolve(loaded.run.dir), weights: weightsIdentity(loaded.run.modelFile) },
+    // Read when a prediction folder is prepared: an engine built around a model in memory has no file.
+    get identity() {
+      return { model: path.resolve(loaded.run.dir), weights: weightsIdentity(loaded.run.modelFile) };
+    },
     loadImage: (file) => loadImageForModel(file, S, normalization, C),
     async predict(images, count) {
       method.model.eval();

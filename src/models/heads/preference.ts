@@ -1,7 +1,7 @@
 // The Annotator Preference Modeling (APM) head, section III-D: a controller generates the filters of three
 // dynamic convolutions from [GAP(F) ‖ one-hot annotator code] (Eq. 4–5), so one small head mimics each
 // annotator (Eq. 6). Following DoDNet, whose head the paper adopts, F is first reduced to 8 channels.
-import { F, Tensor, cat, nn, tensor, tidy } from '../../torch';
+import { F, Tensor, cat, nn, noGrad, tensor, tidy } from '../../torch';
 
 /** What the controller sees (Table IV's ablation): both, only the annotator code, or only the features. */
 export type Conditioning = 'both' | 'code' | 'features';
@@ -34,6 +34,13 @@ export class DynamicHead extends nn.Module {
     this.paramSizes = [h * h * 9, h, h * h * 9, h, K * h, K];
     const controllerInputs = (this.conditioning === 'code' ? 0 : opts.inChannels) + (this.conditioning === 'features' ? 0 : opts.annotators);
     this.controller = this.registerModule('controller', new nn.Conv2d(controllerInputs, this.paramSizes.reduce((a, b) => a + b, 0), 1));
+    // The last layer's generated filters start at zero, so every annotator's departure from the
+    // consensus (see AVAP.forward) starts at none and grows only where the annotations show one.
+    const lastLayer = this.paramSizes[0] + this.paramSizes[1] + this.paramSizes[2] + this.paramSizes[3];
+    noGrad(() => tidy(() => {
+      this.controller.weight.narrow(0, lastLayer, K * h + K).zero_();
+      this.controller.bias!.narrow(0, lastLayer, K * h + K).zero_();
+    }));
     this.bn1 = this.registerModule('bn1', new nn.BatchNorm2d(h));
     this.bn2 = this.registerModule('bn2', new nn.BatchNorm2d(h));
   }
@@ -45,7 +52,7 @@ export class DynamicHead extends nn.Module {
 
   /**
    * features: F_img [B, C, H, W]; annotators: for each image, the annotator indices (0-based) to predict —
-   * the same number A for every image. Returns logits [B, A, K, H, W].
+   * the same number A for every image. Returns logits [B, A, K, H, W] (in AVAP, offsets from the consensus).
    * All B·A dynamic networks run as grouped convolutions (layer 1: groups = B, as an image's annotators share
    * its input; layers 2–3: groups = B·A), so predicting all M annotators costs one backbone pass plus this head.
    */
