@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runDemo, DEMO_PROFILES } from '../src/demo/demo';
+import { runDemo, DEMO_PROFILES, identifiedAnnotators } from '../src/demo/demo';
 import { readImage } from '../src/io/image';
 import { setNumThreads } from '../src/torch';
 
@@ -31,4 +31,15 @@ test('the demo runs end to end on a tiny profile and writes its summary, report 
   // Two cases, each a row of image + calibrated map + 3 annotators at 160 px plus a caption strip.
   assert.deepEqual([figure.width, figure.height, figure.channels], [5 * 160, 2 * (160 + 22), 3]);
   assert.ok(lines.some((l) => l.startsWith('[3/3] evaluating')));
+});
+
+test('an annotator counts as identified only when the prediction made for them scores best on their own masks', () => {
+  const cases: [(number | null)[][], number][] = [
+    [[[0.9, 0.8], [0.7, 0.95]], 2],
+    [[[0.8, 0.9], [0.7, 0.95]], 1], // row 1 peaks at annotator 2
+    [[[0.9, 0.9], [0.95, 0.95]], 0], // ties are not identification
+    [[[0.9, null], [null, null]], 1], // a missing diagonal is not counted; missing others are ignored
+    [[], 0],
+  ];
+  for (const [cross, count] of cases) assert.deepEqual(identifiedAnnotators(cross), { count, of: cross.length }, JSON.stringify(cross));
 });

@@ -32,7 +32,7 @@ export interface DemoProfile {
 }
 
 /**
- * Sized for a 2-core CPU: full ≈ 10 minutes, quick ≈ 3 minutes (README has the measured times). Both
+ * Sized for a 2-core CPU: full ≈ 11 minutes, quick ≈ 3 minutes (README has the measured times). Both
  * train on 30 images, as a small real dataset would, and test on every other case.
  */
 export const DEMO_PROFILES: Record<'full' | 'quick', DemoProfile> = {
@@ -103,13 +103,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     if (i < 2) figureRows.push(await figureRow(c.id, c.image, pred, ann, structures));
   }
   const baseline = Object.fromEntries(structures.map((s, i) => [s, nanMean(calibratedAverage[i])]));
-  // "Closest": in the cross table (Table I), row k — the prediction for annotator k scored against every
-  // annotator's annotation, averaged over the test cases — peaks at column k.
-  const identified = Object.fromEntries(structures.map((s) => {
-    const cross = summary.cross[s] as (number | null)[][];
-    const count = cross.filter((row, k) => row[k] !== null && row.every((v, j) => j === k || v === null || v < row[k]!)).length;
-    return [s, { count, of: cross.length }];
-  }));
+  const identified = Object.fromEntries(structures.map((s) => [s, identifiedAnnotators(summary.cross[s] as (number | null)[][])]));
 
   const pair = (r: Record<string, number | null>) => perStructure(structures, (s) => r[s]);
   const cols = Array.from({ length: M }, (_, k) => `A${k + 1} ${perStructure(structures, (s) => summary.per_annotator[s][k])}`);
@@ -127,6 +121,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   writeFileAtomic(path.join(out, 'summary.json'), JSON.stringify(result, null, 2) + '\n');
   writeFileAtomic(path.join(out, 'report.md'), demoReport(result, summary, structures));
   return result;
+}
+
+/**
+ * How many annotators the predictions tell apart: in the cross table (Table I), row k — the prediction
+ * for annotator k scored against every annotator's annotation, averaged over the test cases — peaks at
+ * column k, strictly.
+ */
+export function identifiedAnnotators(cross: (number | null)[][]): { count: number; of: number } {
+  const count = cross.filter((row, k) => row[k] !== null && row.every((v, j) => j === k || v === null || v < row[k]!)).length;
+  return { count, of: cross.length };
 }
 
 async function figureRow(caseId: string, imageFile: string, pred: Awaited<ReturnType<typeof readPredictionCase>>,
