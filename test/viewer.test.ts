@@ -14,7 +14,8 @@ import { ModelInfo } from '../src/export/metadata';
 import { readImage } from '../src/io/image';
 import { buildMethod, methodConfigFor } from '../src/methods/registry';
 import { unitInput } from '../src/predict/engine';
-import { manualSeed } from '../src/torch';
+import { manualSeed, noGrad, randn } from '../src/torch';
+import { AVAP } from '../src/models/avap';
 import { RunConfig } from '../src/train/run';
 import { serveSite } from '../src/viewer/server';
 import { viewerSite, writeSite } from '../src/viewer/site';
@@ -34,6 +35,9 @@ function tinyModel(): { bytes: Uint8Array; info: ModelInfo } {
     structures: ['disc', 'cup'], annotators: ['A1', 'A2', 'A3'], inChannels: 3, encoder: 'resnet18', featureChannels: 8, steps: 1,
   }, { preferenceSteps: 1 });
   const method = buildMethod(model);
+  // An untrained APM predicts the consensus for every annotator; give its controller the random filters
+  // of a trained one, so that annotators' outlines exist and differ.
+  noGrad(() => { for (const p of (method.model as AVAP).apm.controller.parameters()) p.copy_(randn(p.shape).mul(0.5)); });
   const config = {
     version: 1, model, input: { size: S, channels: 3 }, data: { root: '', name: 'test', selection: {}, trainCases: [], valCases: [] },
     optimizer: { lr: 1e-3, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null,
