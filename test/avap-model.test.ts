@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AVAP, AvapConfig } from '../src/models/avap';
 import { DynamicHead } from '../src/models/heads/preference';
+import { VariationHead } from '../src/models/heads/variation';
 import { UnetBackbone } from '../src/models/backbone';
 import { Tensor, cat, manualSeed, noGrad, randn, tidy, saveStateDict, loadStateDict } from '../src/torch';
 import { UserError } from '../src/errors';
@@ -161,4 +162,20 @@ test('--pretrained loads torchvision-named ResNet weights into the encoder (fc i
   assert.throws(() => target.backbone.encoder.loadPretrained(partial), (e: Error) => e instanceof UserError && /missing keys \(1\): layer4\.1\.bn2\.weight/.test(e.message));
   source.dispose();
   target.dispose();
+});
+
+test('the AVM computes in channels-last memory and gives what the branches give on NCHW features', () => {
+  manualSeed(8);
+  const head = new VariationHead(16, 2, 3, 8).eval();
+  noGrad(() => tidy(() => {
+    for (const [, t] of head.namedBuffers()) if (t.dtype === 'float32') t.copy_(randn(t.shape).abs().add(0.5));
+    const features = randn([2, 16, 32, 32]);
+    const nhwc = head.forward(features);
+    head.branches.items.forEach((b, s) => {
+      const nchw = b.forward(features);
+      assert.deepEqual(nhwc[s].shape, [2, 4, 32, 32]);
+      assert.ok(maxAbsDiff(nhwc[s], nchw) < 1e-5, `structure ${s}: max difference ${maxAbsDiff(nhwc[s], nchw)}`);
+    });
+  }));
+  head.dispose();
 });

@@ -187,3 +187,15 @@ test('after many errors nothing leaked and grad mode is intact', () => {
   assert.deepEqual(memory(), base);
   assert.equal(isGradEnabled(), true);
 });
+
+test('contiguous: channels_last keeps the values, and a bad format or rank names the op', () => {
+  tidy(() => {
+    const x = randn([2, 3, 4, 5]);
+    const nhwc = x.contiguous('channels_last');
+    assert.deepEqual(nhwc.shape, [2, 3, 4, 5]);
+    assert.deepEqual(Array.from(nhwc.data() as Float32Array), Array.from(x.data() as Float32Array));
+    assert.deepEqual(Array.from(nhwc.permute([0, 2, 3, 1]).contiguous().data() as Float32Array), Array.from(x.permute([0, 2, 3, 1]).contiguous().data() as Float32Array));
+  });
+  assertOpError('3-d', () => randn([2, 3, 4]).contiguous('channels_last'), /^contiguous: channels_last needs a 4-d tensor, got 3-d/);
+  assertOpError('format', () => randn([1, 1, 2, 2]).contiguous('nhwc' as 'channels_last'), /^contiguous: memory format must be 'contiguous' or 'channels_last', got 'nhwc'/);
+});

@@ -72,7 +72,21 @@ OP(reshape) return wrap(info, tensorArg(info, 0, OPN).reshape(intsArg(info, 1, O
 OP(view) return wrap(info, tensorArg(info, 0, OPN).view(intsArg(info, 1, OPN))); END
 OP(permute) return wrap(info, tensorArg(info, 0, OPN).permute(intsArg(info, 1, OPN))); END
 OP(transpose) return wrap(info, tensorArg(info, 0, OPN).transpose(intArg(info, 1, OPN), intArg(info, 2, OPN))); END
-OP(contiguous) return wrap(info, tensorArg(info, 0, OPN).contiguous()); END
+// contiguous(t, format?): 'contiguous' (row-major, the default) or 'channels_last' (NHWC strides of an
+// NCHW tensor, the layout oneDNN's convolutions run fastest in).
+static at::MemoryFormat memoryFormatArg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  if (isMissing(info, i)) return at::MemoryFormat::Contiguous;
+  const std::string f = stringArg(info, i, op);
+  if (f == "contiguous") return at::MemoryFormat::Contiguous;
+  if (f == "channels_last") return at::MemoryFormat::ChannelsLast;
+  throw std::invalid_argument("memory format must be 'contiguous' or 'channels_last', got '" + f + "'");
+}
+OP(contiguous)
+  at::Tensor& t = tensorArg(info, 0, OPN);
+  const at::MemoryFormat format = memoryFormatArg(info, 1, OPN);
+  if (format == at::MemoryFormat::ChannelsLast && t.dim() != 4) throw std::invalid_argument("channels_last needs a 4-d tensor, got " + std::to_string(t.dim()) + "-d");
+  return wrap(info, t.contiguous(format));
+END
 OP(clone) return wrap(info, tensorArg(info, 0, OPN).clone()); END
 OP(cat) return wrap(info, at::cat(tensorListArg(info, 0, OPN), intArg(info, 1, OPN))); END
 OP(stack) return wrap(info, at::stack(tensorListArg(info, 0, OPN), intArg(info, 1, OPN))); END

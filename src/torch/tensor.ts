@@ -195,8 +195,9 @@ export class Tensor {
   clone(): Tensor {
     return record('clone', [this], {}, new Tensor(native.clone(this.handle)));
   }
-  contiguous(): Tensor {
-    return record('contiguous', [this], {}, new Tensor(native.contiguous(this.handle)));
+  /** format 'channels_last': the same values in NHWC memory (4-d only), which convolutions run faster on. */
+  contiguous(format: 'contiguous' | 'channels_last' = 'contiguous'): Tensor {
+    return record('contiguous', [this], { format }, new Tensor(native.contiguous(this.handle, format)));
   }
 
   // ---- shape

@@ -55,7 +55,12 @@ export class VariationHead extends nn.Module {
 
   /** Agreement-class logits, one [B, M+1, H, W] tensor per structure. */
   forward(features: Tensor): Tensor[] {
-    return this.branches.items.map((b) => b.forward(features));
+    // The branches are stacks of full-resolution 3×3 convolutions, most of AVAP's step-1 arithmetic;
+    // oneDNN runs them much faster in channels-last memory (README, bench:avap). The values are the same.
+    return tidy(() => {
+      const nhwc = features.contiguous('channels_last');
+      return this.branches.items.map((b) => b.forward(nhwc).contiguous());
+    });
   }
 
   /** Per structure, the training pixels' counts of each agreement class 0..M. */
