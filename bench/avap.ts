@@ -49,7 +49,7 @@ function build(method: 'avap' | 'mh-unet', M: number): Method {
   const config = methodConfigFor(method, {
     structures: STRUCTURES, annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`), inChannels: 3,
     encoder: ENCODER, steps: 1,
-  }, method === 'avap' ? { preferenceEpochs: 1 } : {});
+  }, method === 'avap' ? { preferenceSteps: 1 } : {});
   return buildMethod(config);
 }
 
