@@ -38,7 +38,8 @@ test('an annotator counts as identified only when the prediction made for them s
     [[[0.9, 0.8], [0.7, 0.95]], 2],
     [[[0.8, 0.9], [0.7, 0.95]], 1], // row 1 peaks at annotator 2
     [[[0.9, 0.9], [0.95, 0.95]], 0], // ties are not identification
-    [[[0.9, null], [null, null]], 1], // a missing diagonal is not counted; missing others are ignored
+    [[[0.9, null], [null, null]], 0], // a missing diagonal is not counted, nor a row with no other annotation to beat
+    [[[0.9, null, 0.8], [null, null, null], [0.7, null, 0.8]], 2], // missing columns are ignored
     [[], 0],
   ];
   for (const [cross, count] of cases) assert.deepEqual(identifiedAnnotators(cross), { count, of: cross.length }, JSON.stringify(cross));

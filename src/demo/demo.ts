@@ -11,6 +11,7 @@ import { EvaluationSummary } from '../eval/evaluate';
 import { hardDice } from '../metrics/dice';
 import { averageDice, meanVotingDice } from '../metrics/multiAnnotator';
 import { nanMean } from '../metrics/accumulator';
+import { identifiability } from '../metrics/caseMetrics';
 import { evaluateModel } from '../predict/evaluateModel';
 import { train } from '../train/trainer';
 import { perStructure } from '../util/format';
@@ -124,12 +125,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 }
 
 /**
- * How many annotators the predictions tell apart: in the cross table (Table I), row k — the prediction
- * for annotator k scored against every annotator's annotation, averaged over the test cases — peaks at
- * column k, strictly.
+ * How many annotators the predictions tell apart: the evaluation's identifiability rule applied to the
+ * cross table averaged over the test cases (Table I), i.e. row k — the prediction for annotator k scored
+ * against every annotator's annotation — peaks at column k, strictly, over at least one other column.
  */
 export function identifiedAnnotators(cross: (number | null)[][]): { count: number; of: number } {
-  const count = cross.filter((row, k) => row[k] !== null && row.every((v, j) => j === k || v === null || v < row[k]!)).length;
+  const count = identifiability(cross.map((row) => row.map((v) => v ?? NaN))).filter((v) => v === 1).length;
   return { count, of: cross.length };
 }
 

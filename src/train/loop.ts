@@ -78,7 +78,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
     const stage = stages[s];
     const firstStep = state && state.stage === s ? state.step : 0;
     if (firstStep >= stage.steps) {
-      // Killed between this stage's last checkpoint and the next stage's first: continue from its selected weights.
+      // A checkpoint after a stage's last round (written by earlier versions, which checkpointed every round): continue from its selected weights.
       if (stage.steps > 0) loadWeights(method.model, run.modelFile);
       continue;
     }
