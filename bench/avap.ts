@@ -1,171 +1,248 @@
-// npm run bench:avap — the cost of the full AVAP on this machine, and how it grows with the number of
-// annotators M next to a multi-head network's:
-//   • training throughput at 256² (images/s) of step 1 (backbone + AVM) and step 2 (APM alone);
-//   • one-image inference latency (calibrated map + every annotator's map);
-//   • for M = 2, 6, 16, 32: parameters and one-image inference time for all M annotators against one
-//     annotator, for AVAP (one dynamic head, all annotators in one grouped convolution) and MH-UNet
-//     (one segmentation head per annotator).
-// Medians of a few timed repetitions after a warm-up; the defaults keep the run to a few minutes on
-// 2 CPU cores. Flags: --size 256 --batch 8 --train-steps 3 --reps 5 --ms 2,6,16,32 --encoder resnet34.
-// Last line: one JSON object.
+// npm run bench:avap — the whole AVAP (ResNet34 U-Net + AVM + APM), ours (TypeScript on libtorch) against
+// its PyTorch twin (bench/torch_avap.py: same parameter names, same initial weights, checked) on the same
+// CPU, in alternating fresh processes:
+//   • step 1 (backbone + AVM) and step 2 (APM on the frozen rest) training steps, batch 8 at 256², M = 6;
+//   • one-image inference of the calibrated map and every annotator's map, and of one annotator's, for
+//     M = 2, 6, 16, 32;
+//   • `avap predict` on a folder of images (ours only), images/s.
+// The twin runs as the authors' code does (fp32, NCHW, eager: "plain") and in its best configuration
+// ("best": channels-last, bf16 autocast, glibc's mmap threshold raised as our addon does). Ours runs with
+// its defaults: training at --precision auto, predict at fp32; inference is also timed in bf16.
+// Flags: --rounds 2 --steps 3 --warmup 2 --reps 5 --ms 2,6,16,32 --size 256 --batch 8. Last line: JSON.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { AvapMethod } from '../src/methods/avap';
-import { MultiHeadMethod } from '../src/methods/mhUnet';
-import { Method, TrainingBatch } from '../src/methods/method';
+import { TrainingBatch } from '../src/methods/method';
 import { buildMethod, methodConfigFor } from '../src/methods/registry';
-import { F, Generator, Tensor, getNumThreads, manualSeed, nn, noGrad, optim, rand, randn, tidy } from '../src/torch';
+import { predict } from '../src/predict/predict';
+import { writeSynthDataset } from '../src/data/synth';
+import { train } from '../src/train/trainer';
+import {
+  Generator, Precision, getNumThreads, loadStateDict, manualSeed, noGrad, optim, rand, randn, resolvePrecision, tidy,
+} from '../src/torch';
 import { Rng } from '../src/util/random';
+
+const PY = '/usr/bin/python3';
+const TWIN = path.resolve(__dirname, '../../bench/torch_avap.py');
+const STRUCTURES = ['disc', 'cup'];
+const TRAINING_M = 6; // RIGA's six annotators
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
-
-const SIZE = Number(arg('size', '256'));
-const BATCH = Number(arg('batch', '8'));
-const TRAIN_STEPS = Number(arg('train-steps', '3'));
-const REPS = Number(arg('reps', '5'));
-const MS = arg('ms', '2,6,16,32').split(',').map(Number);
-const ENCODER = arg('encoder', 'resnet34');
-const STRUCTURES = ['disc', 'cup'];
-const TRAINING_M = 6; // RIGA's six annotators
+const num = (name: string, fallback: number) => Number(arg(name, String(fallback)));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Median milliseconds of `reps` calls, after one warm-up call unless `warmUp` is false. */
-function time(fn: () => void, reps: number, warmUp = true): number {
-  if (warmUp) fn();
-  return median(Array.from({ length: reps }, () => {
-    const t0 = process.hrtime.bigint();
-    fn();
-    return Number(process.hrtime.bigint() - t0) / 1e6;
-  }));
+function elapsed(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-function build(method: 'avap' | 'mh-unet', M: number): Method {
-  manualSeed(0);
-  const config = methodConfigFor(method, {
-    structures: STRUCTURES, annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`), inChannels: 3,
-    encoder: ENCODER, steps: 1,
-  }, method === 'avap' ? { preferenceSteps: 1 } : {});
-  return buildMethod(config);
+/** first_loss: the loss of the first training step, the same in both engines when the models are. */
+interface WorkerResult { ms: number[]; one_ms?: number[]; first_loss?: number; peak_rss_mb: number; params: number }
+
+function buildAvap(M: number, precision: Precision): AvapMethod {
+  manualSeed(num('seed', 0));
+  const config = methodConfigFor('avap', {
+    structures: STRUCTURES, annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`), inChannels: 3, encoder: 'resnet34', steps: 1,
+  }, { preferenceSteps: 1 });
+  const method = buildMethod(config) as AvapMethod;
+  method.model.setPrecision(precision);
+  return method;
 }
 
-/** A batch of random images and random annotator masks (the cost does not depend on their content). */
-function randomBatch(M: number): TrainingBatch {
-  const gen = new Generator(1);
-  const masks = rand([BATCH, M, STRUCTURES.length, SIZE, SIZE], { generator: gen }).gt(0.5).float();
-  return {
-    size: BATCH, images: randn([BATCH, 3, SIZE, SIZE], { generator: gen }), annotatorMasks: masks,
-    counts: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(BATCH * M).fill(1),
-  };
-}
-
-/** ms per training step of each of AVAP's stages, set up as the trainer does (modes, frozen modules, Adam). */
-function trainingSteps(): Record<string, number> {
-  const method = build('avap', TRAINING_M);
-  const batch = randomBatch(TRAINING_M);
-  const result: Record<string, number> = {};
-  for (const stage of method.stages()) {
+/** One measurement in this process, the mirror image of torch_avap.py's main(). */
+function worker(): void {
+  const task = arg('task', 'step1');
+  const M = num('annotators', TRAINING_M), B = num('batch', 8), S = num('size', 256);
+  const steps = num('steps', 3), warmup = num('warmup', 2);
+  const precision = arg('precision', 'fp32') as Precision;
+  const method = buildAvap(M, precision);
+  const model = method.model;
+  const gen = new Generator(num('seed', 0) + 1);
+  const x = randn([B, 3, S, S], { generator: gen });
+  const result: WorkerResult = { ms: [], peak_rss_mb: 0, params: model.parameterCount() };
+  if (task === 'infer') {
+    model.eval();
+    const x1 = x.narrow(0, 0, 1).contiguous();
+    const all = () => tidy(() => { const p = model.predict(x1); void (p.calibrated.sum().item() + p.annotators.sum().item()); });
+    const one = () => tidy(() => {
+      const out = model.forward(x1, [[0]]);
+      void (model.avm.calibrated(out.variation).sum().item() + out.preference!.sigmoid().sum().item());
+    });
+    noGrad(() => {
+      for (let i = 0; i < warmup; i++) { all(); one(); }
+      result.one_ms = [];
+      for (let i = 0; i < steps; i++) {
+        result.ms.push(elapsed(all));
+        result.one_ms.push(elapsed(one));
+      }
+    });
+  } else {
+    const masks = rand([B, M, STRUCTURES.length, S, S], { generator: gen }).gt(0.5).float();
+    const batch: TrainingBatch = {
+      size: B, images: x, annotatorMasks: masks, counts: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1),
+    };
+    const stage = method.stages()[task === 'step1' ? 0 : 1];
+    // As the trainer sets a stage up: modes, frozen modules, Adam over the trained ones.
     for (const m of stage.frozen) m.eval().requiresGrad_(false);
     for (const m of stage.trained) m.train().requiresGrad_(true);
     const opt = new optim.Adam([...new Set(stage.trained.flatMap((m) => m.parameters()))], { lr: 1e-4, weightDecay: 1e-5 });
     const rng = new Rng(0);
-    result[stage.name] = time(() => tidy(() => {
+    const step = () => tidy(() => {
       opt.zeroGrad();
       const loss = tidy(() => stage.loss(batch, rng));
       loss.backward();
       opt.step();
       return loss.item();
-    }), TRAIN_STEPS);
+    });
+    result.first_loss = step();
+    for (let i = 1; i < warmup; i++) step();
+    for (let i = 0; i < steps; i++) result.ms.push(elapsed(step));
   }
+  result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+  console.log(JSON.stringify(result));
+}
+
+function ensurePythonTorch(): void {
+  if (spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return;
+  console.log('installing python3-torch (Debian) for the PyTorch side of the benchmark…');
+  execFileSync('bash', ['-c', `${process.getuid?.() === 0 ? '' : 'sudo '}apt-get install -y -qq --no-install-recommends python3-torch >/dev/null`], { stdio: 'inherit' });
+}
+
+/** Same seed → the same weights: our initialisation draws from libtorch's generator in PyTorch's order. */
+function checkInitParity(dir: string): { identical: boolean; keys: number } {
+  const file = path.join(dir, 'twin-init.safetensors');
+  execFileSync(PY, [TWIN, '--task', 'names', '--annotators', String(TRAINING_M), '--seed', '0', '--state-dict-out', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const method = buildAvap(TRAINING_M, 'fp32');
+  const theirs = loadStateDict(file).state;
+  const ours = method.model.stateDict();
+  const keys = Object.keys(theirs);
+  const identical = keys.length === Object.keys(ours).length
+    && keys.every((k) => k in ours && tidy(() => ours[k].eq(theirs[k]).logicalNot().sum().item() === 0));
   method.model.dispose();
-  return result;
+  return { identical, keys: keys.length };
 }
 
-/**
- * Median ms of one image through each of two forwards, in eval mode without autograd (the sums force
- * the whole graph to run). The two alternate, so a change in the machine's load hits both alike.
- */
-function inferencePair(model: nn.Module, all: (x: Tensor) => Tensor[], one: (x: Tensor) => Tensor[]): [number, number] {
-  model.eval();
-  const x = randn([1, 3, SIZE, SIZE], { generator: new Generator(2) });
-  const run = (forward: (x: Tensor) => Tensor[]) => () => tidy(() => void forward(x).map((t) => t.sum().item()));
-  return noGrad(() => {
-    const [a, b] = [run(all), run(one)];
-    a();
-    b();
-    const times: [number[], number[]] = [[], []];
-    for (let r = 0; r < REPS; r++) {
-      times[0].push(time(a, 1, false));
-      times[1].push(time(b, 1, false));
-    }
-    return [median(times[0]), median(times[1])];
+function run(cmd: string, args: string[]): WorkerResult {
+  const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  return JSON.parse(out.trim().split('\n').pop()!) as WorkerResult;
+}
+
+type Config = 'ours' | 'ours_bf16' | 'torch' | 'torch_best';
+const TWIN_FLAGS: Record<'torch' | 'torch_best', string[]> = { torch: [], torch_best: ['--channels-last', '--bf16', '--keep-freed-memory'] };
+
+/** `avap predict` on a folder of synthetic fundus images with a freshly initialised run: images/s. */
+async function predictThroughput(dir: string, trainPrecision: Precision): Promise<{ images: number; seconds: number; images_per_s: number }> {
+  const data = path.join(dir, 'data');
+  const images = 16;
+  await writeSynthDataset({ out: data, cases: images, size: 256, seed: 0, train: images });
+  const runDir = path.join(dir, 'run');
+  await train({
+    data, out: runDir, size: 256, steps: 1, batchSize: 2, valFraction: 0, methodOptions: { preferenceSteps: 1 },
+    precision: trainPrecision, onEvent: () => undefined,
   });
+  const t0 = Date.now();
+  const n = await predict({ model: runDir, input: path.join(data, 'images'), out: path.join(dir, 'predictions'), overlay: false });
+  const seconds = (Date.now() - t0) / 1000;
+  return { images: n, seconds: +seconds.toFixed(2), images_per_s: +(n / seconds).toFixed(2) };
 }
 
-interface Row {
-  M: number;
-  avap: { params: number; all_ms: number; one_ms: number };
-  mh_unet: { params: number; all_ms: number; one_ms: number };
-}
-
-function scaling(M: number): Row {
-  const avap = build('avap', M) as AvapMethod;
-  const a = avap.model;
-  const [avapAll, avapOne] = inferencePair(a,
-    (x) => { const p = a.predict(x); return [p.calibrated, p.annotators]; },
-    (x) => { const out = a.forward(x, [[0]]); return [a.avm.calibrated(out.variation), out.preference!]; });
-  const avapParams = a.parameterCount();
-  a.dispose();
-  const mh = build('mh-unet', M) as MultiHeadMethod;
-  const h = mh.model;
-  const [mhAll, mhOne] = inferencePair(h,
-    (x) => { const p = mh.predict(x); return [p.mean, p.annotators]; },
-    (x) => [F.sigmoid(h.heads.at(0).forward(h.backbone.forward(x)))]);
-  const mhParams = h.parameterCount();
-  h.dispose();
-  return { M, avap: { params: avapParams, all_ms: avapAll, one_ms: avapOne }, mh_unet: { params: mhParams, all_ms: mhAll, one_ms: mhOne } };
-}
-
-function main(): void {
+async function main(): Promise<void> {
+  if (process.argv.includes('--worker')) return worker();
+  ensurePythonTorch();
   const started = Date.now();
-  console.log(`AVAP cost on ${getNumThreads()} torch threads: ${ENCODER} U-Net, ${SIZE}², ${STRUCTURES.length} structures; medians of ${TRAIN_STEPS} training steps / ${REPS} inferences after a warm-up`);
-  const steps = trainingSteps();
-  const perSecond = (ms: number) => (BATCH * 1000) / ms;
-  console.log(`training, batch ${BATCH}, M = ${TRAINING_M}: step 1 (backbone + AVM) ${steps.variation.toFixed(0)} ms/step = ${perSecond(steps.variation).toFixed(2)} images/s; `
-    + `step 2 (APM, backbone frozen) ${steps.preference.toFixed(0)} ms/step = ${perSecond(steps.preference).toFixed(2)} images/s`);
+  const threads = getNumThreads();
+  const rounds = num('rounds', 2), reps = num('reps', 5), MS = arg('ms', '2,6,16,32').split(',').map(Number);
+  const common = ['--batch', arg('batch', '8'), '--size', arg('size', '256'), '--seed', '0'];
+  const trainPrecision = resolvePrecision('auto');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-bench-'));
+  const parity = checkInitParity(dir);
+  console.log(`AVAP, ResNet34, ${arg('size', '256')}², ${threads} threads; state dict ${parity.keys} tensors, initial weights identical to the twin's under the same seed: ${parity.identical}`);
+  console.log(`ours trains at --precision auto = ${trainPrecision} on this CPU; the twin runs plain (fp32 NCHW eager) and best (channels-last + bf16 autocast + malloc setting)`);
 
-  const rows = MS.map((M) => {
-    const r = scaling(M);
-    console.log(`M = ${String(M).padStart(2)}: AVAP ${(r.avap.params / 1e6).toFixed(3)} M params, one image ${r.avap.all_ms.toFixed(0)} ms for all ${M} annotators vs ${r.avap.one_ms.toFixed(0)} ms for one `
-      + `(×${(r.avap.all_ms / r.avap.one_ms).toFixed(2)}) | MH-UNet ${(r.mh_unet.params / 1e6).toFixed(3)} M params, ${r.mh_unet.all_ms.toFixed(0)} ms vs ${r.mh_unet.one_ms.toFixed(0)} ms (×${(r.mh_unet.all_ms / r.mh_unet.one_ms).toFixed(2)})`);
-    return r;
-  });
-  const six = rows.find((r) => r.M === TRAINING_M) ?? rows[0];
-  console.log(`one-image inference latency of the full AVAP (calibrated map + all ${six.M} annotators): ${six.avap.all_ms.toFixed(0)} ms`);
-  const first = rows[0];
-  const last = rows[rows.length - 1];
-  const growth = (a: number, b: number) => `${(((b - a) / a) * 100).toFixed(1)}%`;
-  console.log(`from M = ${first.M} to ${last.M}: AVAP parameters +${growth(first.avap.params, last.avap.params)}, all-annotator inference +${growth(first.avap.all_ms, last.avap.all_ms)}; `
-    + `MH-UNet parameters +${growth(first.mh_unet.params, last.mh_unet.params)}, inference +${growth(first.mh_unet.all_ms, last.mh_unet.all_ms)}`);
-  console.log(JSON.stringify({
-    size: SIZE, batch: BATCH, encoder: ENCODER, threads: getNumThreads(),
-    train: {
-      annotators: TRAINING_M,
-      step1_ms: +steps.variation.toFixed(1), step1_images_per_s: +perSecond(steps.variation).toFixed(3),
-      step2_ms: +steps.preference.toFixed(1), step2_images_per_s: +perSecond(steps.preference).toFixed(3),
-    },
-    inference_ms: +six.avap.all_ms.toFixed(1),
-    scaling: rows.map((r) => ({
-      M: r.M,
-      avap: { params: r.avap.params, all_ms: +r.avap.all_ms.toFixed(1), one_ms: +r.avap.one_ms.toFixed(1) },
-      mh_unet: { params: r.mh_unet.params, all_ms: +r.mh_unet.all_ms.toFixed(1), one_ms: +r.mh_unet.one_ms.toFixed(1) },
-    })),
-    seconds: Math.round((Date.now() - started) / 1000),
+  const measure = (config: Config, task: string, extra: string[]): WorkerResult => {
+    if (config === 'torch' || config === 'torch_best') return run(PY, [TWIN, '--task', task, '--threads', String(threads), ...common, ...extra, ...TWIN_FLAGS[config]]);
+    const precision = config === 'ours_bf16' ? 'bf16' : task === 'infer' ? 'fp32' : trainPrecision;
+    return run(process.execPath, [__filename, '--worker', '--task', task, '--precision', precision, ...common, ...extra]);
+  };
+  const results = new Map<string, WorkerResult[]>();
+  const add = (key: string, r: WorkerResult) => results.set(key, [...(results.get(key) ?? []), r]);
+  const canBf16 = trainPrecision === 'bf16' || resolvePrecisionSafe('bf16');
+  const trainConfigs: Config[] = ['torch', 'torch_best', 'ours'];
+  const inferConfigs: Config[] = canBf16 ? ['torch', 'torch_best', 'ours', 'ours_bf16'] : ['torch', 'torch_best', 'ours'];
+  for (let r = 0; r < rounds; r++) {
+    for (const task of ['step1', 'step2']) {
+      const extra = ['--annotators', String(TRAINING_M), '--steps', arg('steps', '3'), '--warmup', arg('warmup', '2')];
+      for (const c of trainConfigs) add(`${task}/${c}`, measure(c, task, extra));
+      const line = trainConfigs.map((c) => `${c} ${median(results.get(`${task}/${c}`)!.at(-1)!.ms).toFixed(0)} ms`).join(', ');
+      console.log(`round ${r + 1}/${rounds} ${task}: ${line}`);
+    }
+    for (const M of MS) {
+      const extra = ['--annotators', String(M), '--steps', String(reps), '--warmup', '2'];
+      for (const c of inferConfigs) add(`infer${M}/${c}`, measure(c, 'infer', extra));
+      const line = inferConfigs.map((c) => {
+        const w = results.get(`infer${M}/${c}`)!.at(-1)!;
+        return `${c} ${median(w.ms).toFixed(0)}/${median(w.one_ms!).toFixed(0)} ms`;
+      }).join(', ');
+      console.log(`round ${r + 1}/${rounds} inference M = ${M} (all/one annotator): ${line}`);
+    }
+  }
+  const ms = (key: string, field: 'ms' | 'one_ms' = 'ms') => median((results.get(key) ?? []).flatMap((w) => w[field] ?? []));
+  const peak = (prefix: (k: string) => boolean) => Math.max(...[...results].filter(([k]) => prefix(k)).flatMap(([, ws]) => ws.map((w) => w.peak_rss_mb)));
+  const ratio = (a: number, b: number) => +(a / b).toFixed(3);
+  const round1 = (x: number) => +x.toFixed(1);
+  const inferM = MS.includes(TRAINING_M) ? TRAINING_M : MS[0];
+  const lastM = MS[MS.length - 1];
+  const predictRun = await predictThroughput(dir, trainPrecision);
+  console.log(`avap predict: ${predictRun.images} images of 256² in ${predictRun.seconds} s = ${predictRun.images_per_s} images/s (fp32, all annotators, no overlays)`);
+  const scaling = MS.map((M) => ({
+    M, ...Object.fromEntries(inferConfigs.map((c) => [c, { all_ms: round1(ms(`infer${M}/${c}`)), one_ms: round1(ms(`infer${M}/${c}`, 'one_ms')) }])),
   }));
+  const s1 = { ours: ms('step1/ours'), torch: ms('step1/torch'), best: ms('step1/torch_best') };
+  const s2 = { ours: ms('step2/ours'), torch: ms('step2/torch'), best: ms('step2/torch_best') };
+  const inf = { ours: ms(`infer${inferM}/ours`), torch: ms(`infer${inferM}/torch`), best: ms(`infer${inferM}/torch_best`), bf16: ms(`infer${inferM}/ours_bf16`) };
+  const result = {
+    size: num('size', 256), batch: num('batch', 8), threads, train_precision: trainPrecision, init_identical_to_torch: parity.identical,
+    step1_ms: { ours: round1(s1.ours), torch: round1(s1.torch), torch_best: round1(s1.best) },
+    step2_ms: { ours: round1(s2.ours), torch: round1(s2.torch), torch_best: round1(s2.best) },
+    infer_ms: { M: inferM, ours: round1(inf.ours), ours_bf16: canBf16 ? round1(inf.bf16) : null, torch: round1(inf.torch), torch_best: round1(inf.best) },
+    step1_ratio: ratio(s1.ours, s1.torch), step2_ratio: ratio(s2.ours, s2.torch), infer_ratio: ratio(inf.ours, inf.torch),
+    step1_ratio_best: ratio(s1.ours, s1.best), step2_ratio_best: ratio(s2.ours, s2.best), infer_ratio_best: ratio(inf.ours, inf.best),
+    infer_ratio_bf16: canBf16 ? ratio(inf.bf16, inf.torch) : null, infer_ratio_bf16_best: canBf16 ? ratio(inf.bf16, inf.best) : null,
+    scaling_m32: ratio(ms(`infer${lastM}/ours`), ms(`infer${lastM}/ours`, 'one_ms')), scaling_m: lastM,
+    ours_peak_rss_mb: Math.round(peak((k) => k.endsWith('/ours'))), torch_peak_rss_mb: Math.round(peak((k) => k.endsWith('/torch'))),
+    torch_best_peak_rss_mb: Math.round(peak((k) => k.endsWith('/torch_best'))),
+    predict: predictRun, scaling, seconds: Math.round((Date.now() - started) / 1000),
+  };
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(JSON.stringify(result));
 }
 
-main();
+function resolvePrecisionSafe(choice: 'bf16'): boolean {
+  try {
+    resolvePrecision(choice);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+void (async () => {
+  try {
+    await main();
+  } catch (err) {
+    console.error(err);
+    process.exit(1);
+  }
+})();
+
+

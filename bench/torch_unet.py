@@ -186,6 +186,16 @@ def save_safetensors(path, tensors, metadata=None):
 # ---------------------------------------------------------------------------------------------
 # Benchmark
 # ---------------------------------------------------------------------------------------------
+def timed(fn, n):
+    """Milliseconds of each of n calls."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000.0)
+    return out
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -242,14 +252,6 @@ def main():
 
     def infer_step():
         return model(x1)
-
-    def timed(fn, n):
-        out = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - t0) * 1000.0)
-        return out
 
     model.train()
     for _ in range(args.warmup):

@@ -179,3 +179,18 @@ test('the AVM computes in channels-last memory and gives what the branches give 
   }));
   head.dispose();
 });
+
+test('predicting a subset of annotators runs the head for them only and gives their rows of the full prediction', () => {
+  manualSeed(3);
+  const model = new AVAP(config(5, ['disc', 'cup'])).eval();
+  tidy(() => {
+    const x = randn([2, 3, 64, 64]);
+    const all = model.predict(x);
+    const some = model.predict(x, undefined, [3, 0]);
+    assert.deepEqual(some.annotators.shape, [2, 2, 2, 64, 64]);
+    assert.ok(maxAbsDiff(some.calibrated, all.calibrated) === 0);
+    assert.ok(maxAbsDiff(some.annotators.select(1, 0), all.annotators.select(1, 3)) < 1e-6);
+    assert.ok(maxAbsDiff(some.annotators.select(1, 1), all.annotators.select(1, 0)) < 1e-6);
+  });
+  model.dispose();
+});

@@ -124,6 +124,7 @@ const CASES: FaultCase[] = [
   { name: 'train: joint weights without the joint strategy', args: (d) => train(d, '--steps', '1', '--joint-weights', '0.2,0.2,0.6'), error: /--joint-weights only applies to --strategy joint/ },
   { name: 'train: --size not a multiple of 32', args: (d) => train(d, '--steps', '1', '--size', '48'), error: /--size must be a multiple of 32/ },
   { name: 'train: --threads 0', args: (d) => train(d, '--steps', '1', '--threads', '0'), error: /--threads must be in 1\.\.1024, got '0'/ },
+  { name: 'train: an unknown --precision', args: (d) => train(d, '--steps', '1', '--precision', 'fp16'), error: /--precision must be one of auto, fp32, bf16, got 'fp16'/ },
   { name: 'train: an unknown flag', args: (d) => train(d, '--bogus'), error: /unknown option '--bogus'/, code: 2, subprocess: true },
   // train: bad files, found before or during the start; nothing may stay behind
   {
@@ -156,6 +157,7 @@ const CASES: FaultCase[] = [
   { name: 'resume: another --encoder', args: () => resume('--encoder', 'resnet34'), error: /--resume: --encoder resnet34 \(the run's: --encoder resnet18\)/ },
   { name: 'resume: another --lr', args: () => resume('--lr', '0.01'), error: /--resume: --lr 0\.01 \(the run's: --lr 0\.001\)/ },
   { name: 'resume: another --method', args: () => resume('--method', 'mv-unet'), error: /--resume: --method mv-unet \(the run's: --method avap\)/ },
+  { name: 'resume: another --precision', args: () => resume('--precision', 'bf16'), error: /--resume: --precision bf16 \(the run's: --precision auto\)/ },
   { name: 'resume: several other flags at once', args: () => resume('--seed', '4', '--no-augment'), error: /--seed 4 \(the run's: --seed 3\), --no-augment \(the run's: --augment\)/ },
   { name: 'resume: another dataset with the same M', args: () => ['train', '--data', data2, '--out', run, '--resume'], error: /--data: .*data-other-images is not the data .*run was trained on: it holds another image for case 'case000'/ },
   { name: 'resume: a dataset with another M', args: () => ['train', '--data', data4, '--out', run, '--resume'], error: /--data: .*has annotators A1, A2, A3, A4 \(M = 4\), but run .* was trained with A1, A2, A3 \(M = 3\)/, subprocess: true },
@@ -191,6 +193,8 @@ const CASES: FaultCase[] = [
   { name: "predict: into another model's predictions", args: (d) => (copy(preds, out(d)), predict(d, copyRun(d))), error: /--out: .*out holds predictions of another model \(model .*shared\/run, annotators 1,2,3\)/ },
   { name: 'predict: the same model for other annotators over earlier predictions', args: (d) => (copy(preds, out(d)), predict(d, run, '--annotators', '1')), error: /holds predictions of the same model for other annotators/ },
   { name: 'predict: into a non-empty folder that holds no predictions', args: (d) => (fs.mkdirSync(out(d)), fs.writeFileSync(path.join(out(d), 'notes.txt'), 'mine'), predict(d, run)), error: /--out: .*out is not empty and holds no predictions\.json/ },
+  { name: 'predict: an unknown --precision', args: (d) => predict(d, run, '--precision', 'half'), error: /--precision must be one of auto, fp32, bf16, got 'half'/ },
+  { name: 'predict: bf16 on onnxruntime', args: (d) => predict(d, run, '--engine', 'onnx', '--precision', 'bf16'), error: /--precision bf16 applies to --engine torch; onnxruntime runs the exported float32 model/ },
   { name: 'predict: weights holding NaN', args: (d) => predict(d, copyRun(d, nanWeights)), error: /run\/model\.safetensors: the model holds non-finite weights \(1 NaN or infinite value in '.*conv1\.weight'\)/, subprocess: true },
   {
     name: 'predict: weights damaged in place (same length)',

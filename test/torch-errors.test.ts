@@ -83,7 +83,7 @@ cases('wrong dtypes name the op and the dtype', [
   ['nllLoss with a float target', () => F.nllLoss(ones([2, 3]), zeros([2])), /^nllLoss: target must hold int64 class indices, got float32$/],
   ['oneHot on float', () => F.oneHot(zeros([2]), 3), /^oneHot: input must be int64, got float32$/],
   ['oneHot index too large', () => F.oneHot(longs([0, 5]), 3), /^oneHot: /],
-  ['conv2d on int64', () => F.conv2d(arange(0, 16).reshape([1, 1, 4, 4]), ones([1, 1, 3, 3])), /^conv2d: input must be float32 or float64, got int64$/],
+  ['conv2d on int64', () => F.conv2d(arange(0, 16).reshape([1, 1, 4, 4]), ones([1, 1, 3, 3])), /^conv2d: input must be float32, float64 or bfloat16, got int64$/],
   ['conv2d with mixed dtypes', () => F.conv2d(ones([1, 1, 4, 4]), ones([1, 1, 3, 3], { dtype: 'float64' })), /^conv2d: /],
   ['matmul of int64 and float32', () => arange(0, 4).reshape([2, 2]).matmul(ones([2, 2])), /^matmul: /],
   ['mean of int64', () => arange(0, 4).mean(), /^mean: .*Long/],
@@ -150,11 +150,11 @@ cases('bad arguments are rejected at the boundary with the op and argument named
 ]);
 
 cases('unknown dtypes and devices name the op', [
-  ['zeros', () => zeros([2], { dtype: 'float16' as DType }), /^zeros: unknown dtype 'float16' \(float32, float64, int64, int32, uint8, bool\)$/],
+  ['zeros', () => zeros([2], { dtype: 'float16' as DType }), /^zeros: unknown dtype 'float16' \(float32, float64, int64, int32, uint8, bool, bfloat16\)$/],
   ['ones', () => ones([2], { dtype: 'half' as DType }), /^ones: unknown dtype 'half'/],
-  ['randn', () => randn([2], { dtype: 'bfloat16' as DType }), /^randn: unknown dtype 'bfloat16'/],
+  ['randn', () => randn([2], { dtype: 'float8' as DType }), /^randn: unknown dtype 'float8'/],
   ['arange', () => arange(0, 3, 1, { dtype: 'complex64' as DType }), /^arange: unknown dtype 'complex64'/],
-  ['tensor', () => tensor([1, 2], [2], 'float16' as DType), /^tensor: unknown dtype "float16" \(float32, float64, int64, int32, uint8, bool\)$/],
+  ['tensor', () => tensor([1, 2], [2], 'float16' as DType), /^tensor: unknown dtype "float16" \(float32, float64, int64, int32, uint8, bool, bfloat16\)$/],
   ['to', () => ones([2]).to('float16' as DType), /^to: unknown dtype or device "float16"/],
   ['to an unknown device', () => ones([2]).to('tpu'), /^to: unknown dtype or device "tpu"/],
   ['zeros on an unknown device', () => zeros([2], { device: 'gpu' }), /^zeros: /],

@@ -1,6 +1,8 @@
 // Tensor creation, shape, elementwise and reduction ops: one exported function each.
 #include "tensor_handle.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 
 namespace avap {
@@ -86,6 +88,12 @@ OP(contiguous)
   const at::MemoryFormat format = memoryFormatArg(info, 1, OPN);
   if (format == at::MemoryFormat::ChannelsLast && t.dim() != 4) throw std::invalid_argument("channels_last needs a 4-d tensor, got " + std::to_string(t.dim()) + "-d");
   return wrap(info, t.contiguous(format));
+END
+// 'channels_last' for NHWC strides that are not also row-major ones (a [N, C, 1, 1] tensor is both).
+OP(memoryFormat)
+  at::Tensor& t = tensorArg(info, 0, OPN);
+  const bool nhwc = t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
+  return Napi::String::New(info.Env(), nhwc ? "channels_last" : t.is_contiguous() ? "contiguous" : "strided");
 END
 OP(clone) return wrap(info, tensorArg(info, 0, OPN).clone()); END
 OP(cat) return wrap(info, at::cat(tensorListArg(info, 0, OPN), intArg(info, 1, OPN))); END
@@ -208,6 +216,27 @@ OP(isGradEnabled) return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled
 OP(cudaAvailable) return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); END
 OP(cudaDeviceCount) return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); END
 OP(torchVersion) return Napi::String::New(info.Env(), TORCH_VERSION); END
+// CPU autocast, as torch.autocast('cpu', dtype): ops on autocast's lower-precision list (convolutions,
+// matrix products) run in `dtype`, those on its float32 list (losses) in float32, parameters stay float32.
+// autocastEnter(dtype) returns the state it replaces, [enabled, dtype], for autocastExit(enabled, dtype);
+// leaving the outermost region drops the weights cast inside it, as PyTorch's context manager does.
+OP(autocastEnter)
+  const at::ScalarType dtype = parseDType(stringArg(info, 0, OPN), OPN);
+  if (dtype != at::kBFloat16) throw std::invalid_argument("CPU autocast supports only bfloat16, got " + dtypeName(dtype));
+  Napi::Array previous = Napi::Array::New(info.Env(), 2);
+  previous.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
+  previous.Set(1u, Napi::String::New(info.Env(), dtypeName(at::autocast::get_autocast_cpu_dtype())));
+  at::autocast::set_autocast_cpu_dtype(dtype);
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::increment_nesting();
+  return previous;
+END
+OP(autocastExit)
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(boolArg(info, 0, OPN));
+  at::autocast::set_autocast_cpu_dtype(parseDType(stringArg(info, 1, OPN), OPN));
+  return info.Env().Undefined();
+END
 OP(setDeterministic) at::globalContext().setDeterministicAlgorithms(boolArg(info, 0, OPN), true); return info.Env().Undefined(); END
 
 // ---------------------------------------------------------------- generators
@@ -241,7 +270,7 @@ Napi::Value liveNativeBytes(const Napi::CallbackInfo& info);
 void registerTensorOps(Napi::Env env, Napi::Object e) {
 #define REG(name) e.Set(#name, Napi::Function::New(env, name, #name))
   REG(zeros); REG(ones); REG(full); REG(arange); REG(randn); REG(rand); REG(randint); REG(randperm); REG(fromData);
-  REG(reshape); REG(view); REG(permute); REG(transpose); REG(contiguous); REG(clone); REG(cat); REG(stack); REG(narrow);
+  REG(reshape); REG(view); REG(permute); REG(transpose); REG(contiguous); REG(memoryFormat); REG(clone); REG(cat); REG(stack); REG(narrow);
   REG(slice); REG(select); REG(indexSelect); REG(gather); REG(squeeze); REG(unsqueeze); REG(expand); REG(flatten); REG(flip);
   REG(repeat); REG(toDType); REG(toDevice); REG(detach);
   REG(add); REG(sub); REG(mul); REG(div); REG(pow); REG(eq); REG(ne); REG(lt); REG(le); REG(gt); REG(ge); REG(maximum);
@@ -251,7 +280,7 @@ void registerTensorOps(Napi::Env env, Napi::Object e) {
   REG(sum); REG(mean); REG(amax); REG(amin); REG(logsumexp); REG(var); REG(maxDim); REG(argmax);
   REG(copy_); REG(fill_); REG(uniform_); REG(normal_);
   REG(manualSeed); REG(setNumThreads); REG(getNumThreads); REG(setGradEnabled); REG(isGradEnabled); REG(cudaAvailable);
-  REG(cudaDeviceCount); REG(torchVersion); REG(setDeterministic); REG(newGenerator); REG(seedGenerator);
+  REG(cudaDeviceCount); REG(torchVersion); REG(autocastEnter); REG(autocastExit); REG(setDeterministic); REG(newGenerator); REG(seedGenerator);
   e.Set("liveTensors", Napi::Function::New(env, liveHandleCount, "liveTensors"));
   e.Set("nativeBytes", Napi::Function::New(env, liveNativeBytes, "nativeBytes"));
 #undef REG

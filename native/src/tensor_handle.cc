@@ -129,6 +129,7 @@ Napi::Value TensorHandle::Data(const Napi::CallbackInfo& info) {
   return guard(info, "data", [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     at::Tensor t = self(info, "data").detach().to(at::kCPU).contiguous();
+    if (t.scalar_type() == at::kBFloat16) t = t.to(at::kFloat);  // JS has no bfloat16 array
     const size_t n = static_cast<size_t>(t.numel());
     const size_t bytes = n * t.element_size();
     Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
@@ -266,7 +267,8 @@ at::ScalarType parseDType(const std::string& name, const char* op) {
   if (name == "int32") return at::kInt;
   if (name == "uint8") return at::kByte;
   if (name == "bool") return at::kBool;
-  throw std::invalid_argument(std::string("unknown dtype '") + name + "' (float32, float64, int64, int32, uint8, bool)");
+  if (name == "bfloat16") return at::kBFloat16;
+  throw std::invalid_argument(std::string("unknown dtype '") + name + "' (float32, float64, int64, int32, uint8, bool, bfloat16)");
 }
 
 std::string dtypeName(at::ScalarType t) {
@@ -277,6 +279,7 @@ std::string dtypeName(at::ScalarType t) {
     case at::kInt: return "int32";
     case at::kByte: return "uint8";
     case at::kBool: return "bool";
+    case at::kBFloat16: return "bfloat16";
     default: return c10::toString(t);
   }
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { ENGINES } from '../predict/engine';
+import { PRECISION_CHOICES } from '../torch/precision';
 import { predict } from '../predict/predict';
 import { plural } from '../util/format';
 import { parseAnnotatorList, parseChoice, setThreadsFlag } from '../util/flags';
@@ -15,11 +16,13 @@ export function registerPredictCommand(program: Command): void {
     .option('--annotators <list>', "'all' or 1-based annotator numbers, e.g. 1,3", 'all')
     .option('--no-overlay', 'skip the overlay pictures')
     .option('--engine <name>', "what runs the model: 'torch' (libtorch) or 'onnx' (onnxruntime-node, on an exported .onnx file or on the run exported in memory)", 'torch')
+    .option('--precision <kind>', "the torch engine's convolutions: 'fp32' (the exported ONNX model's numbers), 'bf16', or 'auto' (bf16 on CPUs with AVX512-BF16 or AMX)", 'fp32')
     .option('--threads <n>', 'torch threads (default: all cores)')
-    .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean; engine: string; threads?: string }) => {
+    .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean; engine: string; precision: string; threads?: string }) => {
       await setThreadsFlag(o.threads);
       const engine = parseChoice('--engine', o.engine, ENGINES);
-      const n = await predict({ model: o.model, input: o.input, out: o.out, annotators: parseAnnotatorList(o.annotators), overlay: o.overlay, engine });
+      const precision = parseChoice('--precision', o.precision, PRECISION_CHOICES);
+      const n = await predict({ model: o.model, input: o.input, out: o.out, annotators: parseAnnotatorList(o.annotators), overlay: o.overlay, engine, precision });
       process.stdout.write(`wrote predictions for ${plural(n, 'image')} to ${o.out}\n`);
     });
 }

@@ -3,13 +3,14 @@ import { UserError } from '../errors';
 import { MethodOption, OptionValue, parseOptionText } from '../methods/descriptor';
 import { methodDescriptors, methodUsages, resolveMethod } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
+import { PRECISION_CHOICES } from '../torch/precision';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
 import { collectList, parseChoice, parseFloatFlag, parseIntFlag, setThreadsFlag } from '../util/flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
   weightDecay: string; schedule: string; steps: string; encoder: string; pretrained?: string; seed: string;
-  valFraction: string; normalization: string; augment: boolean; resume: boolean; threads?: string;
+  valFraction: string; normalization: string; augment: boolean; precision: string; resume: boolean; threads?: string;
   [methodOption: string]: unknown;
 }
 
@@ -43,6 +44,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--val-fraction <x>', "fraction of the training cases held out for validation, or 'auto': 10% when that makes at least 20 cases (enough to choose weights by), else none and the final weights are kept", String(d.valFraction))
     .option('--normalization <kind>', "'per-pixel' (paper), 'per-channel' or 'imagenet'", d.normalization)
     .option('--no-augment', 'disable flips, rotations, scaling and colour jitter')
+    .option('--precision <kind>', "convolutions in 'fp32' or 'bf16' (weights, batch norm, losses and the optimiser stay fp32); 'auto': bf16 on CPUs with AVX512-BF16 or AMX, else fp32", d.precision)
     .option('--resume', 'continue the run in --out from its last completed round of steps', false)
     .option('--threads <n>', 'torch threads (default: all cores)');
   // Every method's own options; the one --method names may be given, the others are an error.
@@ -73,7 +75,7 @@ export function registerTrainCommand(program: Command): void {
       pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
       valFraction: f.valFraction === 'auto' ? 'auto' : parseFloatFlag('--val-fraction', f.valFraction, 0, 0.99),
       normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
-      augment: f.augment, resume: f.resume, methodOptions, explicit: givenSettings(command),
+      augment: f.augment, precision: parseChoice('--precision', f.precision, PRECISION_CHOICES), resume: f.resume, methodOptions, explicit: givenSettings(command),
     });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   });

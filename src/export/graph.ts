@@ -6,7 +6,7 @@ import { DType, TypedData } from '../torch';
 import { TraceValue } from '../torch/trace';
 
 /** ONNX TensorProto.DataType codes of the dtypes the tensor layer has. */
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
+export const ONNX_DTYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11, bfloat16: 16 };
 
 export type Attribute = { i: number } | { ints: number[] } | { f: number } | { s: string };
 export const int = (i: number): Attribute => ({ i });
@@ -136,7 +136,8 @@ function valueInfo(name: string, v: { shape: number[]; dtype: DType }): onnx.IVa
 
 function typedArrayOf(dtype: DType, values: number[]): TypedData {
   switch (dtype) {
-    case 'float32': return Float32Array.from(values);
+    case 'float32':
+    case 'bfloat16': return Float32Array.from(values);
     case 'float64': return Float64Array.from(values);
     case 'int32': return Int32Array.from(values);
     case 'int64': return BigInt64Array.from(values, (v) => BigInt(Math.trunc(v)));

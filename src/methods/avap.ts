@@ -140,6 +140,12 @@ export class AvapMethod implements Method {
     return { mean: calibrated, annotators };
   }
 
+  /** The dynamic head runs only for these annotators (one grouped convolution over them). */
+  predictAnnotators(images: Tensor, annotators: number[]): Prediction {
+    const { calibrated, annotators: maps } = this.model.predict(images, undefined, annotators);
+    return { mean: calibrated, annotators: maps };
+  }
+
   /** Both calibration rules from one pass, so validation shows which one the data favours. */
   predictForValidation(images: Tensor): ValidationPrediction {
     const p = this.model.predictBothCalibrations(images);

@@ -85,6 +85,11 @@ export interface Method {
   stages(): Stage[];
   /** Probabilities for a batch of images, in eval mode without autograd. */
   predict(images: Tensor): Prediction;
+  /**
+   * Optional: the prediction with `annotators` (0-based) only, computing nothing for the others; its
+   * `annotators` maps are [B, A, K, H, W] in that order. Without it a subset is cut from predict()'s.
+   */
+  predictAnnotators?(images: Tensor, annotators: number[]): Prediction;
   /** Optional: the prediction and alternative calibrated maps from one pass, for validation. */
   predictForValidation?(images: Tensor): ValidationPrediction;
   /** Optional: called once before a new run's first step with statistics of its training targets. */

@@ -56,12 +56,13 @@ export class AVAP extends nn.Module {
   }
 
   /**
-   * Inference: the calibrated map [B, K, H, W] and every annotator's probability map [B, M, K, H, W]
-   * from one backbone pass (eval mode, no autograd).
+   * Inference: the calibrated map [B, K, H, W] and the probability maps [B, A, K, H, W] of `annotators`
+   * (0-based; default every one) from one backbone pass (eval mode, no autograd).
    */
-  predict(x: Tensor, calibration: Calibration = this.config.avm.calibration): { calibrated: Tensor; annotators: Tensor } {
+  predict(x: Tensor, calibration: Calibration = this.config.avm.calibration, annotators?: number[]): { calibrated: Tensor; annotators: Tensor } {
     return noGrad(() => tidy(() => {
-      const out = this.forward(x, this.allAnnotators(x.shape[0]));
+      const wanted = annotators ?? Array.from({ length: this.annotatorCount }, (_, k) => k);
+      const out = this.forward(x, Array.from({ length: x.shape[0] }, () => wanted));
       return { calibrated: this.avm.calibrated(out.variation, calibration), annotators: F.sigmoid(out.preference!) };
     }));
   }

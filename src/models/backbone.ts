@@ -1,6 +1,6 @@
 // The encoder–decoder backbone F_B of the paper (Eq. 1): image → feature maps F_img at the input size.
 import { UserError } from '../errors';
-import { Tensor, nn } from '../torch';
+import { Tensor, inPrecision, nn } from '../torch';
 import { Encoder } from './encoders/encoder';
 import { createEncoder } from './encoders/registry';
 import { UnetDecoder } from './decoders/unet';
@@ -35,8 +35,13 @@ export class UnetBackbone extends nn.Module {
     }
   }
 
+  /**
+   * F_img [B, featureChannels, H, W], float32 in channels-last memory: oneDNN runs every convolution on
+   * NHWC data without reordering it (a ResNet34 U-Net step measured 0.9× NCHW's time in float32, and
+   * bfloat16 needs it to pay off: README, "Speed"). The values are NCHW's up to float rounding.
+   */
   forward(x: Tensor): Tensor {
     this.checkInput(x);
-    return this.decoder.forward(this.encoder.forward(x));
+    return inPrecision(this.precision, () => this.decoder.forward(this.encoder.forward(x.contiguous('channels_last'))));
   }
 }

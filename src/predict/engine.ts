@@ -47,8 +47,11 @@ export interface PredictionEngine {
   dispose(): Promise<void>;
 }
 
-/** The run's TypeScript model on libtorch; the caller keeps ownership of (and disposes) the model. */
-export function torchEngine(loaded: LoadedRun): PredictionEngine {
+/**
+ * The run's TypeScript model on libtorch; the caller keeps ownership of (and disposes) the model.
+ * `wanted` (1-based): the annotators whose maps will be read; a method that can computes only theirs.
+ */
+export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEngine {
   const { config, method, normalization } = loaded;
   const { size: S, channels: C } = config.input;
   const K = config.model.structures.length;
@@ -63,13 +66,17 @@ export function torchEngine(loaded: LoadedRun): PredictionEngine {
     loadImage: (file) => loadImageForModel(file, S, normalization, C),
     async predict(images, count) {
       method.model.eval();
+      const subset = wanted && wanted.length < M && method.predictAnnotators ? wanted : null;
       const { mean, annotators } = tidy(() => {
-        const p = method.predict(tensor(images, [count, C, S, S]));
+        const x = tensor(images, [count, C, S, S]);
+        const p = subset ? method.predictAnnotators!(x, subset.map((k) => k - 1)) : method.predict(x);
         return { mean: p.mean.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
       });
+      const A = subset ? subset.length : M;
+      const row = (k: number) => (subset ? subset.indexOf(k) : k - 1);
       return {
         mean: (i, s) => mean.subarray((i * K + s) * plane, (i * K + s + 1) * plane),
-        annotator: (i, k, s) => annotators.subarray(((i * M + k - 1) * K + s) * plane, ((i * M + k - 1) * K + s + 1) * plane),
+        annotator: (i, k, s) => annotators.subarray(((i * A + row(k)) * K + s) * plane, ((i * A + row(k)) * K + s + 1) * plane),
       };
     },
     dispose: async () => undefined,

@@ -6,6 +6,7 @@ import { Method } from '../methods/method';
 import { buildMethod } from '../methods/registry';
 import { RunConfig, RunDir } from '../train/run';
 import { loadWeights } from '../train/checkpoint';
+import { Precision } from '../torch/precision';
 import { checkFiniteWeights } from './finiteWeights';
 
 export interface LoadedRun {
@@ -15,8 +16,11 @@ export interface LoadedRun {
   normalization: Normalization;
 }
 
-/** config.json → the method's model with model.safetensors loaded, in eval mode. The caller disposes method.model. */
-export function loadRun(dir: string): LoadedRun {
+/**
+ * config.json → the method's model with model.safetensors loaded, in eval mode, computing in `precision`.
+ * The caller disposes method.model.
+ */
+export function loadRun(dir: string, precision: Precision = 'fp32'): LoadedRun {
   const run = new RunDir(dir);
   if (!fs.existsSync(dir)) throw new UserError(`--model: ${dir}: folder not found`);
   const config = run.readConfig();
@@ -30,6 +34,6 @@ export function loadRun(dir: string): LoadedRun {
     method.model.dispose();
     throw err;
   }
-  method.model.eval();
+  method.model.eval().setPrecision(precision);
   return { run, config, method, normalization };
 }

@@ -9,6 +9,7 @@ import { readImage } from '../io/image';
 import { isSafePathComponent, resolvesInside } from '../io/paths';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
+import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from './load';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
@@ -60,7 +61,7 @@ function checkCaseId(input: PredictInput): PredictInput {
  * `source`: a loaded run (predicted on libtorch) or any prediction engine (src/predict/engine.ts).
  */
 export async function predictToFolder(source: LoadedRun | PredictionEngine, inputs: PredictInput[], outDir: string, opts: PredictOptions = {}): Promise<number> {
-  const engine = 'method' in source ? torchEngine(source) : source;
+  const engine = 'method' in source ? torchEngine(source, opts.annotators) : source;
   const { size: S, channels: C, structures } = engine;
   const wanted = opts.annotators ?? engine.annotators;
   for (const k of wanted) if (!engine.annotators.includes(k)) throw new UserError(`--annotators: ${k} is not an annotator of this model (${describeAnnotators(engine.annotators)})`);
@@ -99,6 +100,8 @@ export interface PredictRequest extends PredictOptions {
   model: string;
   /** What runs the model: 'torch' (libtorch, default) or 'onnx' (onnxruntime-node; a run folder is exported in memory). */
   engine?: EngineName;
+  /** The torch engine's convolutions: 'fp32' (default: the exported ONNX model's numbers), 'bf16' or 'auto'. */
+  precision?: PrecisionChoice;
   /** An image, or a folder of images (a native dataset folder: its images/). */
   input: string;
   out: string;
@@ -110,6 +113,7 @@ export async function predict(request: PredictRequest): Promise<number> {
   const inputs = listInputs(request.input);
   // A failure (a full disk) removes what this call added; the manifest marks the rest unfinished.
   if (request.engine === 'onnx') {
+    if (request.precision === 'bf16') throw new UserError('--precision bf16 applies to --engine torch; onnxruntime runs the exported float32 model');
     const onnx = await openOnnxModel(request.model);
     try {
       return await withOutputRollback(request.out, () => predictToFolder(onnx, inputs, request.out, request));
@@ -117,7 +121,7 @@ export async function predict(request: PredictRequest): Promise<number> {
       await onnx.dispose();
     }
   }
-  const loaded = loadRun(request.model);
+  const loaded = loadRun(request.model, resolvePrecision(request.precision ?? 'fp32'));
   try {
     return await withOutputRollback(request.out, () => predictToFolder(loaded, inputs, request.out, request));
   } finally {

@@ -1,7 +1,7 @@
 // torch.nn.functional: the layer ops, validated at the boundary (op and argument named in every error).
 import { native } from './native';
-import { Tensor } from './tensor';
-import { record } from './trace';
+import { Tensor, tidy } from './tensor';
+import { isTracing, record } from './trace';
 import { assertFloat, assertRank, assertTensor, pair, positiveInt } from './validate';
 
 const NCHW = '[N, C, H, W]';
@@ -45,8 +45,35 @@ export function convTranspose2d(input: Tensor, weight: Tensor, bias: Tensor | nu
   const padding = pair('convTranspose2d', 'padding', opts.padding ?? 0);
   const outputPadding = pair('convTranspose2d', 'outputPadding', opts.outputPadding ?? 0);
   const dilation = pair('convTranspose2d', 'dilation', opts.dilation ?? 1, 1);
+  const [, , kh, kw] = weight.shape;
+  const tiles = kh === stride[0] && kw === stride[1] && groups === 1 && padding.every((p) => p === 0)
+    && outputPadding.every((p) => p === 0) && dilation.every((d) => d === 1);
+  if (tiles && !isTracing()) return stridedTiles(input, weight, bias);
   return record('convTranspose2d', [input, weight, bias], { stride, padding, outputPadding, dilation, groups },
     new Tensor(native.convTranspose2d(input.handle, weight.handle, bias?.handle ?? null, stride, padding, outputPadding, groups, dilation)));
+}
+
+/**
+ * A transposed convolution whose kernel equals its stride (a U-Net's 2×2, stride-2 up-convolution) writes
+ * each input pixel's kH×kW output tile independently: it is a 1×1 convolution to out·kH·kW channels,
+ * then a pixel shuffle. libtorch's transposed convolution ran 4–5× slower, fwd+bwd, than this on the
+ * decoder's shapes, and CPU autocast cannot lower it to bfloat16 (README, "Speed"). Same values up to
+ * float rounding; the output keeps the input's memory format.
+ */
+function stridedTiles(input: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  return tidy(() => {
+    const [inChannels, out, kh, kw] = weight.shape;
+    const [N, , H, W] = input.shape;
+    const w = weight.permute([1, 2, 3, 0]).reshape([out * kh * kw, inChannels, 1, 1]);
+    const b = bias === null ? null : bias.view([out, 1]).expand([out, kh * kw]).reshape([out * kh * kw]);
+    const y = new Tensor(native.conv2d(input.handle, w.handle, b?.handle ?? null, [1, 1], [0, 0], [1, 1], 1));
+    if (y.memoryFormat === 'channels_last') {
+      // NHWC memory: [N, H, W, out, kh, kw] → [N, H, kh, W, kw, out], a channels-last result.
+      return y.permute([0, 2, 3, 1]).reshape([N, H, W, out, kh, kw]).permute([0, 1, 4, 2, 5, 3])
+        .reshape([N, H * kh, W * kw, out]).permute([0, 3, 1, 2]);
+    }
+    return y.view([N, out, kh, kw, H, W]).permute([0, 1, 4, 2, 5, 3]).reshape([N, out, H * kh, W * kw]);
+  });
 }
 
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {

@@ -5,3 +5,4 @@ export * as F from './functional';
 export * as nn from './nn';
 export * as optim from './optim';
 export { saveStateDict, loadStateDict } from './serialization';
+export * from './precision';

@@ -16,7 +16,7 @@ export function toSafeTensor(t: Tensor): SafeTensor {
 }
 
 export function fromSafeTensor(name: string, s: SafeTensor, source: string): Tensor {
-  const dtype = FROM_SAFE[s.dtype];
+  const dtype = FROM_SAFE[s.dtype] as Exclude<DType, 'bfloat16'> | undefined;
   if (!dtype) throw new UserError(`${source}: tensor '${name}' has dtype ${s.dtype}, which avap cannot load (F32, F64, I64, I32, U8, BOOL)`);
   const bytes = s.data.byteOffset % 8 === 0 ? s.data : s.data.slice();
   const view = {

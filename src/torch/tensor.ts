@@ -1,8 +1,9 @@
 import { native } from './native';
 import { record } from './trace';
 
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool'];
+/** bfloat16 appears only inside autocast regions (mixed precision); data() reads it as float32. */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool' | 'bfloat16';
+export const DTYPES: readonly DType[] = ['float32', 'float64', 'int64', 'int32', 'uint8', 'bool', 'bfloat16'];
 export function isDType(value: unknown): value is DType {
   return (DTYPES as readonly unknown[]).includes(value);
 }
@@ -83,6 +84,21 @@ export function noGrad<T>(fn: () => T): T {
 
 export function isGradEnabled(): boolean {
   return native.isGradEnabled();
+}
+
+// ---------------------------------------------------------------- mixed precision
+/**
+ * Runs `fn` under CPU autocast (torch.autocast('cpu', dtype=torch.bfloat16)): convolutions and matrix
+ * products compute in bfloat16 from float32 weights cast once per region; losses stay float32. Outputs
+ * come back in bfloat16, so a caller casts them with float() before any loss or softmax.
+ */
+export function autocast<T>(dtype: 'bfloat16', fn: () => T): T {
+  const [enabled, previous]: [boolean, DType] = native.autocastEnter(dtype);
+  try {
+    return fn();
+  } finally {
+    native.autocastExit(enabled, previous);
+  }
 }
 
 // ---------------------------------------------------------------- the tensor
@@ -198,6 +214,10 @@ export class Tensor {
   /** format 'channels_last': the same values in NHWC memory (4-d only), which convolutions run faster on. */
   contiguous(format: 'contiguous' | 'channels_last' = 'contiguous'): Tensor {
     return record('contiguous', [this], { format }, new Tensor(native.contiguous(this.handle, format)));
+  }
+  /** 'channels_last' for NHWC strides, 'contiguous' for row-major ones, 'strided' for any other view. */
+  get memoryFormat(): 'contiguous' | 'channels_last' | 'strided' {
+    return native.memoryFormat(this.handle);
   }
 
   // ---- shape

@@ -104,6 +104,11 @@ export class Trace {
 
 let active: Trace | null = null;
 
+/** Whether a trace is recording (an exported graph computes in float32, whatever the model's precision). */
+export function isTracing(): boolean {
+  return active !== null;
+}
+
 /**
  * Reports one op to the active trace (if any) and returns its output unchanged, so that an op's body
  * reads `return record('add', [this, other], {}, new Tensor(...))`. `output` is undefined for reads.

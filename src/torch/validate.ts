@@ -15,7 +15,7 @@ export function assertRank(op: string, arg: string, value: unknown, rank: number
 }
 
 export function assertFloat(op: string, arg: string, value: Tensor): void {
-  if (value.dtype !== 'float32' && value.dtype !== 'float64') throw new Error(`${op}: ${arg} must be float32 or float64, got ${value.dtype}`);
+  if (value.dtype !== 'float32' && value.dtype !== 'float64' && value.dtype !== 'bfloat16') throw new Error(`${op}: ${arg} must be float32, float64 or bfloat16, got ${value.dtype}`);
 }
 
 /** Normalises PyTorch's `int | [int, int]` arguments, rejecting negatives and non-integers. */

@@ -19,6 +19,7 @@ const SETTING_FLAGS = {
   method: '--method', encoder: '--encoder', size: '--size', seed: '--seed', split: '--split', subsets: '--subset',
   batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay', schedule: '--schedule', steps: '--steps',
   pretrained: '--pretrained', valFraction: '--val-fraction', normalization: '--normalization', augment: '--augment',
+  precision: '--precision',
 } as const;
 /** A run's settings by the flag that sets each: { '--seed': 0, '--steps': 2000, '--preference-steps': 1000, … }. */
 export type RunSettings = Record<string, unknown>;

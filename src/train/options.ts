@@ -1,6 +1,7 @@
 // What `train` takes and returns. Method hyperparameters are not here: each method declares its own
 // (its descriptor's options) and they travel in `methodOptions`.
 import { NormalizationKind } from '../data/normalization';
+import type { PrecisionChoice } from '../torch/precision';
 import type { TrainEvent } from './events';
 import type { ValidationScores } from './validate';
 
@@ -26,6 +27,8 @@ export interface TrainSettings {
   valFraction: number | 'auto';
   normalization: NormalizationKind;
   augment: boolean;
+  /** The convolutions' precision: 'auto' (bf16 on CPUs with bf16 arithmetic, else fp32), 'fp32' or 'bf16'. */
+  precision: PrecisionChoice;
   /** Continue the run in `out` from its last completed round. */
   resume: boolean;
   /** With resume: the flags given now (e.g. ['--seed']); only these are compared with the run's. Default: every setting. */
@@ -53,7 +56,7 @@ export interface TrainOptions extends Partial<TrainSettings> {
 export const TRAIN_DEFAULTS = {
   method: 'avap', size: 256, batchSize: 8, lr: 1e-3, weightDecay: 1e-5, schedule: 'poly' as const,
   steps: 2000, encoder: 'resnet34', featureChannels: 32, seed: 0, valFraction: 'auto' as const,
-  normalization: 'per-pixel' as const, augment: true, resume: false,
+  normalization: 'per-pixel' as const, augment: true, precision: 'auto' as const, resume: false,
 } satisfies Omit<TrainSettings, 'split' | 'subsets' | 'pretrained' | 'methodOptions'>;
 
 export interface TrainSummary {

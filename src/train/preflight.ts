@@ -7,6 +7,7 @@ import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import type { Dataset } from '../data/dataset';
 import type { Stage } from '../methods/method';
+import { resolvePrecision } from '../torch/precision';
 import { loadSafetensors } from '../torch/safetensors';
 import type { RunRequest } from './setup';
 
@@ -15,6 +16,7 @@ export function checkNewRun(opts: RunRequest, ds: Dataset): void {
   void ds;
   checkOutputFolder('--out', opts.out);
   if (!(Number.isInteger(opts.steps) && opts.steps >= 1)) throw new UserError(`--steps must be a positive integer (the optimiser steps of the main stage), got ${opts.steps}`);
+  resolvePrecision(opts.precision);
   if (opts.pretrained) {
     if (!fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
     // Reads and validates the whole file (complete, well-formed, checksum when it has one).

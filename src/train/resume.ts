@@ -32,7 +32,8 @@ export function checkResume(run: RunDir, config: RunConfig, ds: Dataset, opts: R
 
   const stored = fingerprint.settings;
   const requested = settingsOf(opts, ds.annotators.length);
-  const compared = opts.explicit ?? Object.keys(stored).concat(Object.keys(requested));
+  // A setting newer than the run's fingerprint is compared only when its flag is given: the run keeps its own.
+  const compared = opts.explicit ?? Object.keys(stored);
   const differing = [...new Set(compared)].filter((k) => k in stored || k in requested).filter((k) => JSON.stringify(stored[k] ?? null) !== JSON.stringify(requested[k] ?? null));
   if (differing.length > 0) {
     const what = differing.map((k) => `${k in requested ? asFlag(k, requested[k]) : `no ${asFlag(k, stored[k]).split(' ')[0]}`} (the run's: ${k in stored ? asFlag(k, stored[k]) : 'none'})`);

@@ -14,6 +14,7 @@ import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
+import { PRECISION_CHOICES } from '../torch/precision';
 
 /**
  * config.json's version: 2 counts training budgets in optimiser steps. Version 1 runs (budgets in
@@ -40,6 +41,8 @@ export const runConfigSchema = z.object({
   seed: z.number().int(),
   augment: z.boolean(),
   pretrained: z.string().nullable(),
+  /** --precision as given ('auto' is resolved on the machine that trains); runs written before it trained in fp32. */
+  precision: z.enum(PRECISION_CHOICES).optional(),
 });
 export type RunConfig = Omit<z.infer<typeof runConfigSchema>, 'model'> & { model: MethodConfig };
 

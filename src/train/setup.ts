@@ -78,7 +78,7 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
     input: { size: o.size, channels: ds.channels },
     data: { root: path.resolve(o.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id) },
     optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize: o.batchSize, schedule: o.schedule },
-    seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null,
+    seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null, precision: o.precision,
   };
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
   emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });

@@ -7,7 +7,7 @@ import { DataLoader } from '../data/pipeline';
 import { trainingStatistics } from '../data/statistics';
 import { buildMethod } from '../methods/registry';
 import { Stage } from '../methods/method';
-import { manualSeed } from '../torch';
+import { describePrecision, manualSeed, resolvePrecision } from '../torch';
 import { loadCheckpointWeights } from './checkpoint';
 import { consoleReporter } from './events';
 import { trainStages } from './loop';
@@ -40,6 +40,9 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   // Same seed → same initial weights; the checkpoint then overrides them when resuming.
   manualSeed(config.seed);
   const method = buildMethod(config.model);
+  const precision = resolvePrecision(config.precision ?? 'fp32');
+  method.model.setPrecision(precision);
+  emit({ type: 'note', text: describePrecision(config.precision ?? 'fp32', precision) });
   if (config.pretrained && !state) {
     if (!method.encoder) throw new UserError(`--pretrained: method '${method.name}' has no encoder to load weights into`);
     method.encoder.loadPretrained(config.pretrained);

@@ -1,7 +1,7 @@
 // The Annotator Preference Modeling (APM) head, section III-D: a controller generates the filters of three
 // dynamic convolutions from [GAP(F) ‖ one-hot annotator code] (Eq. 4–5), so one small head mimics each
 // annotator (Eq. 6). Following DoDNet, whose head the paper adopts, F is first reduced to 8 channels.
-import { F, Tensor, cat, nn, noGrad, tensor, tidy } from '../../torch';
+import { F, Tensor, cat, inPrecision, nn, noGrad, tensor, tidy } from '../../torch';
 
 /** What the controller sees (Table IV's ablation): both, only the annotator code, or only the features. */
 export type Conditioning = 'both' | 'code' | 'features';
@@ -57,7 +57,7 @@ export class DynamicHead extends nn.Module {
    * its input; layers 2–3: groups = B·A), so predicting all M annotators costs one backbone pass plus this head.
    */
   forward(features: Tensor, annotators: number[][]): Tensor {
-    return tidy(() => {
+    return tidy(() => inPrecision(this.precision, () => {
       const [B, C, H, W] = features.shape;
       const A = annotators[0]?.length ?? 0;
       if (annotators.length !== B || A === 0 || annotators.some((a) => a.length !== A)) {
@@ -76,19 +76,21 @@ export class DynamicHead extends nn.Module {
       if (this.conditioning !== 'features') {
         parts.push(oneHotCodes(annotators.flat(), this.opts.annotators, features.device).view([N, this.opts.annotators, 1, 1]));
       }
-      const params = this.controller.forward(parts.length === 1 ? parts[0] : cat(parts, 1)).view([N, this.generatedParameters]);
+      const params = this.controller.forward(parts.length === 1 ? parts[0] : cat(parts, 1)).reshape([N, this.generatedParameters]);
       const [w1, b1, w2, b2, w3, b3] = split(params, this.paramSizes);
 
-      const reduced = this.reduce.forward(features); // [B, h, H, W]
+      // The dynamic layers run in NCHW: there libtorch's grouped convolutions of 8 channels per group and
+      // the per-group batch norms were faster than in channels-last at M = 32 (bench:avap).
+      const reduced = this.reduce.forward(features).contiguous(); // [B, h, H, W]
       // Layer 1: all A annotators of an image read the same input, so one group per image (groups = B,
       // A·h filters each) computes it without copying the features A times: 17% of the head at M = 32.
       let x = F.conv2d(reduced.reshape([1, B * h, H, W]), w1.reshape([N * h, h, 3, 3]), b1.reshape([N * h]), { padding: 1, groups: B });
-      x = this.bn1.forward(F.relu(x).view([N, h, H, W])).view([1, N * h, H, W]);
+      x = this.bn1.forward(F.relu_(x).view([N, h, H, W])).view([1, N * h, H, W]);
       x = F.conv2d(x, w2.reshape([N * h, h, 3, 3]), b2.reshape([N * h]), { padding: 1, groups: N });
-      x = this.bn2.forward(F.relu(x).view([N, h, H, W])).view([1, N * h, H, W]);
+      x = this.bn2.forward(F.relu_(x).view([N, h, H, W])).view([1, N * h, H, W]);
       x = F.conv2d(x, w3.reshape([N * K, h, 1, 1]), b3.reshape([N * K]), { groups: N });
-      return x.view([B, A, K, H, W]);
-    });
+      return x.reshape([B, A, K, H, W]);
+    }));
   }
 }
 

@@ -1,13 +1,13 @@
 // The Annotator Variation Modeling (AVM) head, section III-C: per structure, a branch that classifies
 // every pixel into how many of the M annotators mark it (0..M), Eq. 2–3.
-import { F, Tensor, arange, cat, nn, noGrad, tensor, tidy } from '../../torch';
+import { F, Tensor, arange, cat, inPrecision, nn, noGrad, tensor, tidy } from '../../torch';
 
 /** How the M+1 class probabilities become one calibrated probability map in [0, 1]. */
 export type Calibration = 'expectation' | 'argmax';
 
-/** conv 3×3 → ReLU → BN, the unit the paper repeats twice per block. */
+/** conv 3×3 → ReLU → BN, the unit the paper repeats twice per block (the ReLU overwrites the conv's output). */
 function convReluBn(inChannels: number, outChannels: number): nn.Layer[] {
-  return [new nn.Conv2d(inChannels, outChannels, 3, { padding: 1 }), new nn.ReLU(), new nn.BatchNorm2d(outChannels)];
+  return [new nn.Conv2d(inChannels, outChannels, 3, { padding: 1 }), new nn.ReLU({ inplace: true }), new nn.BatchNorm2d(outChannels)];
 }
 
 /** Frequencies below this are raised to it, so a class never seen in training keeps a finite logit. */
@@ -56,10 +56,10 @@ export class VariationHead extends nn.Module {
   /** Agreement-class logits, one [B, M+1, H, W] tensor per structure. */
   forward(features: Tensor): Tensor[] {
     // The branches are stacks of full-resolution 3×3 convolutions, most of AVAP's step-1 arithmetic;
-    // oneDNN runs them much faster in channels-last memory (README, bench:avap). The values are the same.
+    // oneDNN runs them much faster in channels-last memory (README, "Speed"). The values are the same.
     return tidy(() => {
       const nhwc = features.contiguous('channels_last');
-      return this.branches.items.map((b) => b.forward(nhwc).contiguous());
+      return this.branches.items.map((b) => inPrecision(this.precision, () => b.forward(nhwc)).contiguous());
     });
   }
 

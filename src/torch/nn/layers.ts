@@ -131,9 +131,14 @@ export class GroupNorm extends Module {
   }
 }
 
+/** nn.ReLU; `inplace` overwrites its input, as PyTorch's nn.ReLU(inplace=True) (safe after a convolution or batch norm, whose backward does not read their output). */
 export class ReLU extends Module {
+  constructor(readonly opts: { inplace?: boolean } = {}) {
+    super();
+  }
+
   forward(x: Tensor): Tensor {
-    return F.relu(x);
+    return this.opts.inplace ? F.relu_(x) : F.relu(x);
   }
 }
 

@@ -1,4 +1,5 @@
 import { UserError } from '../../errors';
+import type { Precision } from '../precision';
 import { Tensor, keep, noGrad, tidy } from '../tensor';
 
 export type StateDict = Record<string, Tensor>;
@@ -11,6 +12,8 @@ export type StateDict = Record<string, Tensor>;
  */
 export class Module {
   training = true;
+  /** The precision this module's convolutions compute in, for modules that honour it (see setPrecision). */
+  precision: Precision = 'fp32';
   private readonly params = new Map<string, Tensor | null>();
   private readonly buffers = new Map<string, Tensor | null>();
   private readonly children = new Map<string, Module>();
@@ -83,6 +86,15 @@ export class Module {
 
   eval(): this {
     return this.train(false);
+  }
+
+  /**
+   * Sets the precision here and in every descendant, as train() sets the mode. A backbone or a head runs
+   * its convolutions in it and returns float32; parameters stay float32 whatever it is.
+   */
+  setPrecision(precision: Precision): this {
+    for (const [, m] of this.namedModules()) m.precision = precision;
+    return this;
   }
 
   /** Freezes (false) or unfreezes (true) every parameter of this module. */
