@@ -20,7 +20,7 @@ import { predict } from '../src/predict/predict';
 import { writeSynthDataset } from '../src/data/synth';
 import { train } from '../src/train/trainer';
 import {
-  Generator, Precision, getNumThreads, loadStateDict, manualSeed, noGrad, optim, rand, randn, resolvePrecision, tidy,
+  Generator, Precision, getNumThreads, hasBf16Arithmetic, loadStateDict, manualSeed, noGrad, optim, rand, randn, resolvePrecision, tidy,
 } from '../src/torch';
 import { Rng } from '../src/util/random';
 
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
   };
   const results = new Map<string, WorkerResult[]>();
   const add = (key: string, r: WorkerResult) => results.set(key, [...(results.get(key) ?? []), r]);
-  const canBf16 = trainPrecision === 'bf16' || resolvePrecisionSafe('bf16');
+  const canBf16 = hasBf16Arithmetic();
   const trainConfigs: Config[] = ['torch', 'torch_best', 'ours'];
   const inferConfigs: Config[] = canBf16 ? ['torch', 'torch_best', 'ours', 'ours_bf16'] : ['torch', 'torch_best', 'ours'];
   for (let r = 0; r < rounds; r++) {
@@ -225,15 +225,6 @@ async function main(): Promise<void> {
   };
   fs.rmSync(dir, { recursive: true, force: true });
   console.log(JSON.stringify(result));
-}
-
-function resolvePrecisionSafe(choice: 'bf16'): boolean {
-  try {
-    resolvePrecision(choice);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 void (async () => {

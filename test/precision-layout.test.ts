@@ -7,7 +7,7 @@ import { UserError } from '../src/errors';
 import { AVAP } from '../src/models/avap';
 import { UnetBackbone } from '../src/models/backbone';
 import {
-  F, Tensor, autocast, cpuBf16Support, describePrecision, inPrecision, manualSeed, noGrad, randn, resolvePrecision, setNumThreads, tensor, tidy,
+  F, Tensor, autocast, cpuBf16Support, describePrecision, hasBf16Arithmetic, inPrecision, manualSeed, noGrad, randn, resolvePrecision, setNumThreads, tensor, tidy,
 } from '../src/torch';
 import { native } from '../src/torch/native';
 import { traceOps } from '../src/torch/trace';
@@ -18,8 +18,7 @@ const t = (name: string, fn: () => void, opts: { skip?: string | false } = {}): 
   test(name, { skip: opts.skip }, () => tidy(fn));
 };
 const maxDiff = (a: Tensor, b: Tensor) => tidy(() => a.float().sub(b.float()).abs().flatten().amax([0]).item());
-const bf16Here = cpuBf16Support().avx512bf16 || cpuBf16Support().amx;
-const NO_BF16 = bf16Here ? false : 'this CPU has neither AVX512-BF16 nor AMX: bf16 cannot be checked here';
+const NO_BF16 = hasBf16Arithmetic() ? false : 'this CPU has neither AVX512-BF16 nor AMX: bf16 cannot be checked here';
 
 // ---------------------------------------------------------------- the precision rule
 const cpuinfo = (flags: string) => `processor\t: 0\nflags\t\t: fpu sse2 avx2 ${flags}\n\nprocessor\t: 1\n`;

@@ -136,12 +136,11 @@ export class AvapMethod implements Method {
   }
 
   predict(images: Tensor): Prediction {
-    const { calibrated, annotators } = this.model.predict(images);
-    return { mean: calibrated, annotators };
+    return this.predictAnnotators(images);
   }
 
-  /** The dynamic head runs only for these annotators (one grouped convolution over them). */
-  predictAnnotators(images: Tensor, annotators: number[]): Prediction {
+  /** The dynamic head runs only for these annotators (default every one), in one grouped convolution. */
+  predictAnnotators(images: Tensor, annotators?: number[]): Prediction {
     const { calibrated, annotators: maps } = this.model.predict(images, undefined, annotators);
     return { mean: calibrated, annotators: maps };
   }

@@ -61,8 +61,7 @@ export class AVAP extends nn.Module {
    */
   predict(x: Tensor, calibration: Calibration = this.config.avm.calibration, annotators?: number[]): { calibrated: Tensor; annotators: Tensor } {
     return noGrad(() => tidy(() => {
-      const wanted = annotators ?? Array.from({ length: this.annotatorCount }, (_, k) => k);
-      const out = this.forward(x, Array.from({ length: x.shape[0] }, () => wanted));
+      const out = this.forward(x, this.annotatorsPerImage(x.shape[0], annotators));
       return { calibrated: this.avm.calibrated(out.variation, calibration), annotators: F.sigmoid(out.preference!) };
     }));
   }
@@ -70,7 +69,7 @@ export class AVAP extends nn.Module {
   /** One pass, both calibration rules: for choosing the rule on validation data. */
   predictBothCalibrations(x: Tensor): { expectation: Tensor; argmax: Tensor; annotators: Tensor } {
     return noGrad(() => tidy(() => {
-      const out = this.forward(x, this.allAnnotators(x.shape[0]));
+      const out = this.forward(x, this.annotatorsPerImage(x.shape[0]));
       return {
         expectation: this.avm.calibrated(out.variation, 'expectation'),
         argmax: this.avm.calibrated(out.variation, 'argmax'),
@@ -79,8 +78,9 @@ export class AVAP extends nn.Module {
     }));
   }
 
-  private allAnnotators(batch: number): number[][] {
-    return Array.from({ length: batch }, () => Array.from({ length: this.annotatorCount }, (_, k) => k));
+  /** The same annotators (0-based; default every one) for each of `batch` images. */
+  private annotatorsPerImage(batch: number, annotators = Array.from({ length: this.annotatorCount }, (_, k) => k)): number[][] {
+    return Array.from({ length: batch }, () => annotators);
   }
 }
 

@@ -15,6 +15,11 @@ export function cpuBf16Support(cpuinfo = readCpuinfo()): { avx512bf16: boolean; 
   return { avx512bf16: flags.has('avx512_bf16'), amx: flags.has('amx_bf16') && flags.has('amx_tile') };
 }
 
+/** Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower. */
+export function hasBf16Arithmetic(support = cpuBf16Support()): boolean {
+  return support.avx512bf16 || support.amx;
+}
+
 function readCpuinfo(): string {
   try {
     return fs.readFileSync('/proc/cpuinfo', 'utf8');
@@ -29,7 +34,7 @@ function readCpuinfo(): string {
  * bf16 would be emulated and slower. On a GPU avap runs float32.
  */
 export function resolvePrecision(choice: PrecisionChoice, device = 'cpu', support = cpuBf16Support()): Precision {
-  const native = support.avx512bf16 || support.amx;
+  const native = hasBf16Arithmetic(support);
   if (choice === 'auto') return native && device === 'cpu' ? 'bf16' : 'fp32';
   if (choice === 'bf16' && device !== 'cpu') throw new UserError(`--precision bf16 runs on the CPU only (the device is ${device}); use fp32 or auto`);
   if (choice === 'bf16' && !native) throw new UserError('--precision bf16 needs a CPU with AVX512-BF16 or AMX, and this one has neither; use fp32 or auto');

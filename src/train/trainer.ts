@@ -40,9 +40,11 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   // Same seed → same initial weights; the checkpoint then overrides them when resuming.
   manualSeed(config.seed);
   const method = buildMethod(config.model);
-  const precision = resolvePrecision(config.precision ?? 'fp32');
+  // Runs written before --precision trained in fp32.
+  const precisionChoice = config.precision ?? 'fp32';
+  const precision = resolvePrecision(precisionChoice);
   method.model.setPrecision(precision);
-  emit({ type: 'note', text: describePrecision(config.precision ?? 'fp32', precision) });
+  emit({ type: 'note', text: describePrecision(precisionChoice, precision) });
   if (config.pretrained && !state) {
     if (!method.encoder) throw new UserError(`--pretrained: method '${method.name}' has no encoder to load weights into`);
     method.encoder.loadPretrained(config.pretrained);
