@@ -106,6 +106,17 @@ def expected_agreement(logits, M):
     return (F.softmax(logits, 1) * counts).sum(1) / M
 
 
+class PreferenceGate(nn.Module):
+    """The gate's buffers (src/models/heads/preferenceGate.ts); at identity it leaves the APM's output as it is."""
+
+    def __init__(self, annotators, structures, candidates=6):
+        super().__init__()
+        self.register_buffer("common", torch.ones(annotators, structures))
+        self.register_buffer("own", torch.ones(annotators, structures))
+        self.register_buffer("held_out_dice", torch.zeros(candidates, annotators, structures))
+        self.register_buffer("held_out_cases", torch.zeros(annotators, structures))
+
+
 class AVAP(nn.Module):
     def __init__(self, annotators, structures=2, features=32):
         super().__init__()
@@ -113,6 +124,7 @@ class AVAP(nn.Module):
         self.backbone = Backbone()
         self.avm = VariationHead(features, structures, annotators)
         self.apm = DynamicHead(features, annotators, structures)
+        self.gate = PreferenceGate(annotators, structures)
 
     def forward(self, x, annotators=None):
         f = self.backbone(x)

@@ -39,7 +39,7 @@ test.before(() => {
 test('train, predict and evaluate from the command line', () => {
   const run = path.join(root, 'run');
   const summary = JSON.parse(ok(avap('train', ...TRAIN, '--out', run, '--steps', '1', '--preference-steps', '1', '--val-fraction', '0.25')).trim().split('\n').pop()!);
-  assert.deepEqual(summary.stages.map((s: { name: string }) => s.name), ['variation', 'preference']);
+  assert.deepEqual(summary.stages.map((s: { name: string }) => s.name), ['variation', 'preference-fold1', 'preference-fold2', 'preference']);
   for (const f of ['config.json', 'normalization.json', 'model.safetensors', 'log.jsonl', 'summary.json', 'checkpoint/state.json']) {
     assert.ok(fs.existsSync(path.join(run, f)), `${f} written`);
   }
@@ -47,7 +47,7 @@ test('train, predict and evaluate from the command line', () => {
   assert.deepEqual(config.model.annotators, ['A1', 'A2', 'A3']);
   assert.ok(config.data.valCases.length >= 1 && !config.data.valCases.some((id: string) => config.data.trainCases.includes(id)), 'validation cases are held out');
   const log = fs.readFileSync(path.join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(log.map((e) => e.event), ['start', 'round', 'round', 'done']);
+  assert.deepEqual(log.map((e) => e.event), ['start', 'round', 'round', 'round', 'round', 'stageEnd', 'done']);
 
   const pred = path.join(root, 'pred');
   ok(avap('predict', '--model', run, '--input', data, '--out', pred, '--annotators', '1,3'));
@@ -106,11 +106,11 @@ test('a run killed with SIGKILL resumes from its last completed round and ends w
   const before = JSON.parse(fs.readFileSync(state, 'utf8'));
   const again = avap('train', ...TRAIN, '--out', killed, '--resume');
   ok(again);
-  assert.match(again.stderr, new RegExp(`resuming .*stage ${before.stage + 1}/2 \\(\\w+\\), ${before.step}/2 steps done`));
+  assert.match(again.stderr, new RegExp(`resuming .*stage ${before.stage + 1}/4 \\([\\w-]+\\), ${before.step}/2 steps done`));
   const log = fs.readFileSync(path.join(killed, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   // Rounds after the last checkpoint may be logged twice (run, killed, run again); none is skipped.
   const rounds = log.filter((e) => e.event === 'round').map((e) => `${e.stage}${e.step}`);
-  assert.deepEqual([...new Set(rounds)], ['variation1', 'variation2', 'preference1', 'preference2']);
+  assert.deepEqual([...new Set(rounds)], ['variation1', 'variation2', ...['preference-fold1', 'preference-fold2', 'preference'].flatMap((s) => [`${s}1`, `${s}2`])]);
   const reference = weights(path.join(root, 'both'));
   const resumed = weights(killed);
   for (const k of Object.keys(reference)) assert.ok(sameBytes(reference[k], resumed[k]), `${k} differs from the uninterrupted run`);

@@ -59,7 +59,8 @@ test('a run that was started but not finished resumes from its checkpoint', asyn
 });
 
 test('an experiment folder refuses other settings, and unknown methods are named', async () => {
-  await assert.rejects(runExperiment({ ...options(['mv-unet'], []), steps: 3 }), (e: Error) => e instanceof UserError && /other settings \(steps, preferenceSteps\)/.test(e.message));
+  // Budgets and seeds may be added (test/experiment-sweep.test.ts); the settings every run shares may not change.
+  await assert.rejects(runExperiment({ ...options(['mv-unet'], []), size: 64, encoder: 'resnet34' }), (e: Error) => e instanceof UserError && /other settings \(size, encoder\)/.test(e.message));
   await assert.rejects(runExperiment({ ...options(['u-net'], []) }), (e: Error) => e instanceof UserError && /--methods: unknown method 'u-net'/.test(e.message));
   await assert.rejects(runExperiment({ ...options(['single:7'], []) }), (e: Error) => e instanceof UserError && /annotator 7 does not exist/.test(e.message));
 });
@@ -84,7 +85,7 @@ test("the ablations are the paper's Tables III–V, joint weights as in Table V"
   ]);
   assert.deepEqual(runs.filter((r) => r.table === 'V').map((r) => r.overrides.methodOptions!.jointWeights), [[1 / 3, 1 / 3, 1 / 3].map((w) => Math.round(w * 1e6) / 1e6), [0.2, 0.2, 0.6], [0.4, 0.4, 0.2]]);
   assert.ok(runs.filter((r) => r.table === 'V').every((r) => r.overrides.steps === 15 && r.stageSteps.length === 1 && r.stageSteps[0] === 15), 'joint training gets the two-step budget');
-  assert.ok(runs.filter((r) => r.table === 'IV').every((r) => r.stageSteps.join() === '10,5'), 'the conditioning variants train both steps');
+  assert.ok(runs.filter((r) => r.table === 'IV').every((r) => r.stageSteps.join() === '10,5,5,5'), 'the conditioning variants train both steps');
   assert.equal(runs.find((r) => r.id === 'avap@joint-apm-heavy')!.label, 'Weight (0.2, 0.2, 0.6)');
   assert.ok(planAblations(context, true).some((r) => r.table === 'III' && r.overrides.pretrained === undefined && 'pretrained' in r.overrides));
   assert.deepEqual(planMethods(['avap', 'single', 'mv-unet'], context).map((r) => r.label), ['M1', 'M2', 'MV-UNet', 'AVAP']);

@@ -8,6 +8,7 @@ import { Normalization, Normalizer } from '../src/data/normalization';
 import { UserError } from '../src/errors';
 import { exportMethod, outputName } from '../src/export/export';
 import { modelInfoFromBytes } from '../src/export/metadata';
+import { AvapMethod } from '../src/methods/avap';
 import { Method } from '../src/methods/method';
 import { buildMethod, methodConfigFor } from '../src/methods/registry';
 import { EngineOutput, onnxEngine, torchEngine } from '../src/predict/engine';
@@ -218,6 +219,30 @@ test('export leaves no tensors behind', () => {
     const live = memory().tensors;
     exportMethod(method, { config, normalization: { kind: 'imagenet' } });
     assert.equal(memory().tensors, live);
+  } finally {
+    method.model.dispose();
+  }
+});
+
+test('a gated AVAP (some annotators at the consensus, some at the common departure) exports to the same maps', async () => {
+  const { method, config } = randomMethod('avap');
+  const normalization = perPixelNormalization(8);
+  const r = prng(9);
+  try {
+    const { model } = method as AvapMethod;
+    noGrad(() => tidy(() => {
+      // Departures that differ between annotators, so the gate's choice shows in the maps.
+      for (const [key, t] of model.apm.namedParameters()) if (key.startsWith('controller')) t.copy_(tensor(Float32Array.from({ length: t.numel() }, () => 0.6 * (r() - 0.5)), t.shape));
+      model.gate.common.copy_(tensor(Float32Array.from([0, 0, 1, 1, 1, 1]), [3, 2]));
+      model.gate.own.copy_(tensor(Float32Array.from([0, 0, 0, 0.5, 1, 1]), [3, 2]));
+    }));
+    const { bytes } = exportMethod(method, { config, normalization });
+    const worst = await maxDifference(method, config, normalization, bytes);
+    assert.ok(worst <= 1e-4, `max abs difference ${worst}`);
+    const { torch } = await predictBoth(method, config, normalization, bytes);
+    let spread = 0;
+    for (let i = 0; i < S * S; i++) spread = Math.max(spread, Math.abs(torch.annotator(0, 1, 1)[i] - torch.annotator(0, 3, 1)[i]));
+    assert.ok(spread > 1e-3, 'A1 (consensus) and A3 (own departure) differ');
   } finally {
     method.model.dispose();
   }

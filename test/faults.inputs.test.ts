@@ -302,7 +302,8 @@ test('a resume with the same flags says which settings come from the run, and th
   ok(r, 'resume');
   assert.match(r.stderr, /resuming with the run's settings: --method avap --encoder resnet18 --size 32 --seed 3 .*--steps 1/);
   const events = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).event);
-  assert.deepEqual(events, ['start', 'round', 'round', 'resume', 'done']);
+  // Step 1, two cross-fitting folds of step 2, the final step 2 (the preference gate's choice), then the resume.
+  assert.deepEqual(events, ['start', 'round', 'round', 'round', 'round', 'stageEnd', 'resume', 'done']);
 });
 
 test('predict rewrites its own predictions; evaluate --model replaces another model\'s in OUT/predictions', async () => {

@@ -109,11 +109,13 @@ test(`kill -9 ${KILLS} times during training and checkpoint writing: every resum
 
     const log = fs.readFileSync(path.join(killed, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const rounds = log.filter((e) => e.event === 'round').map((e) => `${e.stage}${e.step}`);
-    const expected = [...Array.from({ length: VARIATION_STEPS }, (_, i) => `variation${i + 1}`), ...Array.from({ length: PREFERENCE_STEPS }, (_, i) => `preference${i + 1}`)];
+    // Step 2 is cross-fitted over two folds before the final training (AVAP's preference gate).
+    const stepsOf = (stage: string, steps: number) => Array.from({ length: steps }, (_, i) => `${stage}${i + 1}`);
+    const expected = [...stepsOf('variation', VARIATION_STEPS), ...['preference-fold1', 'preference-fold2', 'preference'].flatMap((s) => stepsOf(s, PREFERENCE_STEPS))];
     assert.deepEqual(rounds, expected, 'every round logged once, in order');
     // Every kill comes after the restart logged its resumption (no kill targets the log's own rewrite).
     assert.equal(log.filter((e) => e.event === 'resume').length, resumedStarts, "one 'resume' event per restart");
-    assert.deepEqual(log.filter((e) => e.event !== 'round' && e.event !== 'resume').map((e) => e.event), ['start', 'done']);
+    assert.deepEqual(log.filter((e) => e.event !== 'round' && e.event !== 'resume').map((e) => e.event), ['start', 'stageEnd', 'done']);
   } finally {
     disk?.unmount();
   }

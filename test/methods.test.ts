@@ -44,7 +44,7 @@ for (const name of ALL_METHODS) {
       ...TRAIN_DEFAULTS, data, out: run, method: name, size: 32, batchSize: 4, lr: 1e-3, encoder: 'resnet18',
       steps: 2, methodOptions: methodOptions(name), resume: false, progress: false, print: () => undefined,
     });
-    assert.deepEqual(summary.stages.map((s) => s.steps), name === 'avap' ? [2, 1] : [2]);
+    assert.deepEqual(summary.stages.map((s) => s.steps), name === 'avap' ? [2, 1, 1, 1] : [2]);
     const ds = await openDataset(data);
     const cases = selectCases(ds, { split: 'test' });
     const evalDir = path.join(tmp, `eval-${name.replace(':', '-')}`);
@@ -80,7 +80,7 @@ test("AVAP's config: the paper's heads, and step 2 gets half of step 1's steps u
     method: 'avap', structures: STRUCTURES, annotators: ['A1', 'A2'],
     backbone: { encoder: 'resnet34', inChannels: 3, featureChannels: 32 },
     avm: { hidden: 32, calibration: 'expectation' }, apm: { hidden: 8, conditioning: 'both' },
-    training: { strategy: 'two-step', variationSteps: 1000, preferenceSteps: 500 },
+    training: { strategy: 'two-step', variationSteps: 1000, preferenceSteps: 500, preferenceFolds: 2 },
   };
   const config = methodConfigFor('avap', { ...options(2), encoder: 'resnet34', featureChannels: 32, steps: 1000 });
   assert.deepEqual(config, expected);

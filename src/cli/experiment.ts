@@ -4,10 +4,10 @@ import { runExperiment } from '../experiment/experiment';
 import { optionsFor } from '../methods/descriptor';
 import { defaultMethods, methodDescriptors } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
-import { collectList, parseChoice, parseIntFlag, setThreadsFlag } from '../util/flags';
+import { collectList, parseChoice, parseIntFlag, parseIntList, setThreadsFlag } from '../util/flags';
 
 interface ExperimentFlags {
-  data: string; out: string; methods?: string[]; profile: string; steps?: string; size?: string; encoder?: string; seed: string;
+  data: string; out: string; methods?: string[]; profile: string; steps?: string; size?: string; encoder?: string; seed?: string; seeds?: string;
   ablations: boolean; testSplit?: string; testSubset?: string[]; trainSplit?: string; pretrained?: string; threads?: string;
 }
 
@@ -21,15 +21,16 @@ function describeProfile(p: ExperimentProfile): string {
 export function registerExperimentCommand(program: Command): void {
   program
     .command('experiment')
-    .description("train and evaluate every method on one split, seed and budget; writes OUT/table2.md (the paper's Table II) and OUT/summary.json. Rerunning continues an interrupted experiment")
+    .description("train and evaluate every method on one split, at one or more budgets and seeds; writes OUT/table2.md (the paper's Table II), OUT/differences.md, OUT/curves.png and OUT/summary.json (a sweep also OUT/sweep.png). Rerunning continues an interrupted experiment; adding budgets or seeds trains only the new runs")
     .requiredOption('--data <dir>', 'dataset folder (native layout or RIGA DiscRegion)')
-    .requiredOption('--out <dir>', 'experiment folder: runs/, eval/, table2.md, summary.json')
+    .requiredOption('--out <dir>', 'experiment folder: runs/, eval/, table2.md, differences.md, curves.png, summary.json')
     .option('--methods <list>', `methods, comma-separated or repeated ('single' = single:1..single:M); default ${defaultMethods().join(',')}`, collectList)
     .option('--profile <name>', `'quick' (${describeProfile(EXPERIMENT_PROFILES.quick)}) or 'full' (the paper's: ${describeProfile(EXPERIMENT_PROFILES.full)})`, 'quick')
-    .option('--steps <n>', "every method's main-stage optimiser steps; a method's further stages keep the profile's ratio to it (AVAP's step 2: quick n, full n/2); default from the profile")
+    .option('--steps <list>', "every method's main-stage optimiser steps, or several (e.g. 300,1000,3000: a budget sweep, a table per budget and OUT/sweep.png); a method's further stages keep the profile's ratio to it (AVAP's step 2: quick n, full n/2); default from the profile")
     .option('--size <px>', 'input side, a multiple of 32; default from the profile')
     .option('--encoder <name>', `${encoderNames().join(', ')}; default from the profile`)
-    .option('--seed <n>', 'seed shared by every method (initialisation, data order, validation hold-out)', '0')
+    .option('--seed <n>', 'seed shared by every method (initialisation, data order, validation hold-out); default 0')
+    .option('--seeds <list>', 'several seeds, e.g. 0,1,2: every method trained once per seed; tables show mean ± sd and paired bootstrap intervals over cases and seeds')
     .option('--ablations', `also the methods' ablation studies (${methodDescriptors().flatMap((d) => (d.ablations ? [d.ablations.description] : [])).join('; ')})`, false)
     .option('--test-split <name>', "the test cases: this split (default 'test'); never trained on")
     .option('--test-subset <names>', 'the test cases: these subsets instead, e.g. Magrabia for RIGA', collectList)
@@ -41,10 +42,11 @@ export function registerExperimentCommand(program: Command): void {
       const result = await runExperiment({
         data: flags.data, out: flags.out, methods: flags.methods,
         profile: parseChoice('--profile', flags.profile, ['quick', 'full'] as const),
-        steps: flags.steps !== undefined ? parseIntFlag('--steps', flags.steps, 1) : undefined,
+        steps: flags.steps !== undefined ? parseIntList('--steps', flags.steps, 1) : undefined,
         size: flags.size !== undefined ? parseIntFlag('--size', flags.size, 32, 4096) : undefined,
         encoder: flags.encoder !== undefined ? parseChoice('--encoder', flags.encoder, encoderNames()) : undefined,
-        seed: parseIntFlag('--seed', flags.seed, 0, 2 ** 31 - 1), ablations: flags.ablations,
+        seed: flags.seed !== undefined ? parseIntFlag('--seed', flags.seed, 0, 2 ** 31 - 1) : undefined,
+        seeds: flags.seeds !== undefined ? parseIntList('--seeds', flags.seeds, 0, 2 ** 31 - 1) : undefined, ablations: flags.ablations,
         testSplit: flags.testSplit, testSubsets: flags.testSubset, trainSplit: flags.trainSplit, pretrained: flags.pretrained,
       });
       process.stdout.write(result.table2);

@@ -34,3 +34,22 @@ export async function trainingStatistics(ds: Dataset, cases: CaseRecord[], size:
   await Promise.all(Array.from({ length: Math.min(4, cases.length) }, worker));
   return { agreementHistogram: histogram };
 }
+
+/** Foreground frequencies are kept this far from 0 and 1, so a structure never (or always) seen keeps a finite logit. */
+export const MIN_FOREGROUND_FREQUENCY = 1e-4;
+
+/**
+ * Per structure, the mean vote's mean over the training pixels: Σ_c (c/M)·hist[c] / Σ_c hist[c],
+ * clamped to [MIN_FOREGROUND_FREQUENCY, 1 − MIN_FOREGROUND_FREQUENCY]. It is the best constant
+ * prediction of the mean vote, and for an output trained on one annotator's masks (M_K, MH-UNet's
+ * heads) the annotators' average frequency. A structure with no counted pixel gets ½.
+ */
+export function foregroundFrequencies(statistics: TrainingStatistics): number[] {
+  return statistics.agreementHistogram.map((histogram) => {
+    const annotators = histogram.length - 1;
+    const total = histogram.reduce((a, b) => a + b, 0);
+    if (annotators < 1 || !(total > 0)) return 0.5;
+    const marked = histogram.reduce((a, n, count) => a + (count / annotators) * n, 0);
+    return Math.min(Math.max(marked / total, MIN_FOREGROUND_FREQUENCY), 1 - MIN_FOREGROUND_FREQUENCY);
+  });
+}

@@ -34,11 +34,13 @@ export interface DemoProfile {
 
 /**
  * Sized for a 2-core CPU: full ≈ 11 minutes, quick ≈ 3 minutes (README has the measured times). Both
- * train on 30 images, as a small real dataset would, and test on every other case.
+ * train on 30 images, as a small real dataset would, and test on every other case. Step 2 trains three
+ * times (two cross-fitting folds for the preference gate, then on every image), so its budget is half
+ * of step 1's.
  */
 export const DEMO_PROFILES: Record<'full' | 'quick', DemoProfile> = {
-  full: { cases: 130, train: 30, annotators: 6, size: 64, variationSteps: 1200, preferenceSteps: 1200, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet34' },
-  quick: { cases: 60, train: 30, annotators: 6, size: 64, variationSteps: 300, preferenceSteps: 600, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet18' },
+  full: { cases: 130, train: 30, annotators: 6, size: 64, variationSteps: 1200, preferenceSteps: 600, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet34' },
+  quick: { cases: 60, train: 30, annotators: 6, size: 64, variationSteps: 300, preferenceSteps: 150, batchSize: 8, lr: 1e-3, preferenceLr: 5e-3, encoder: 'resnet18' },
 };
 
 export interface DemoResult {
@@ -75,7 +77,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   for (const d of [dataDir, runDir, evalDir]) fs.rmSync(d, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
 
-  print(`[1/3] synthetic dataset: ${p.cases} RIGA-like cases (${p.train} to train on), ${p.annotators} annotators with personal styles, ${p.size}×${p.size}`);
+  const annotatorNote = p.annotators >= 4 ? 'mostly per-image noise, A4 a consistently larger cup' : 'mostly per-image noise';
+  print(`[1/3] synthetic dataset: ${p.cases} RIGA-like cases (${p.train} to train on), ${p.annotators} annotators (${annotatorNote}), ${p.size}×${p.size}`);
   await writeSynthDataset({ out: dataDir, cases: p.cases, train: p.train, annotators: p.annotators, size: p.size, seed });
 
   print(`[2/3] training AVAP (${p.encoder} U-Net; step 1: ${p.variationSteps} steps backbone + AVM, step 2: ${p.preferenceSteps} steps APM)`);

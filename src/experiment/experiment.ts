@@ -1,12 +1,18 @@
-// `avap experiment`: every method of the paper's Table II trained on the same split, seed and budget by
-// the shared trainer, each evaluated on the same test cases by `evaluateModel`, and the results laid
+// `avap experiment`: every method of the paper's Table II trained on the same split, seeds and budgets
+// by the shared trainer, each evaluated on the same test cases by `evaluateModel`, and the results laid
 // out like Table II (and, with ablations, Tables III–V).
-//   OUT/experiment.json    the settings; a rerun must match them (methods may differ)
-//   OUT/runs/<method>/     the run folders (`avap train` layout)
-//   OUT/eval/<method>/     the evaluations (`avap evaluate` layout: summary.json, per_case.csv, report.md)
-//   OUT/table2.md, OUT/table3.md … table5.md (with --ablations), OUT/summary.json
+//   OUT/experiment.json    the shared settings (a rerun must repeat them) and each (budget, seed)'s folder
+//   OUT/runs/<method>/     the run folders (`avap train` layout) of a one-budget, one-seed experiment;
+//                          OUT/steps-<n>/seed-<s>/runs/<method>/ for a sweep or several seeds (settings.ts)
+//   OUT/eval/<method>/     the evaluations beside them (`avap evaluate` layout: summary.json, per_case.csv, report.md)
+//   OUT/table2.md          Table II at the largest budget (mean ± sd over seeds; † not converged);
+//                          OUT/table2-steps<n>.md per budget of a sweep
+//   OUT/differences.md     each method's difference to the best, with paired bootstrap intervals
+//   OUT/curves.json, curves.png   learning curves; OUT/sweep.json, sweep.png with several budgets
+//   OUT/table3.md … table5.md (with --ablations), OUT/summary.json
 // A method whose evaluation exists is reused; a run with a checkpoint but no result resumes. So an
-// interrupted experiment continues where it stopped, and adding methods only trains the new ones.
+// interrupted experiment continues where it stopped, and adding methods, budgets or seeds only trains
+// the new runs.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
@@ -21,11 +27,16 @@ import { checkInputSize } from '../models/encoders/registry';
 import { describeTrainEvent } from '../train/events';
 import { RunDir } from '../train/run';
 import { TrainOptions, TrainSummary, train } from '../train/trainer';
+import { parseIntList } from '../util/flags';
 import { percent, perStructure, plural } from '../util/format';
+import { RunCurve, plottedValue, readRunCurve } from './curves';
+import { BOOTSTRAP_RESAMPLES, Difference, METRICS, METRIC_TITLES, MethodEvaluations, differencesTable, differencesToBest, meanOf, sdOf } from './differences';
+import { ChartPanel, writeLineChart } from './figures';
 import { AblationPlannedRun, PlanContext, PlannedRun, planAblations, planMethods } from './plan';
 import { EXPERIMENT_PROFILES, ExperimentProfile } from './profiles';
 import { ExperimentProgress, formatDuration } from './progress';
-import { TableRow, table2 } from './tables';
+import { Combination, ExperimentSettings, Selection, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
+import { MethodRow, MethodScores, table2 } from './tables';
 
 export interface ExperimentOptions {
   data: string;
@@ -33,11 +44,17 @@ export interface ExperimentOptions {
   /** Method names (`single` = single:1..single:M); default every registered method. */
   methods?: string[];
   profile: keyof typeof EXPERIMENT_PROFILES;
-  /** Overrides of the profile; `steps` also scales the methods' further stages (AVAP's step 2), keeping the profile's ratio. */
-  steps?: number;
+  /**
+   * Overrides of the profile: main-stage steps, or several (a budget sweep: each budget trained and
+   * tabled). A budget also scales the methods' further stages (AVAP's step 2), keeping the profile's ratio.
+   */
+  steps?: number | number[];
   size?: number;
   encoder?: string;
-  seed: number;
+  /** The seed of every run (default 0); or `seeds`, not both. */
+  seed?: number;
+  /** Several seeds: every method is trained once per seed, and the tables show mean ± sd. */
+  seeds?: number[];
   ablations: boolean;
   /** The test cases: a split (default 'test') or subsets (e.g. RIGA's Magrabia). */
   testSplit?: string;
@@ -49,89 +66,131 @@ export interface ExperimentOptions {
   print?: (line: string) => void;
 }
 
-/**
- * What OUT/experiment.json records; a rerun with different values would mix incomparable runs. The
- * profile's method options sit beside the shared settings (e.g. preferenceSteps, preferenceLr).
- */
-type ExperimentSettings = Omit<ExperimentProfile, 'methodOptions'> & {
-  data: string;
-  train: { split?: string; subsets?: string[] };
-  test: { split?: string; subsets?: string[] };
-  seed: number;
-  pretrained: string | null;
-} & Record<string, unknown>;
-
-export interface MethodResult {
-  id: string;
-  label: string;
+/** What a result says of its runs: the folders, the training time, the scores and the convergence verdict. */
+interface RunsResult extends MethodScores {
+  /** The run and evaluation folders (of a method over several seeds: the first seed's; all are in `seeds`). */
   run: string;
   evaluation: string;
-  /** Training time of the run (all sessions), seconds. */
+  /** Training time (all sessions; of a method over several seeds: all of them), seconds; null when not recorded. */
   train_seconds: number | null;
-  average: Record<string, number | null>;
-  mean_voting: Record<string, number | null>;
-  per_annotator: Record<string, (number | null)[]>;
+  /** Still improving over the last quarter of a stage's steps (of a method: in any seed; marked †); null: too few rounds to tell. */
+  still_improving: boolean | null;
+}
+
+/** One method's run at one seed. */
+export interface SeedResult extends RunsResult {
+  seed: number;
+}
+
+/** A method at one budget: scores are means over its seeds (with one seed, that seed's scores). */
+export interface MethodResult extends RunsResult {
+  id: string;
+  label: string;
+  /** Sample standard deviations over the seeds; null with one seed. */
+  sd: MethodScores | null;
+  seeds: SeedResult[];
+}
+
+export interface BudgetResult {
+  steps: number;
+  /** Its Table II file. */
+  table: string;
+  methods: MethodResult[];
+  /** Each method's difference to the best per structure and metric (fractions), with 95% paired bootstrap intervals. */
+  differences: Difference[];
 }
 
 export interface ExperimentResult {
   out: string;
+  /** Table II at the largest budget. */
   table2: string;
+  /** The methods at the largest budget. */
   methods: MethodResult[];
   ablations: MethodResult[];
+  budgets: BudgetResult[];
   seconds: number;
 }
+
+/** A run of the experiment: a planned run at one (budget, seed). */
+interface Job {
+  run: PlannedRun;
+  combination: Combination;
+  runDir: string;
+  evalDir: string;
+}
+
+type Evaluated = SeedResult & { summary: EvaluationSummary; curve: RunCurve };
 
 export async function runExperiment(opts: ExperimentOptions): Promise<ExperimentResult> {
   const print = opts.print ?? ((line: string) => process.stderr.write(line + '\n'));
   const started = Date.now();
   const out = path.resolve(opts.out);
+  const profile = resolveProfile(opts);
+  const budgets = budgetList(opts, profile);
+  const seeds = seedList(opts);
   const ds = await openDataset(opts.data);
   const { trainSelection, testSelection, testCases } = chooseCases(ds, opts);
-  const settings = resolveSettings(opts, trainSelection, testSelection);
-  const context: PlanContext = {
+  const shared = resolveShared(opts, profile, trainSelection, testSelection);
+  const largest = budgets[budgets.length - 1];
+
+  const contextAt = (steps: number): PlanContext => ({
     structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
-    encoder: settings.encoder, steps: settings.steps, options: settings,
-  };
-  let runs = planMethods(opts.methods ?? defaultMethods(), context);
-  const ablations = opts.ablations ? planAblations(context, settings.pretrained !== null) : [];
+    encoder: shared.encoder, steps, options: { ...shared, ...stageOptionsAt(profile, steps) },
+  });
+  const plans = new Map(budgets.map((steps) => [steps, planMethods(opts.methods ?? defaultMethods(), contextAt(steps))]));
+  // Ablations at the largest budget and the first seed: their tables compare variants of one method, not seeds or budgets.
+  const ablations = opts.ablations ? planAblations(contextAt(largest), shared.pretrained !== null) : [];
   // An ablation table compares against its method's default run, so that is trained too.
   const studies = [...new Set(ablations.map((a) => a.study))];
-  if (studies.some((m) => !runs.some((r) => r.id === m))) runs = planMethods([...runs.map((r) => r.id), ...studies], context);
-  checkSettings(out, settings);
-  const all: PlannedRun[] = [...runs, ...ablations];
+  for (const [steps, runs] of plans) {
+    if (studies.some((m) => !runs.some((r) => r.id === m))) plans.set(steps, planMethods([...runs.map((r) => r.id), ...studies], contextAt(steps)));
+  }
+  const combinations = recordCombinations(out, shared, budgets.flatMap((steps) => seeds.map((seed) => ({ steps, seed, stageOptions: stageOptionsAt(profile, steps) }))));
+  const jobOf = (run: PlannedRun, combination: Combination): Job => {
+    const dir = combinationDir(out, combination);
+    return { run, combination, runDir: path.join(dir, 'runs', run.folder), evalDir: path.join(dir, 'eval', run.folder) };
+  };
+  const ablationCombination = combinations.find((c) => c.steps === largest && c.seed === seeds[0])!;
+  const jobs: Job[] = [
+    ...combinations.flatMap((c) => plans.get(c.steps)!.map((r) => jobOf(r, c))),
+    ...ablations.map((a) => jobOf(a, ablationCombination)),
+  ];
 
-  const progress = new ExperimentProgress(all.reduce((n, r) => n + sum(r.stageSteps), 0));
-  for (const r of all) progress.skip(stepsAlreadyDone(out, r));
-  print(`experiment: ${plural(all.length, 'run')} (${all.map((r) => r.id).join(', ')}), ${ds.name}: `
-    + `${testCases.length} test cases (${describeSelection(testSelection)}), ${settings.size}², ${settings.encoder}, ${settings.steps} steps; ${progress.describe()}`);
+  const progress = new ExperimentProgress(jobs.reduce((n, j) => n + sum(j.run.stageSteps), 0));
+  for (const j of jobs) progress.skip(stepsAlreadyDone(j));
+  const several = combinations.length > 1;
+  const budgetText = budgets.length > 1 ? `steps ${budgets.join(', ')}` : `${largest} steps`;
+  const seedText = seeds.length > 1 ? `, seeds ${seeds.join(', ')}` : '';
+  const ids = [...new Set(jobs.map((j) => j.run.id))];
+  print(`experiment: ${plural(jobs.length, 'run')} (${ids.join(', ')}${several ? ` at ${plural(combinations.length, 'budget-seed combination')}` : ''}), ${ds.name}: `
+    + `${testCases.length} test cases (${describeSelection(testSelection)}), ${shared.size}², ${shared.encoder}, ${budgetText}${seedText}; ${progress.describe()}`);
 
-  const results = new Map<string, MethodResult & { summary: EvaluationSummary }>();
-  const publish = () => writeOutputs(out, ds, testCases.length, settings, runs, ablations, results, started);
-  for (const [i, run] of all.entries()) {
-    const tag = `[${i + 1}/${all.length} ${run.id}]`;
-    const runDir = path.join(out, 'runs', run.folder);
-    const evalDir = path.join(out, 'eval', run.folder);
+  const results = new Map<Job, Evaluated>();
+  const outputs: OutputContext = { out, ds, testCases: testCases.length, shared, budgets, seeds, combinations, plans, ablations, ablationCombination, results, jobs, started };
+  for (const [i, job] of jobs.entries()) {
+    const { run, combination, runDir, evalDir } = job;
+    const tag = `[${i + 1}/${jobs.length} ${run.id}${several ? `, ${combination.steps} steps, seed ${combination.seed}` : ''}]`;
     const evalFile = path.join(evalDir, SUMMARY_FILE);
     if (!fs.existsSync(evalFile)) {
-      await ensureTrained(run, runDir, opts.data, settings, trainSelection, progress, (line) => print(`${tag} ${line}`));
+      await ensureTrained(run, runDir, opts.data, combinationSettings(shared, combination), trainSelection, progress, (line) => print(`${tag} ${line}`));
       print(`${tag} evaluating on ${testCases.length} test cases`);
       await evaluateModel(runDir, ds, testCases, evalDir, { label: run.label });
     } else {
       print(`${tag} reusing ${path.relative(out, evalDir)}`);
     }
     const summary = readEvaluation(evalFile);
-    results.set(run.id, {
-      id: run.id, label: run.label, run: runDir, evaluation: evalDir, train_seconds: readTrainSeconds(runDir),
-      average: summary.average, mean_voting: summary.mean_voting, per_annotator: summary.per_annotator, summary,
+    const curve = readRunCurve(runDir);
+    results.set(job, {
+      seed: combination.seed, run: runDir, evaluation: evalDir, train_seconds: readTrainSeconds(runDir),
+      average: summary.average, mean_voting: summary.mean_voting, per_annotator: summary.per_annotator, still_improving: curve.still_improving, summary, curve,
     });
-    publish();
+    await writeOutputs(outputs);
     print(`${tag} done: Average ${pair(summary, summary.average)}, Mean Voting ${pair(summary, summary.mean_voting)}; ${progress.describe()}`);
   }
-  const { table } = publish();
+  const written = await writeOutputs(outputs);
+  const top = written.budgets[written.budgets.length - 1];
   return {
-    out, table2: table,
-    methods: runs.map((r) => withoutSummary(results.get(r.id)!)),
-    ablations: ablations.map((r) => withoutSummary(results.get(r.id)!)),
+    out, table2: written.table, methods: top.methods, ablations: written.ablations, budgets: written.budgets,
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -162,43 +221,36 @@ function chooseCases(ds: Dataset, opts: ExperimentOptions): { trainSelection: { 
   return { trainSelection, testSelection, testCases };
 }
 
-function resolveSettings(opts: ExperimentOptions, train: ExperimentSettings['train'], test: ExperimentSettings['test']): ExperimentSettings {
+function resolveProfile(opts: ExperimentOptions): ExperimentProfile {
   const profile = EXPERIMENT_PROFILES[opts.profile];
   if (!profile) throw new UserError(`--profile must be one of ${Object.keys(EXPERIMENT_PROFILES).join(', ')}, got '${opts.profile}'`);
+  return profile;
+}
+
+function resolveShared(opts: ExperimentOptions, profile: ExperimentProfile, train: Selection, test: Selection): SharedSettings {
   const size = opts.size ?? profile.size;
   const encoder = opts.encoder ?? profile.encoder;
   checkInputSize('--size', size, encoder);
   if (opts.pretrained && !fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
   return {
     data: path.resolve(opts.data), train, test, size, batchSize: profile.batchSize, lr: profile.lr, schedule: profile.schedule, weightDecay: profile.weightDecay,
-    steps: opts.steps ?? profile.steps, encoder, seed: opts.seed, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null,
-    ...scaledOptions(profile, opts.steps),
+    encoder, pretrained: opts.pretrained ? path.resolve(opts.pretrained) : null, ...sharedMethodOptions(profile),
   };
 }
 
-/** The profile's method options; with --steps, the steps of the methods' further stages keep their ratio to the main stage. */
-function scaledOptions(profile: ExperimentProfile, steps: number | undefined): Record<string, unknown> {
-  const stageSteps = new Set(methodDescriptors().flatMap((d) => (d.options ?? []).filter((o) => o.stageSteps).map((o) => o.key)));
-  return Object.fromEntries(Object.entries(profile.methodOptions).map(([key, value]) => [key,
-    steps !== undefined && stageSteps.has(key) ? Math.max(1, Math.round((steps * (value as number)) / profile.steps)) : value]));
+/** The budgets, smallest first (so a sweep's first complete table comes early); each a positive integer, each once. */
+function budgetList(opts: ExperimentOptions, profile: ExperimentProfile): number[] {
+  const given = opts.steps === undefined ? [profile.steps] : Array.isArray(opts.steps) ? opts.steps : [opts.steps];
+  if (given.length === 0) throw new UserError('--steps: the list of budgets is empty');
+  return parseIntList('--steps', given.join(','), 1).sort((x, y) => x - y);
 }
 
-/** Writes OUT/experiment.json the first time; later, refuses settings that differ from it. */
-function checkSettings(out: string, settings: ExperimentSettings): void {
-  const file = path.join(out, 'experiment.json');
-  if (fs.existsSync(file)) {
-    let previous: Record<string, unknown>;
-    try {
-      previous = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new UserError(`${file}: invalid JSON (${(err as Error).message})`);
-    }
-    const differing = Object.entries(settings).filter(([k, v]) => JSON.stringify(previous[k] ?? null) !== JSON.stringify(v ?? null)).map(([k]) => k);
-    if (differing.length > 0) throw new UserError(`--out: ${out} holds an experiment with other settings (${differing.join(', ')}); choose another --out or repeat its settings`);
-    return;
-  }
-  fs.mkdirSync(out, { recursive: true });
-  writeFileAtomic(file, JSON.stringify(settings, null, 2) + '\n');
+/** The seeds, in the order given; each a non-negative integer, each once. */
+function seedList(opts: ExperimentOptions): number[] {
+  if (opts.seed !== undefined && opts.seeds !== undefined) throw new UserError('--seed and --seeds cannot be combined; give the seeds as one list');
+  const given = opts.seeds ?? [opts.seed ?? 0];
+  if (given.length === 0) throw new UserError('--seeds: the list of seeds is empty');
+  return parseIntList(opts.seeds ? '--seeds' : '--seed', given.join(','), 0, 2 ** 31 - 1);
 }
 
 /** Trains the run, resuming it when it has started; a finished run (summary.json) is left alone. */
@@ -228,9 +280,8 @@ async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: E
 }
 
 /** Steps of this run already trained in earlier sessions. */
-function stepsAlreadyDone(out: string, run: PlannedRun): number {
-  const runDir = path.join(out, 'runs', run.folder);
-  if (fs.existsSync(path.join(out, 'eval', run.folder, SUMMARY_FILE)) || fs.existsSync(path.join(runDir, 'summary.json'))) return sum(run.stageSteps);
+function stepsAlreadyDone({ run, runDir, evalDir }: Job): number {
+  if (fs.existsSync(path.join(evalDir, SUMMARY_FILE)) || fs.existsSync(path.join(runDir, 'summary.json'))) return sum(run.stageSteps);
   const state = new RunDir(runDir).exists() ? new RunDir(runDir).readState() : null;
   return state ? sum(run.stageSteps.slice(0, state.stage)) + state.step : 0;
 }
@@ -251,46 +302,171 @@ function readTrainSeconds(runDir: string): number | null {
   }
 }
 
-/** table2.md, the ablation tables and summary.json from the results so far (rewritten after every run). */
-function writeOutputs(out: string, ds: Dataset, testCases: number, settings: ExperimentSettings, runs: PlannedRun[], ablations: AblationPlannedRun[],
-  results: Map<string, MethodResult & { summary: EvaluationSummary }>, started: number): { table: string } {
-  const rowsOf = (list: PlannedRun[]): TableRow[] => list.filter((r) => results.has(r.id)).map((r) => ({ label: r.label, summary: results.get(r.id)!.summary }));
-  const structures = ds.structures.map((s) => s.name).join(', ');
-  const notes = descriptorsOf(runs).flatMap((d) => (d.describeSettings ? [d.describeSettings(optionsFor(d, settings))] : []));
-  const setup = `${ds.name}, ${testCases} test cases (${describeSelection(settings.test)}), trained on ${describeSelection(settings.train)} at ${settings.size}² with ${settings.encoder}, `
-    + `batch ${settings.batchSize}, lr ${settings.lr} (${settings.schedule}), ${settings.steps} steps${notes.length ? ` (${notes.join('; ')})` : ''}, seed ${settings.seed}`;
-  const table = table2(rowsOf(runs), `# Table II — soft Dice (%) as '${structures}'\n\n${setup}. Columns A1..A${ds.annotators.length}: each method's prediction for that annotator against that annotator's masks; Average: their mean; Mean Voting: the calibrated map against the mean vote. Methods without per-annotator outputs give their one map to every annotator.`);
-  writeFileAtomic(path.join(out, 'table2.md'), table);
+interface OutputContext {
+  out: string;
+  ds: Dataset;
+  testCases: number;
+  shared: SharedSettings;
+  budgets: number[];
+  seeds: number[];
+  combinations: Combination[];
+  plans: Map<number, PlannedRun[]>;
+  ablations: AblationPlannedRun[];
+  ablationCombination: Combination;
+  jobs: Job[];
+  results: Map<Job, Evaluated>;
+  started: number;
+}
+
+/**
+ * The tables, differences, curves, sweep and summary.json from the results so far (rewritten after
+ * every run, so an interrupted experiment leaves them describing what it finished).
+ */
+async function writeOutputs(ctx: OutputContext): Promise<{ table: string; budgets: BudgetResult[]; ablations: MethodResult[] }> {
+  const { out, ds, shared, budgets, seeds } = ctx;
+  const structures = ds.structures.map((s) => s.name);
+  const evaluated = (run: PlannedRun, combination?: Combination) => ctx.jobs
+    .filter((j) => j.run === run && (!combination || j.combination === combination)).flatMap((j) => ctx.results.get(j) ?? []);
+
+  const tables: Record<string, string> = {};
+  const budgetResults: BudgetResult[] = budgets.map((steps) => {
+    const runs = ctx.plans.get(steps)!.filter((r) => evaluated(r).length > 0);
+    const methods = runs.map((r) => methodResult(r, evaluated(r)));
+    const differences = differencesToBest(runs.map((r): MethodEvaluations => ({ id: r.id, label: r.label, bySeed: new Map(evaluated(r).map((e) => [e.seed, e.summary])) })), structures);
+    const contender = (id: string, metric: 'average' | 'mean_voting') => Object.fromEntries(structures.map((s) => [s, differences.some((d) => d.method === id && d.structure === s && d.metric === metric && d.contender)]));
+    const rows: MethodRow[] = methods.map((m) => ({
+      label: m.label, mean: m, sd: m.sd, stillImproving: m.still_improving === true,
+      contender: { average: contender(m.id, 'average'), mean_voting: contender(m.id, 'mean_voting') },
+    }));
+    const file = budgets.length > 1 ? `table2-steps${steps}.md` : 'table2.md';
+    tables[file] = table2(rows, structures, ds.annotators.length, table2Caption(ctx, steps));
+    return { steps, table: file, methods, differences };
+  });
+  const table = tables[budgetResults[budgetResults.length - 1].table];
+  if (budgets.length > 1) tables['table2.md'] = table;
+  for (const [name, text] of Object.entries(tables)) writeFileAtomic(path.join(out, name), text);
+  writeFileAtomic(path.join(out, 'differences.md'), differencesMarkdown(ctx, budgetResults));
 
   const files: Record<string, string> = {};
-  for (const d of descriptorsOf(ablations)) {
+  const ablationSummary = (id: string) => ctx.results.get(ctx.jobs.find((j) => j.run.id === id && j.combination === ctx.ablationCombination)!)?.summary;
+  for (const d of descriptorsOf(ctx.ablations)) {
     Object.assign(files, d.ablations!.tables({
-      summary: (id) => results.get(id)?.summary, runs: ablations.filter((a) => a.study === d.name), baseId: d.name,
-      structures, pretrained: settings.pretrained !== null,
+      summary: ablationSummary, runs: ctx.ablations.filter((a) => a.study === d.name), baseId: d.name,
+      structures: structures.join(', '), pretrained: shared.pretrained !== null,
     }));
   }
   for (const [name, text] of Object.entries(files)) writeFileAtomic(path.join(out, name), text);
+  const ablations = ctx.ablations.filter((r) => evaluated(r).length > 0).map((r) => methodResult(r, evaluated(r)));
 
-  const list = (l: PlannedRun[]) => l.filter((r) => results.has(r.id)).map((r) => withoutSummary(results.get(r.id)!));
+  const figures = await writeCurves(ctx);
+  if (budgets.length > 1) figures.push(...await writeSweep(ctx, budgetResults));
+  const top = budgetResults[budgetResults.length - 1];
   const summary = {
-    dataset: ds.name, structures: ds.structures.map((s) => s.name), annotators: ds.annotators, test_cases: testCases, settings,
-    methods: list(runs), ablations: list(ablations), tables: ['table2.md', ...Object.keys(files)],
-    seconds_this_session: Math.round((Date.now() - started) / 1000), elapsed: formatDuration((Date.now() - started) / 1000),
+    dataset: ds.name, structures, annotators: ds.annotators, test_cases: ctx.testCases,
+    settings: ctx.combinations.length === 1 ? combinationSettings(shared, ctx.combinations[0]) : { ...shared, steps: budgets, seeds },
+    seeds, methods: top.methods, ablations, budgets: budgetResults,
+    tables: [...Object.keys(tables), ...Object.keys(files)], differences: 'differences.md', figures,
+    seconds_this_session: Math.round((Date.now() - ctx.started) / 1000), elapsed: formatDuration((Date.now() - ctx.started) / 1000),
   };
   writeFileAtomic(path.join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  return { table };
+  return { table, budgets: budgetResults, ablations };
+}
+
+/** A method's result at one budget from its evaluated seeds: means, standard deviations, and whether any seed was still improving. */
+function methodResult(run: PlannedRun, seeds: Evaluated[]): MethodResult {
+  const structures = seeds[0].summary.structures;
+  const M = seeds[0].summary.annotators.length;
+  const over = (f: (x: (number | null)[]) => number | null) => ({
+    average: Object.fromEntries(structures.map((s) => [s, f(seeds.map((e) => e.average[s]))])),
+    mean_voting: Object.fromEntries(structures.map((s) => [s, f(seeds.map((e) => e.mean_voting[s]))])),
+    per_annotator: Object.fromEntries(structures.map((s) => [s, Array.from({ length: M }, (_, k) => f(seeds.map((e) => e.per_annotator[s]?.[k] ?? null)))])),
+  });
+  const seconds = seeds.map((e) => e.train_seconds);
+  return {
+    id: run.id, label: run.label, run: seeds[0].run, evaluation: seeds[0].evaluation,
+    train_seconds: seconds.includes(null) ? null : sum(seconds as number[]),
+    ...over(meanOf), sd: seeds.length > 1 ? over(sdOf) : null,
+    still_improving: seeds.some((e) => e.still_improving === true) ? true : seeds.some((e) => e.still_improving === false) ? false : null,
+    seeds: seeds.map(({ summary: _summary, curve: _curve, ...rest }) => rest),
+  };
+}
+
+function table2Caption(ctx: OutputContext, steps: number): string {
+  const { ds, shared, seeds } = ctx;
+  const combination = ctx.combinations.find((c) => c.steps === steps)!;
+  const settings = combinationSettings(shared, combination);
+  const notes = descriptorsOf(ctx.plans.get(steps)!).flatMap((d) => (d.describeSettings ? [d.describeSettings(optionsFor(d, settings))] : []));
+  const seedText = seeds.length > 1 ? `seeds ${seeds.join(', ')} (each cell: mean ± standard deviation over the seeds)` : `seed ${seeds[0]}`;
+  const setup = `${ds.name}, ${ctx.testCases} test cases (${describeSelection(shared.test)}), trained on ${describeSelection(shared.train)} at ${shared.size}² with ${shared.encoder}, `
+    + `batch ${shared.batchSize}, lr ${shared.lr} (${shared.schedule}), ${plural(steps, 'step')}${notes.length ? ` (${notes.join('; ')})` : ''}, ${seedText}`;
+  return `# Table II — soft Dice (%) as '${ds.structures.map((s) => s.name).join(', ')}'\n\n${setup}. Columns A1..A${ds.annotators.length}: each method's prediction for that annotator against that annotator's masks; Average: their mean; Mean Voting: the calibrated map against the mean vote. Methods without per-annotator outputs give their one map to every annotator. `
+    + 'Bold: the best mean of a column; in Average and Mean Voting, also every method whose 95% paired bootstrap interval of the difference to the best reaches 0 (differences.md).';
+}
+
+function differencesMarkdown(ctx: OutputContext, budgets: BudgetResult[]): string {
+  const seedText = ctx.seeds.length > 1 ? `the test cases and the seeds (${ctx.seeds.join(', ')})` : 'the test cases';
+  const lines = ['# Differences to the best method — soft Dice points, paired bootstrap 95% intervals', '',
+    `Per structure and metric, the best method is the one with the highest mean; each other method's difference to it (method − best) `
+    + `is the mean of the paired per-case differences, and its interval the 2.5th and 97.5th percentiles of ${BOOTSTRAP_RESAMPLES} resamples of ${seedText}, `
+    + 'the same resampled cases for both methods. An interval that reaches 0 means the data cannot tell the method from the best; such cells are bold in Table II.', ''];
+  for (const b of budgets) {
+    if (budgets.length > 1) lines.push(`## ${plural(b.steps, 'step')}`, '');
+    lines.push(...(b.differences.length ? differencesTable(b.differences) : ['(no method evaluated yet)']), '');
+  }
+  return lines.join('\n');
+}
+
+/** OUT/curves.json (every run's rounds) and OUT/curves.png (a panel per budget, a line per method, averaged over seeds). */
+async function writeCurves(ctx: OutputContext): Promise<string[]> {
+  const done = ctx.jobs.filter((j) => ctx.results.has(j));
+  const curves = done.map((j) => ({ job: j, curve: ctx.results.get(j)!.curve }));
+  const validation = curves.some((c) => c.curve.points.length > 0) && curves.every((c) => c.curve.points.every((p) => p.mean_voting !== null && p.average !== null));
+  writeFileAtomic(path.join(ctx.out, 'curves.json'), JSON.stringify({
+    plotted: validation ? 'validation: mean of Mean Voting and Average over the held-out cases' : 'training loss',
+    runs: curves.map(({ job, curve }) => ({
+      method: job.run.id, label: job.run.label, ablation: !ctx.plans.get(job.combination.steps)!.includes(job.run),
+      steps: job.combination.steps, seed: job.combination.seed, run: path.relative(ctx.out, job.runDir) || '.', ...curve,
+    })),
+  }, null, 2) + '\n');
+  const yLabel = validation ? 'validation (Mean Voting + Average) / 2, %' : 'training loss (mean over each round)';
+  const panels: ChartPanel[] = ctx.budgets.map((steps) => ({
+    title: `${plural(steps, 'step')}${ctx.seeds.length > 1 ? `, mean of ${plural(ctx.seeds.length, 'seed')}` : ''}`, xLabel: "optimiser steps (all of a method's stages)", yLabel,
+    series: ctx.plans.get(steps)!.map((run) => ({ name: run.label, points: meanCurve(curves.filter((c) => c.job.run === run).map((c) => c.curve), validation) })),
+  }));
+  await writeLineChart(path.join(ctx.out, 'curves.png'), panels, Math.min(3, panels.length));
+  return ['curves.json', 'curves.png'];
+}
+
+/** [step, value] of each logged round, averaged over runs (seeds log the same steps); validation scores in percent. */
+function meanCurve(curves: RunCurve[], validation: boolean): [number, number][] {
+  const byStep = new Map<number, number[]>();
+  for (const c of curves) for (const p of c.points) byStep.set(p.step, [...(byStep.get(p.step) ?? []), plottedValue(p, validation) * (validation ? 100 : 1)]);
+  return [...byStep].sort(([a], [b]) => a - b).map(([step, values]) => [step, meanOf(values)!]);
+}
+
+/** OUT/sweep.json and OUT/sweep.png: test Average and Mean Voting per structure against the budget, one line per method. */
+async function writeSweep(ctx: OutputContext, budgets: BudgetResult[]): Promise<string[]> {
+  const structures = ctx.ds.structures.map((s) => s.name);
+  const ids = [...new Set(budgets.flatMap((b) => b.methods.map((m) => m.id)))];
+  const methods = ids.map((id) => ({
+    id, label: budgets.flatMap((b) => b.methods).find((m) => m.id === id)!.label,
+    budgets: budgets.flatMap((b) => b.methods.filter((m) => m.id === id).map((m) => ({
+      steps: b.steps, seeds: m.seeds.length, average: m.average, mean_voting: m.mean_voting, sd: m.sd ? { average: m.sd.average, mean_voting: m.sd.mean_voting } : null, still_improving: m.still_improving,
+    }))),
+  }));
+  writeFileAtomic(path.join(ctx.out, 'sweep.json'), JSON.stringify({ steps: ctx.budgets, seeds: ctx.seeds, methods }, null, 2) + '\n');
+  const panels: ChartPanel[] = METRICS.flatMap((metric) => structures.map((s) => ({
+    title: `${METRIC_TITLES[metric]}, ${s}`, xLabel: 'main-stage steps (log scale)', yLabel: 'test soft Dice (%)', logX: true,
+    series: methods.map((m) => ({ name: m.label, points: m.budgets.map((b): [number, number] => [b.steps, 100 * (b[metric][s] ?? NaN)]) })),
+  })));
+  await writeLineChart(path.join(ctx.out, 'sweep.png'), panels, structures.length);
+  return ['sweep.json', 'sweep.png'];
 }
 
 /** The registered methods the runs belong to, in registry order. */
 function descriptorsOf(runs: PlannedRun[]): AnyMethodDescriptor[] {
   const used = new Set(runs.map((r) => resolveMethod(r.method).descriptor));
   return methodDescriptors().filter((d) => used.has(d));
-}
-
-/** A result as summary.json lists it: the scores, not the whole evaluation. */
-function withoutSummary(r: MethodResult & { summary: EvaluationSummary }): MethodResult {
-  const { id, label, run, evaluation, train_seconds, average, mean_voting, per_annotator } = r;
-  return { id, label, run, evaluation, train_seconds, average, mean_voting, per_annotator };
 }
 
 function describeSelection(sel: { split?: string; subsets?: string[] }): string {

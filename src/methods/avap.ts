@@ -4,7 +4,10 @@ import { z } from 'zod';
 import { UserError } from '../errors';
 import type { TrainingStatistics } from '../data/statistics';
 import { AVAP, AvapConfig } from '../models/avap';
-import { Tensor, tidy } from '../torch';
+import { F, Tensor, manualSeed, tidy } from '../torch';
+import { softDice } from '../metrics/dice';
+import { DynamicHead } from '../models/heads/preference';
+import { GATE_CANDIDATES } from '../models/heads/preferenceGate';
 import { preferenceLoss, variationLoss } from '../train/losses';
 import { Rng } from '../util/random';
 import { chosenRows, pickAnnotators, pickRows } from './annotators';
@@ -23,6 +26,11 @@ export interface AvapTraining {
   jointWeights?: number[];
   /** Learning rate of step 2 (a tiny head on a frozen backbone converges faster with a larger one); default the run's. */
   preferenceLr?: number;
+  /**
+   * Two-step only: folds of the training cases over which step 2 is cross-fitted to choose each
+   * annotator's gate (0: no gate, every annotator keeps the APM's full departure, as in the paper).
+   */
+  preferenceFolds: number;
 }
 
 export type AvapMethodConfig = MethodConfig & AvapConfig & { method: 'avap'; training: AvapTraining };
@@ -41,6 +49,7 @@ const schema = z.object({
     preferenceSteps: z.number().int().nonnegative(),
     jointWeights: z.array(z.number().nonnegative()).optional(),
     preferenceLr: z.number().positive().optional(),
+    preferenceFolds: z.number().int().nonnegative(),
   }),
 }).superRefine((c, ctx) => {
   const K = c.structures.length;
@@ -55,6 +64,12 @@ const schema = z.object({
  * 65% validation Average after the same budget at 5× against 1×).
  */
 const PREFERENCE_LR_FACTOR = 5;
+
+/**
+ * Cross-fitting folds of step 2 by default: two is the fewest that scores every training image held
+ * out once, and costs two extra step-2 trainings (each on half the images, with step 2's budget).
+ */
+const PREFERENCE_FOLDS = 2;
 
 /** Hidden widths of the heads (the paper's AVM: 32, the APM's dynamic convolutions: 8, as DoDNet). */
 const AVM_HIDDEN = 32;
@@ -85,11 +100,72 @@ export class AvapMethod implements Method {
       const [joint] = avap.plan(this.config);
       return [{ ...joint, trained: [m], frozen: [], loss: (batch, rng) => this.jointLoss(batch, rng) }];
     }
-    const [variation, preference] = avap.plan(this.config);
+    const [variation, ...preference] = avap.plan(this.config);
+    const crossFitted = this.training.preferenceFolds > 0;
     return [
-      { ...variation, trained: [m.backbone, m.avm], frozen: [m.apm], loss: (batch) => this.variationLoss(batch) },
-      { ...preference, trained: [m.apm], frozen: [m.backbone, m.avm], loss: (batch, rng) => this.preferenceLoss(batch, rng) },
+      { ...variation, trained: [m.backbone, m.avm], frozen: [m.apm, m.gate], loss: (batch) => this.variationLoss(batch) },
+      ...preference.map((plan): Stage => ({
+        ...plan, trained: [m.apm], frozen: [m.backbone, m.avm, m.gate], loss: (batch, rng) => this.preferenceLoss(batch, rng),
+        ...(crossFitted ? { begin: (seed: number) => this.resetPreferenceHead(seed) } : {}),
+        ...(plan.crossFit ? { heldOut: (batch: TrainingBatch) => this.scoreGateCandidates(batch) } : {}),
+        ...(crossFitted && !plan.crossFit ? { end: () => this.chooseGate() } : {}),
+      })),
     ];
+  }
+
+  /**
+   * Each step-2 training (every fold's and the final one) starts from the same fresh APM, so a fold's
+   * held-out score measures the head the final training produces, not one that saw other images.
+   */
+  private resetPreferenceHead(seed: number): void {
+    manualSeed(Rng.from(seed, 'apm-init').int(2 ** 31));
+    const fresh = new DynamicHead(this.model.apm.opts);
+    try {
+      this.model.apm.loadStateDict(fresh.stateDict());
+    } finally {
+      fresh.dispose();
+    }
+  }
+
+  /** Held-out soft Dice of every gate candidate against each annotator's masks, added to the gate's sums. */
+  private scoreGateCandidates(batch: TrainingBatch): void {
+    const M = this.config.annotators.length;
+    const K = this.config.structures.length;
+    const G = GATE_CANDIDATES.length;
+    const { consensus, departures } = this.model.departures(batch.images);
+    const maps = this.model.gate.candidates(consensus, departures).map((l) => F.sigmoid(l).data() as Float32Array);
+    const masks = batch.annotatorMasks.data() as Float32Array;
+    const plane = masks.length / (batch.size * M * K);
+    const diceSums = new Float64Array(G * M * K);
+    const cases = new Float64Array(M * K);
+    for (let b = 0; b < batch.size; b++) {
+      for (let m = 0; m < M; m++) {
+        if (!batch.available[b * M + m]) continue;
+        for (let k = 0; k < K; k++) {
+          const at = ((b * M + m) * K + k) * plane;
+          const target = masks.subarray(at, at + plane);
+          cases[m * K + k]++;
+          maps.forEach((map, g) => { diceSums[(g * M + m) * K + k] += softDice(map.subarray(at, at + plane), target); });
+        }
+      }
+    }
+    this.model.gate.addHeldOut(diceSums, cases);
+  }
+
+  /** After the final step 2: each annotator's gate from the held-out scores; a line saying what was chosen. */
+  private chooseGate(): string {
+    const chosen = this.model.gate.choose();
+    const means = this.model.gate.heldOutMeans();
+    const { annotators, structures } = this.config;
+    const K = structures.length;
+    const parts = annotators.map((a, m) => `${a} ${structures.map((st, k) => {
+      const g = chosen[m * K + k];
+      const c = GATE_CANDIDATES[g];
+      const name = c.common === 0 ? 'consensus' : c.own === 0 ? 'common' : `own×${c.own}`;
+      const held = means[g][m][k];
+      return `${st} ${name}${held === null ? '' : ` (${(100 * held).toFixed(1)} vs consensus ${(100 * means[0][m][k]!).toFixed(1)})`}`;
+    }).join(', ')}`);
+    return `preference gate from held-out folds: ${parts.join('; ')}`;
   }
 
   /** Step 1: the AVM of every structure against the agreement counts and the mean vote. */
@@ -165,6 +241,7 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
   options: [
     { key: 'preferenceSteps', flag: '--preference-steps', description: 'AVAP: optimiser steps of step 2 (the APM on the frozen backbone)', value: { type: 'int', min: 0 }, defaultText: 'half of --steps', stageSteps: true },
     { key: 'preferenceLr', flag: '--preference-lr', description: 'AVAP: learning rate of step 2 (the APM alone on the frozen backbone)', value: { type: 'number', min: 1e-12, max: 10 }, defaultText: `${PREFERENCE_LR_FACTOR} × --lr` },
+    { key: 'preferenceFolds', flag: '--preference-folds', description: "AVAP: folds of the training cases over which step 2 is cross-fitted to choose how far each annotator's map departs from the consensus (0: no gate, the paper's head)", value: { type: 'int', min: 0, max: 10 }, default: PREFERENCE_FOLDS },
     { key: 'strategy', flag: '--strategy', description: "AVAP: 'two-step' (the paper's) or 'joint' (Table V)", value: { type: 'choice', choices: ['two-step', 'joint'] }, default: 'two-step' },
     { key: 'jointWeights', flag: '--joint-weights', description: 'AVAP, joint strategy: one loss weight per structure, then the APM weight, e.g. 0.2,0.2,0.6', value: { type: 'numbers' } },
     { key: 'conditioning', flag: '--conditioning', description: "AVAP: what the APM controller sees: 'both', 'code' or 'features' (Table IV)", value: { type: 'choice', choices: ['both', 'code', 'features'] }, default: 'both' },
@@ -192,18 +269,21 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
         preferenceSteps: (o.preferenceSteps as number | undefined) ?? Math.max(1, Math.round(context.steps / 2)),
         ...(jointWeights ? { jointWeights } : {}),
         ...(o.preferenceLr !== undefined ? { preferenceLr: o.preferenceLr as number } : {}),
+        preferenceFolds: o.strategy === 'joint' ? 0 : o.preferenceFolds as number,
       },
     };
   },
   plan(config): StagePlan[] {
     const t = config.training;
     if (t.strategy === 'joint') return [{ name: 'joint', steps: t.variationSteps, select: 'both' }];
-    return [
-      { name: 'variation', steps: t.variationSteps, select: 'mean_voting' },
-      { name: 'preference', steps: t.preferenceSteps, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : { lrFactor: PREFERENCE_LR_FACTOR }) },
-    ];
+    const preference: StagePlan = { name: 'preference', steps: t.preferenceSteps, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : { lrFactor: PREFERENCE_LR_FACTOR }) };
+    const folds = Array.from({ length: t.preferenceFolds }, (_, fold): StagePlan => ({
+      ...preference, name: `preference-fold${fold + 1}`, crossFit: { fold, folds: t.preferenceFolds },
+    }));
+    return [{ name: 'variation', steps: t.variationSteps, select: 'mean_voting' }, ...folds, preference];
   },
   build: (config) => new AvapMethod(config),
-  describeSettings: (o) => `AVAP step 2: ${o.preferenceSteps ?? "half as many"} steps at lr ${o.preferenceLr ?? `${PREFERENCE_LR_FACTOR} × lr`}`,
+  describeSettings: (o) => `AVAP step 2: ${o.preferenceSteps ?? "half as many"} steps at lr ${o.preferenceLr ?? `${PREFERENCE_LR_FACTOR} × lr`}`
+    + (((o.preferenceFolds as number | undefined) ?? PREFERENCE_FOLDS) > 0 ? `, gate cross-fitted over ${o.preferenceFolds ?? PREFERENCE_FOLDS} folds` : ', no gate'),
   ablations: avapAblations,
 };

@@ -1,6 +1,7 @@
 // What the paper's comparison methods (Table II) share: the config fields every one of them has, one
 // training stage on the whole model, and the predict of a method with one output map.
 import { z } from 'zod';
+import { TrainingStatistics, foregroundFrequencies } from '../data/statistics';
 import { BackboneConfig, DEFAULT_BACKBONE } from '../models/backbone';
 import { Encoder } from '../models/encoders/encoder';
 import { SegmentationUnet } from '../models/unet';
@@ -45,8 +46,23 @@ export function singleStage(config: BaselineConfig, select: SelectionScore): Sta
   return [{ name: 'train', steps: config.training.steps, select }];
 }
 
-/** A baseline trains its whole model in the one stage its descriptor plans, with `loss`. */
-export abstract class BaselineMethod<C extends BaselineConfig, M extends nn.Module> implements Method {
+/**
+ * A baseline's model knows its own output layout, so it decides which outputs are sigmoid segmentation
+ * logits that start at the training set's foreground frequencies (SegmentationHead.initializePrior)
+ * and which keep their initialisation.
+ */
+export interface ForegroundPriorModel {
+  /** Per structure, the training pixels' foreground frequency p_s in (0, 1). */
+  initializePrior(foregroundFrequencies: number[]): void;
+}
+
+/**
+ * A baseline trains its whole model in the one stage its descriptor plans, with `loss`. Before a new
+ * run's first step its sigmoid segmentation outputs start at logit(p_s), the same generic help AVAP's
+ * agreement classifier gets from the same statistics, so no method spends its first steps learning
+ * that almost no pixel is foreground.
+ */
+export abstract class BaselineMethod<C extends BaselineConfig, M extends nn.Module & ForegroundPriorModel> implements Method {
   constructor(readonly config: C, readonly model: M, readonly encoder: Encoder | null, private readonly plan: StagePlan[]) {}
 
   get name(): string {
@@ -55,6 +71,10 @@ export abstract class BaselineMethod<C extends BaselineConfig, M extends nn.Modu
 
   stages(): Stage[] {
     return this.plan.map((p) => ({ ...p, trained: [this.model], frozen: [], loss: (batch, rng) => this.loss(batch, rng) }));
+  }
+
+  initialize(statistics: TrainingStatistics): void {
+    this.model.initializePrior(foregroundFrequencies(statistics));
   }
 
   abstract loss(batch: TrainingBatch, rng: Rng): Tensor;

@@ -52,6 +52,15 @@ export class ConfusionMatrixNet extends nn.Module {
     noGrad(() => tidy(() => void this.confusion.classifier.bias!.copy_(tensor(bias))));
   }
 
+  /**
+   * The clean segmentation's sigmoid starts at the structures' training foreground frequencies. The
+   * confusion head keeps its identity prior: its outputs are logits of a softmax over the annotated
+   * class given the true class, not foreground logits, so the foreground frequency says nothing about them.
+   */
+  initializePrior(foregroundFrequencies: number[]): void {
+    this.segmentation.initializePrior(foregroundFrequencies);
+  }
+
   forward(x: Tensor): ConfusionOutput {
     return tidy(() => {
       const features = this.backbone.forward(x);

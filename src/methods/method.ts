@@ -36,6 +36,12 @@ export interface StagePlan {
   lr?: number;
   /** Without `lr`: this stage's rate relative to the run's (default 1). */
   lrFactor?: number;
+  /**
+   * Cross-fitting: the stage trains on the training cases outside fold `fold` (0-based) of `folds`,
+   * a split drawn from the run's seed, so the held-out fold can show what the trained modules do on
+   * images they never saw.
+   */
+  crossFit?: { fold: number; folds: number };
 }
 
 /** One phase of training: which modules learn, which stay frozen, and what they learn from. */
@@ -49,6 +55,15 @@ export interface Stage extends StagePlan {
    * the outputs this stage trains on.
    */
   loss(batch: TrainingBatch, rng: Rng): Tensor;
+  /** Optional: before the stage's first step (not when a run resumes inside the stage), e.g. to re-initialise what it trains. */
+  begin?(seed: number): void;
+  /** Cross-fitting stages: each batch of the held-out fold (unaugmented), after the stage's weights are selected. */
+  heldOut?(batch: TrainingBatch): void;
+  /**
+   * Optional: after the stage's weights are selected (and held out); what it changes is kept for the
+   * next stage. It may return a line for the run's log saying what it decided.
+   */
+  end?(): string | void;
 }
 
 export interface Prediction {

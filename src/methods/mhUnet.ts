@@ -23,6 +23,11 @@ export class MultiHeadUnet extends nn.Module {
     this.heads = this.registerModule('heads', new nn.ModuleList(config.annotators.map(() => new SegmentationHead(C, K))));
   }
 
+  /** Every annotator's head starts at the structures' training foreground frequencies. */
+  initializePrior(foregroundFrequencies: number[]): void {
+    for (const head of this.heads.items) head.initializePrior(foregroundFrequencies);
+  }
+
   /** Logits [B, M, K, H, W], one head per annotator on one backbone pass. */
   forward(x: Tensor): Tensor {
     return tidy(() => {

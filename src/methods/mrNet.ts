@@ -49,6 +49,18 @@ export class MultiRaterNet extends nn.Module {
     this.refinement = this.registerModule('refinement', new SegmentationHead(C + 2 * K, K, C));
   }
 
+  /**
+   * The coarse map and every rater's reconstruction (an [M, K] layout, structure-fastest) start at the
+   * structures' training foreground frequencies. The refinement's output is not a map of its own but a
+   * residual added to the coarse logits: giving it the prior too would count it twice, so its bias
+   * starts at zero instead and the refined map starts at the prior as well.
+   */
+  initializePrior(foregroundFrequencies: number[]): void {
+    this.coarseHead.initializePrior(foregroundFrequencies);
+    this.reconstruction.initializePrior(foregroundFrequencies);
+    noGrad(() => void this.refinement.classifier.bias!.zero_());
+  }
+
   /** expertise: [B, M] rater weights (rows sum to 1). */
   forward(x: Tensor, expertise: Tensor): MultiRaterOutput {
     return tidy(() => {

@@ -53,6 +53,18 @@ export class PadlNet extends nn.Module {
     this.preferences = this.registerModule('hpm', new nn.ModuleList(config.annotators.map(() => new SegmentationHead(C, 2 * K))));
   }
 
+  /**
+   * The means of the meta segmentation (μ₀) and of every annotator's preference (μ_m) — each head's
+   * first K outputs — start at the structures' training foreground frequencies. The log-variances
+   * after them keep their initialisation: they are not foreground logits, and the prior says nothing
+   * about how noisy an annotation is.
+   */
+  initializePrior(foregroundFrequencies: number[]): void {
+    const K = this.config.structures.length;
+    this.stochasticError.initializePrior(foregroundFrequencies, K);
+    for (const head of this.preferences.items) head.initializePrior(foregroundFrequencies, K);
+  }
+
   forward(x: Tensor): PadlOutput {
     return tidy(() => {
       const features = this.backbone.forward(x);

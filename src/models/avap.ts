@@ -1,8 +1,9 @@
 // AVAP (Fig. 2): a Res-U-Net backbone, the annotator-variation head (AVM) and the annotator-preference
 // head (APM) sharing the backbone's features F_img.
-import { F, Tensor, cat, nn, noGrad, tidy } from '../torch';
+import { F, Tensor, cat, nn, noGrad, tensor, tidy } from '../torch';
 import { BackboneConfig, UnetBackbone } from './backbone';
 import { Conditioning, DynamicHead } from './heads/preference';
+import { PreferenceGate } from './heads/preferenceGate';
 import { Calibration, VariationHead, expectedAgreement } from './heads/variation';
 
 export interface AvapConfig {
@@ -27,6 +28,7 @@ export class AVAP extends nn.Module {
   readonly backbone: UnetBackbone;
   readonly avm: VariationHead;
   readonly apm: DynamicHead;
+  readonly gate: PreferenceGate;
 
   constructor(readonly config: AvapConfig) {
     super();
@@ -36,6 +38,7 @@ export class AVAP extends nn.Module {
     const C = config.backbone.featureChannels;
     this.avm = this.registerModule('avm', new VariationHead(C, K, M, config.avm.hidden));
     this.apm = this.registerModule('apm', new DynamicHead({ inChannels: C, annotators: M, structures: K, hidden: config.apm.hidden, conditioning: config.apm.conditioning }));
+    this.gate = this.registerModule('gate', new PreferenceGate(M, K));
   }
 
   get annotatorCount(): number {
@@ -57,25 +60,52 @@ export class AVAP extends nn.Module {
 
   /**
    * Inference: the calibrated map [B, K, H, W] and the probability maps [B, A, K, H, W] of `annotators`
-   * (0-based; default every one) from one backbone pass (eval mode, no autograd).
+   * (0-based; default every one) from one backbone pass (eval mode, no autograd). Each annotator's map
+   * goes through the gate, which needs every annotator's departure once it shrinks any of them.
    */
   predict(x: Tensor, calibration: Calibration = this.config.avm.calibration, annotators?: number[]): { calibrated: Tensor; annotators: Tensor } {
     return noGrad(() => tidy(() => {
-      const out = this.forward(x, this.annotatorsPerImage(x.shape[0], annotators));
-      return { calibrated: this.avm.calibrated(out.variation, calibration), annotators: F.sigmoid(out.preference!) };
+      const { variation, logits } = this.gatedLogits(x, annotators);
+      return { calibrated: this.avm.calibrated(variation, calibration), annotators: F.sigmoid(logits) };
     }));
   }
 
   /** One pass, both calibration rules: for choosing the rule on validation data. */
   predictBothCalibrations(x: Tensor): { expectation: Tensor; argmax: Tensor; annotators: Tensor } {
     return noGrad(() => tidy(() => {
-      const out = this.forward(x, this.annotatorsPerImage(x.shape[0]));
+      const { variation, logits } = this.gatedLogits(x);
       return {
-        expectation: this.avm.calibrated(out.variation, 'expectation'),
-        argmax: this.avm.calibrated(out.variation, 'argmax'),
-        annotators: F.sigmoid(out.preference!),
+        expectation: this.avm.calibrated(variation, 'expectation'),
+        argmax: this.avm.calibrated(variation, 'argmax'),
+        annotators: F.sigmoid(logits),
       };
     }));
+  }
+
+  /**
+   * The consensus logit [B, 1, K, H, W] and the APM's departures of all M annotators [B, M, K, H, W],
+   * from one backbone pass: what the gate's candidates are built from.
+   */
+  departures(x: Tensor): { variation: Tensor[]; consensus: Tensor; departures: Tensor } {
+    return tidy(() => {
+      const features = this.backbone.forward(x);
+      const variation = this.avm.forward(features);
+      const consensus = consensusLogits(variation, this.annotatorCount).unsqueeze(1);
+      return { variation, consensus, departures: this.apm.forward(features, this.annotatorsPerImage(x.shape[0])) };
+    });
+  }
+
+  private gatedLogits(x: Tensor, annotators?: number[]): { variation: Tensor[]; logits: Tensor } {
+    return tidy(() => {
+      if (this.gate.isIdentity()) {
+        const out = this.forward(x, this.annotatorsPerImage(x.shape[0], annotators));
+        return { variation: out.variation, logits: out.preference! };
+      }
+      const { variation, consensus, departures } = this.departures(x);
+      const all = this.gate.forward(consensus, departures);
+      const logits = annotators ? all.indexSelect(1, tensor(BigInt64Array.from(annotators, BigInt), [annotators.length])) : all;
+      return { variation, logits };
+    });
   }
 
   /** The same annotators (0-based; default every one) for each of `batch` images. */

@@ -14,6 +14,11 @@ export class SegmentationUnet extends nn.Module {
     this.head = this.registerModule('head', new SegmentationHead(backbone.featureChannels, structures));
   }
 
+  /** Its one map per structure starts at the structure's training foreground frequency. */
+  initializePrior(foregroundFrequencies: number[]): void {
+    this.head.initializePrior(foregroundFrequencies);
+  }
+
   /** Logits [B, K, H, W]. */
   forward(x: Tensor): Tensor {
     return tidy(() => this.head.forward(this.backbone.forward(x)));

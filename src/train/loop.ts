@@ -4,9 +4,11 @@
 // validated and the stage's selected weights are kept in model.safetensors; a crash-safe checkpoint is
 // written after a round when one is due (checkpointSeconds), so a run resumes exactly from its last
 // checkpointed round.
+import type { CaseRecord } from '../data/dataset';
 import { Batch, DataLoader } from '../data/pipeline';
 import { Method, Stage } from '../methods/method';
-import { optim, tidy } from '../torch';
+import { UserError } from '../errors';
+import { noGrad, optim, tidy } from '../torch';
 import { Rng } from '../util/random';
 import { toTrainingBatch } from './batch';
 import { loadOptimizerState, loadWeights, saveCheckpoint, saveWeights } from './checkpoint';
@@ -23,6 +25,9 @@ export interface LoopContext {
   config: RunConfig;
   method: Method;
   trainLoader: DataLoader;
+  /** The training cases, and a loader over some of them (for cross-fitting stages). */
+  trainCases: CaseRecord[];
+  loaderFor(cases: CaseRecord[], training: boolean): DataLoader;
   /** Null when no case was held out. */
   valLoader: DataLoader | null;
   /** Where a resumed run stands; null for a new run. */
@@ -82,11 +87,14 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
       if (stage.steps > 0) loadWeights(method.model, run.modelFile);
       continue;
     }
+    if (firstStep === 0) stage.begin?.(config.seed);
     const lr = stageLearningRate(config, stage);
     const optimizer = prepareStage(stage, lr, config.optimizer.weightDecay);
     if (state && state.stage === s && firstStep > 0) loadOptimizerState(run, optimizer, state);
     const ends = roundEnds(stage.steps);
-    const stream = batchStream(trainLoader, s, firstStep);
+    const folds = stage.crossFit ? crossFitCases(ctx.trainCases, stage.crossFit, config.seed) : null;
+    const stageLoader = folds ? ctx.loaderFor(folds.trained, true) : trainLoader;
+    const stream = batchStream(stageLoader, s, firstStep);
     let step = firstStep;
     let lastCheckpoint = Date.now();
     try {
@@ -138,15 +146,47 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
       }
     } finally {
       await stream.return(undefined);
+      if (stageLoader !== trainLoader) await stageLoader.close();
     }
     // The next stage builds on this stage's selected weights (its best round, or its last).
     loadWeights(method.model, run.modelFile);
+    if (folds && stage.heldOut) await showHeldOut(stage, ctx.loaderFor(folds.heldOut, false), config.input.channels, M, K);
+    if (stage.end || (folds && stage.heldOut)) {
+      const decided = stage.end?.();
+      if (decided) {
+        run.log({ event: 'stageEnd', stage: stage.name, step: stage.steps, note: decided });
+        emit({ type: 'note', text: decided });
+      }
+      saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(stage.steps) });
+    }
     // Commit the hand-over: from here on model.safetensors belongs to the next stage, whose first
     // round overwrites it; a resume must restart that stage from this stage's selected weights.
     saveCheckpoint(run, method.model, null, { stage: s + 1, step: 0, best, elapsedSeconds: seconds() });
     state = null;
   }
   return best;
+}
+
+/**
+ * Fold `fold` of `folds` of the training cases (a split fixed by the seed, the same for every fold
+ * stage of the run) is held out; the stage trains on the rest.
+ */
+export function crossFitCases(cases: CaseRecord[], crossFit: { fold: number; folds: number }, seed: number): { trained: CaseRecord[]; heldOut: CaseRecord[] } {
+  const { fold, folds } = crossFit;
+  if (cases.length < folds) throw new UserError(`cross-fitting over ${folds} folds needs at least ${folds} training cases; this run has ${cases.length}`);
+  const order = Rng.from(seed, 'folds').permutation(cases.length);
+  const inFold = new Set(order.filter((_, i) => i % folds === fold));
+  return { trained: cases.filter((_, i) => !inFold.has(i)), heldOut: cases.filter((_, i) => inFold.has(i)) };
+}
+
+/** The held-out fold's batches, unaugmented, to the stage (modules in eval mode, no autograd). */
+async function showHeldOut(stage: Stage, loader: DataLoader, channels: number, M: number, K: number): Promise<void> {
+  try {
+    for (const m of [...stage.trained, ...stage.frozen]) m.eval();
+    for await (const b of loader.epoch(0)) noGrad(() => tidy(() => stage.heldOut!(toTrainingBatch(b, channels, M, K))));
+  } finally {
+    await loader.close();
+  }
 }
 
 /** The stage's own rate, else (runs written before stages carried one) the run's per-stage override, else the run's rate scaled by the stage. */

@@ -54,8 +54,8 @@ export function checkResume(run: RunDir, config: RunConfig, ds: Dataset, opts: R
 
 /**
  * Makes the run folder consistent with the checkpoint it resumes from: removes the temp files of
- * writes a kill interrupted, drops the log's rounds after the checkpoint (they are trained again) and
- * logs the resumption.
+ * writes a kill interrupted, drops the log's rounds and stage ends after the checkpoint (they are
+ * trained again) and logs the resumption.
  */
 export function recordResume(run: RunDir, state: CheckpointState | null, stages: Stage[]): void {
   removeStaleTempFiles(run.dir);
@@ -76,7 +76,7 @@ export function recordResume(run: RunDir, state: CheckpointState | null, stages:
       discarded++; // a line torn by the kill
       continue;
     }
-    if ((event.event === 'round' && !done(event)) || event.event === 'done') discarded++;
+    if (((event.event === 'round' || event.event === 'stageEnd') && !done(event)) || event.event === 'done') discarded++;
     else kept.push(line);
   }
   const at = state === null ? { stage: null, step: 0 } : { stage: stages[state.stage]?.name ?? 'done', step: state.step };

@@ -3,6 +3,7 @@
 // validation-based selection, checkpoints), checkpoint.ts (weights on disk), events.ts (progress).
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import type { CaseRecord } from '../data/dataset';
 import { DataLoader } from '../data/pipeline';
 import { trainingStatistics } from '../data/statistics';
 import { buildMethod } from '../methods/registry';
@@ -53,8 +54,11 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   if (state) loadCheckpointWeights(run, method.model, state);
 
   const loaderOptions = { size: config.input.size, batchSize: config.optimizer.batchSize, normalization, seed: config.seed };
-  const trainLoader = new DataLoader(ds, trainCases, { ...loaderOptions, shuffle: true, augment: config.augment, dropLast: trainCases.length > config.optimizer.batchSize });
-  const valLoader = valCases.length > 0 ? new DataLoader(ds, valCases, { ...loaderOptions, shuffle: false, augment: false, dropLast: false }) : null;
+  const loaderFor = (cases: CaseRecord[], training: boolean) => new DataLoader(ds, cases, training
+    ? { ...loaderOptions, shuffle: true, augment: config.augment, dropLast: cases.length > config.optimizer.batchSize }
+    : { ...loaderOptions, shuffle: false, augment: false, dropLast: false });
+  const trainLoader = loaderFor(trainCases, true);
+  const valLoader = valCases.length > 0 ? loaderFor(valCases, false) : null;
   const stages = method.stages();
   checkSomethingToTrain(method.name, stages);
   if (o.resume) {
@@ -62,7 +66,7 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
     recordResume(run, state, stages);
   }
   try {
-    const best = await trainStages({ run, config, method, trainLoader, valLoader, state, emit, started });
+    const best = await trainStages({ run, config, method, trainLoader, trainCases, loaderFor, valLoader, state, emit, started });
     const selected = (valLoader?.caseCount ?? 0) >= MIN_SELECTION_CASES ? 'best' as const : 'last' as const;
     const summary: TrainSummary = {
       run: run.dir,

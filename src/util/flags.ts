@@ -41,6 +41,14 @@ export function collectList(value: string, previous: string[] = []): string[] {
   return [...previous, ...splitList(value).filter(Boolean)];
 }
 
+/** `--steps 300,1000` → [300, 1000]: integers in min..max, in the order given, each at most once. */
+export function parseIntList(flag: string, raw: string, min = 1, max = Number.MAX_SAFE_INTEGER): number[] {
+  const list = splitList(raw).map((x) => parseIntFlag(flag, x, min, max));
+  const repeated = list.find((x, i) => list.indexOf(x) !== i);
+  if (repeated !== undefined) throw new UserError(`${flag} lists ${repeated} twice: '${raw}'`);
+  return list;
+}
+
 /** `--annotators all|1,3` → undefined (all) or the 1-based numbers, each at most once. */
 export function parseAnnotatorList(raw: string): number[] | undefined {
   if (raw === 'all') return undefined;
