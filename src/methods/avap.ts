@@ -283,7 +283,10 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
     return [{ name: 'variation', steps: t.variationSteps, select: 'mean_voting' }, ...folds, preference];
   },
   build: (config) => new AvapMethod(config),
-  describeSettings: (o) => `AVAP step 2: ${o.preferenceSteps ?? "half as many"} steps at lr ${o.preferenceLr ?? `${PREFERENCE_LR_FACTOR} × lr`}`
-    + (((o.preferenceFolds as number | undefined) ?? PREFERENCE_FOLDS) > 0 ? `, gate cross-fitted over ${o.preferenceFolds ?? PREFERENCE_FOLDS} folds` : ', no gate'),
+  describeSettings: (o) => {
+    const folds = (o.preferenceFolds as number | undefined) ?? PREFERENCE_FOLDS;
+    return `AVAP step 2: ${o.preferenceSteps ?? 'half as many'} steps at lr ${o.preferenceLr ?? `${PREFERENCE_LR_FACTOR} × lr`}`
+      + (folds > 0 ? `, gate cross-fitted over ${folds} folds` : ', no gate');
+  },
   ablations: avapAblations,
 };

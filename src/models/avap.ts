@@ -48,13 +48,23 @@ export class AVAP extends nn.Module {
   /** annotators: per image, the 0-based annotators whose preference to predict (omit for AVM only). */
   forward(x: Tensor, annotators?: number[][]): AvapOutput {
     return tidy(() => {
+      const { variation, consensus, departures } = this.heads(x, annotators);
+      if (!departures || !consensus) return { variation, preference: null };
+      return { variation, preference: departures.add(consensus.expand(departures.shape)) };
+    });
+  }
+
+  /**
+   * One backbone pass: the AVM's logits and, when annotators are given (step 1 needs neither), the
+   * consensus logit [B, 1, K, H, W] and the APM's departures from it [B, A, K, H, W].
+   */
+  private heads(x: Tensor, annotators?: number[][]): { variation: Tensor[]; consensus: Tensor | null; departures: Tensor | null } {
+    return tidy(() => {
       const features = this.backbone.forward(x);
       const variation = this.avm.forward(features);
-      if (!annotators) return { variation, preference: null };
-      const A = annotators[0]?.length ?? 0;
+      if (!annotators) return { variation, consensus: null, departures: null };
       const consensus = consensusLogits(variation, this.annotatorCount).unsqueeze(1);
-      const [B, , K, H, W] = consensus.shape;
-      return { variation, preference: this.apm.forward(features, annotators).add(consensus.expand([B, A, K, H, W])) };
+      return { variation, consensus, departures: this.apm.forward(features, annotators) };
     });
   }
 
@@ -87,12 +97,8 @@ export class AVAP extends nn.Module {
    * from one backbone pass: what the gate's candidates are built from.
    */
   departures(x: Tensor): { variation: Tensor[]; consensus: Tensor; departures: Tensor } {
-    return tidy(() => {
-      const features = this.backbone.forward(x);
-      const variation = this.avm.forward(features);
-      const consensus = consensusLogits(variation, this.annotatorCount).unsqueeze(1);
-      return { variation, consensus, departures: this.apm.forward(features, this.annotatorsPerImage(x.shape[0])) };
-    });
+    const { variation, consensus, departures } = this.heads(x, this.annotatorsPerImage(x.shape[0]));
+    return { variation, consensus: consensus!, departures: departures! };
   }
 
   private gatedLogits(x: Tensor, annotators?: number[]): { variation: Tensor[]; logits: Tensor } {

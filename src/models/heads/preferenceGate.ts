@@ -53,21 +53,13 @@ export class PreferenceGate extends nn.Module {
    * departures of all M annotators [B, M, K, H, W].
    */
   forward(consensus: Tensor, departures: Tensor): Tensor {
-    return tidy(() => {
-      const [M, K] = [this.annotators, this.structures];
-      const common = departures.mean(1, true);
-      const own = departures.sub(common);
-      return consensus.add(common.mul(this.common.view([1, M, K, 1, 1]))).add(own.mul(this.own.view([1, M, K, 1, 1])));
-    });
+    const [M, K] = [this.annotators, this.structures];
+    return mix(consensus, departures, this.common.view([1, M, K, 1, 1]), this.own.view([1, M, K, 1, 1]));
   }
 
   /** Every candidate's logits, [G, B, M, K, H, W], for scoring them on held-out cases. */
   candidates(consensus: Tensor, departures: Tensor): Tensor[] {
-    return tidy(() => {
-      const common = departures.mean(1, true);
-      const own = departures.sub(common);
-      return GATE_CANDIDATES.map((c) => consensus.add(common.mul(c.common)).add(own.mul(c.own)));
-    });
+    return GATE_CANDIDATES.map((c) => mix(consensus, departures, c.common, c.own));
   }
 
   /** Adds held-out soft Dice sums ([G·M·K], candidate-major) and case counts ([M·K]). */
@@ -113,4 +105,12 @@ export class PreferenceGate extends nn.Module {
       return n > 0 ? dice[(g * M + m) * K + k] / n : null;
     })));
   }
+}
+
+/** consensus + common·(mean departure) + own·(departure − mean departure); weights are numbers or [1, M, K, 1, 1]. */
+function mix(consensus: Tensor, departures: Tensor, common: number | Tensor, own: number | Tensor): Tensor {
+  return tidy(() => {
+    const shared = departures.mean(1, true);
+    return consensus.add(shared.mul(common)).add(departures.sub(shared).mul(own));
+  });
 }
