@@ -1,5 +1,5 @@
-// The package as npm would publish it: packed, installed into an empty project, and the README's
-// library example run there with `require('avap')`.
+// The package as npm would publish it: packed, installed into an empty project, and the library
+// example of docs/library.md run there with `require('avap')`.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,15 +11,15 @@ const root = path.resolve(__dirname, '..', '..');
 // onnxruntime-node's install script would download CUDA files; its CPU binary ships in the package.
 const npm = (args: string[], cwd: string) => execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
 
-/** The ```js block of the README that starts with the library example's first line. */
-function readmeExample(): string {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.startsWith('// From code'));
-  assert.ok(block, "README.md has a ```js block starting with '// From code'");
+/** The ```js block of docs/library.md that starts with the library example's first line. */
+function libraryExample(): string {
+  const doc = fs.readFileSync(path.join(root, 'docs', 'library.md'), 'utf8');
+  const block = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.startsWith('// From code'));
+  assert.ok(block, "docs/library.md has a ```js block starting with '// From code'");
   return block;
 }
 
-test('npm pack ships the build and the addon; installed elsewhere, the README example runs', () => {
+test('npm pack ships the build and the addon; installed elsewhere, the documented library example runs', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-package-'));
   // The build is current (npm test runs scripts/setup.sh first); prepack would run setup again.
   const packed = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], root))[0];
@@ -35,7 +35,7 @@ test('npm pack ships the build and the addon; installed elsewhere, the README ex
   npm(['install', path.join(tmp, packed.filename), '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock'], app);
   assert.equal(execFileSync(process.execPath, ['-p', "require.resolve('avap')"], { cwd: app, encoding: 'utf8' }).trim(), path.join(app, 'node_modules', 'avap', 'dist', 'src', 'index.js'));
 
-  fs.writeFileSync(path.join(app, 'example.js'), readmeExample());
+  fs.writeFileSync(path.join(app, 'example.js'), libraryExample());
   const out = execFileSync(process.execPath, ['example.js'], { cwd: app, encoding: 'utf8', env: { ...process.env, AVAP_NUM_THREADS: '1' } });
   assert.match(out, /^train step 1\/1: loss [\d.]+, lr [\d.e-]+, [\d.]+ s$/m);
   const score = String.raw`(0|1|0\.\d+|\d(\.\d+)?e-\d+)`; // a fraction, as JavaScript prints it (tiny ones in exponent form)
