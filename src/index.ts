@@ -4,8 +4,8 @@ export type { TrainOptions, TrainSettings, TrainSummary, TrainEvent } from './tr
 export { describeTrainEvent } from './train/events';
 export { predict, predictToFolder, listInputs } from './predict/predict';
 export type { PredictRequest, PredictOptions, PredictInput } from './predict/predict';
-export { loadRun } from './predict/load';
-export type { LoadedRun } from './predict/load';
+export { loadRun } from './train/loadRun';
+export type { LoadedRun } from './train/loadRun';
 export { evaluate, evaluateModel } from './predict/evaluateModel';
 export type { EvaluateRequest } from './predict/evaluateModel';
 export { evaluatePredictions, referenceFromDataset } from './eval/evaluate';
@@ -23,7 +23,7 @@ export { registerMethod, methodDescriptors, methodConfigFor, buildMethod, resolv
 export type { MethodDescriptor, MethodOption, MethodContext, OptionValue } from './methods/descriptor';
 export type { Method, MethodConfig, Stage, StagePlan, Prediction, TrainingBatch, SelectionScore } from './methods/method';
 export { availableRows, broadcastToAnnotators, pickAnnotators, pickRows } from './methods/annotators';
-export * as losses from './train/losses';
+export * as losses from './methods/losses';
 
 // Encoders: the registry (plain data) and the interface a backbone depends on.
 export { ENCODERS, createEncoder, encoderNames } from './models/encoders/registry';

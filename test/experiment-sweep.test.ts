@@ -18,7 +18,7 @@ import { differencesToBest } from '../src/experiment/differences';
 import { ExperimentOptions, runExperiment } from '../src/experiment/experiment';
 import { lineChartSvg, niceTicks, writeLineChart } from '../src/experiment/figures';
 import { SharedSettings, recordCombinations } from '../src/experiment/settings';
-import { NOT_CONVERGED_NOTE, table2 } from '../src/experiment/tables';
+import { NOT_CONVERGED_NOTE, table2 } from '../src/eval/tables';
 import { parseIntList } from '../src/util/flags';
 import { Rng } from '../src/util/random';
 

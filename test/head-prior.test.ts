@@ -18,7 +18,7 @@ import { PadlNet } from '../src/methods/padl';
 import { buildMethod, methodConfigFor } from '../src/methods/registry';
 import { SegmentationHead } from '../src/models/heads/segmentation';
 import { SegmentationUnet } from '../src/models/unet';
-import { loadRun } from '../src/predict/load';
+import { loadRun } from '../src/train/loadRun';
 import { Tensor, manualSeed, nn, noGrad, randn, tidy } from '../src/torch';
 import { TRAIN_DEFAULTS, train } from '../src/train/trainer';
 

@@ -36,7 +36,7 @@ import { AblationPlannedRun, PlanContext, PlannedRun, planAblations, planMethods
 import { EXPERIMENT_PROFILES, ExperimentProfile } from './profiles';
 import { ExperimentProgress, formatDuration } from './progress';
 import { Combination, ExperimentSettings, Selection, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
-import { MethodRow, MethodScores, table2 } from './tables';
+import { MethodRow, MethodScores, table2 } from '../eval/tables';
 
 export interface ExperimentOptions {
   data: string;

@@ -13,7 +13,7 @@ import { Normalization, Normalizer } from '../data/normalization';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { Method } from '../methods/method';
-import { loadRun } from '../predict/load';
+import { loadRun } from '../train/loadRun';
 import { Tensor, tensor, tidy } from '../torch';
 import { traceOps } from '../torch/trace';
 import { RunConfig } from '../train/run';

@@ -8,7 +8,7 @@ import { F, Tensor, manualSeed, tidy } from '../torch';
 import { softDice } from '../metrics/dice';
 import { DynamicHead } from '../models/heads/preference';
 import { GATE_CANDIDATES } from '../models/heads/preferenceGate';
-import { preferenceLoss, variationLoss } from '../train/losses';
+import { preferenceLoss, variationLoss } from './losses';
 import { Rng } from '../util/random';
 import { chosenRows, pickAnnotators, pickRows } from './annotators';
 import { avapAblations } from './avapAblations';

@@ -9,7 +9,7 @@
 import { UnetBackbone } from '../models/backbone';
 import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Tensor, nn, noGrad, tensor, tidy } from '../torch';
-import { probabilityLoss } from '../train/losses';
+import { probabilityLoss } from './losses';
 import { z } from 'zod';
 import { availableRows, pickRows, zeroLoss } from './annotators';
 import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';

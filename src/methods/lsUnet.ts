@@ -2,7 +2,7 @@
 // is the mask of one of its annotators drawn at random, so over training the network sees the
 // annotators' disagreement and its sigmoid output calibrates to it.
 import { Tensor, tidy } from '../torch';
-import { segmentationLoss } from '../train/losses';
+import { segmentationLoss } from './losses';
 import { Rng } from '../util/random';
 import { chosenRows, pickAnnotators, pickRows } from './annotators';
 import { BaselineConfig, SingleMapMethod, baselineConfig, baselineSchema, singleStage } from './baseline';

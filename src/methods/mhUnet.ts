@@ -5,7 +5,7 @@
 import { UnetBackbone } from '../models/backbone';
 import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Tensor, nn, noGrad, stack, tidy } from '../torch';
-import { segmentationLoss } from '../train/losses';
+import { segmentationLoss } from './losses';
 import { availableRows, pickRows, zeroLoss } from './annotators';
 import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
 import { MethodDescriptor } from './descriptor';

@@ -14,7 +14,7 @@
 import { UnetBackbone } from '../models/backbone';
 import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Tensor, cat, nn, noGrad, tensor, tidy } from '../torch';
-import { segmentationLoss } from '../train/losses';
+import { segmentationLoss } from './losses';
 import { Rng } from '../util/random';
 import { availableRows, pickRows } from './annotators';
 import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';

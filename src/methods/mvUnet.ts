@@ -1,7 +1,7 @@
 // `mv-unet` — MV-UNet of the paper's Table II: a Res-U-Net trained on the mean vote of the available
 // annotators as a soft target, so its sigmoid output approximates the fraction of annotators marking a pixel.
 import { Tensor, tidy } from '../torch';
-import { segmentationLoss } from '../train/losses';
+import { segmentationLoss } from './losses';
 import { BaselineConfig, SingleMapMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
 import { MethodDescriptor } from './descriptor';
 import { TrainingBatch } from './method';

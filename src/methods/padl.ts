@@ -11,7 +11,7 @@
 import { UnetBackbone } from '../models/backbone';
 import { SegmentationHead } from '../models/heads/segmentation';
 import { F, Generator, Tensor, nn, noGrad, randn, stack, tidy } from '../torch';
-import { sampledLikelihoodLoss, softDiceLoss } from '../train/losses';
+import { sampledLikelihoodLoss, softDiceLoss } from './losses';
 import { Rng } from '../util/random';
 import { z } from 'zod';
 import { availableRows, pickRows } from './annotators';

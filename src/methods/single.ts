@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { UserError } from '../errors';
 import { Tensor, tensor, tidy } from '../torch';
-import { segmentationLoss } from '../train/losses';
+import { segmentationLoss } from './losses';
 import { availableRows, pickRows, zeroLoss } from './annotators';
 import { BaselineConfig, SingleMapMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
 import { MethodDescriptor } from './descriptor';

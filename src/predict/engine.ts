@@ -10,7 +10,7 @@ import { openExportedModel } from '../export/export';
 import { ModelInfo, exportedAnnotators } from '../export/metadata';
 import { tensor, tidy } from '../torch';
 import { defaultThreadCount } from '../torch/native';
-import { LoadedRun } from './load';
+import { LoadedRun } from '../train/loadRun';
 import { weightsIdentity } from './manifest';
 
 export const ENGINES = ['torch', 'onnx'] as const;

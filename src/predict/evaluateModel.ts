@@ -6,7 +6,7 @@ import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { checkPredictionsForEvaluation } from './manifest';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
-import { loadRun } from './load';
+import { loadRun } from '../train/loadRun';
 import { predictToFolder } from './predict';
 
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {

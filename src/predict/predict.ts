@@ -10,7 +10,7 @@ import { isSafePathComponent, resolvesInside } from '../io/paths';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { PrecisionChoice, resolvePrecision } from '../torch/precision';
-import { LoadedRun, loadRun } from './load';
+import { LoadedRun, loadRun } from '../train/loadRun';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
 

@@ -4,8 +4,8 @@ import { UserError } from '../errors';
 import { Normalization } from '../data/normalization';
 import { Method } from '../methods/method';
 import { buildMethod } from '../methods/registry';
-import { RunConfig, RunDir } from '../train/run';
-import { loadWeights } from '../train/checkpoint';
+import { RunConfig, RunDir } from './run';
+import { loadWeights } from './checkpoint';
 import { Precision } from '../torch/precision';
 import { checkFiniteWeights } from './finiteWeights';
 
