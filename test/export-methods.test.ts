@@ -15,12 +15,13 @@ import { EngineOutput, onnxEngine, torchEngine } from '../src/predict/engine';
 import { manualSeed, memory, noGrad, tensor, tidy } from '../src/torch';
 import { RunConfig, RunDir } from '../src/train/run';
 import { prng } from './torch-helpers';
+import { registeredMethodIds } from './method-ids';
 
 const S = 64;
 const C = 3;
 const STRUCTURES = ['disc', 'cup'];
 const ANNOTATORS = ['A1', 'A2', 'A3'];
-const METHODS = ['single:2', 'mv-unet', 'ls-unet', 'mh-unet', 'cm-net', 'mr-net', 'padl', 'avap'];
+const METHODS = registeredMethodIds(ANNOTATORS.length);
 
 function runConfig(model: RunConfig['model']): RunConfig {
   return {

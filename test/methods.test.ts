@@ -17,10 +17,11 @@ import { evaluateModel } from '../src/predict/evaluateModel';
 import { Tensor, cat, manualSeed, noGrad, rand, randn, tidy } from '../src/torch';
 import { TRAIN_DEFAULTS, train } from '../src/train/trainer';
 import { Rng } from '../src/util/random';
+import { registeredMethodIds } from './method-ids';
 
 const M = 3;
 const STRUCTURES = ['disc', 'cup'];
-const ALL_METHODS = ['single:2', 'mv-unet', 'ls-unet', 'mh-unet', 'cm-net', 'mr-net', 'padl', 'avap'];
+const ALL_METHODS = registeredMethodIds(M);
 
 function options(annotators = M) {
   return {
