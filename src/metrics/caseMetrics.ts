@@ -137,7 +137,7 @@ export function undefinedMetrics(M: number): CaseStructureMetrics {
 }
 
 /** Validates an input and resolves the options (thresholds, rule, ECE bins, binarisation threshold). */
-export function checkInput(input: CaseStructureInput, options: MultiAnnotatorOptions): { M: number; N: number; thresholds: readonly number[]; rule: ThresholdRule; bins: number; bt: number } {
+export function checkInput(input: CaseStructureInput, options: MultiAnnotatorOptions): { M: number; N: number; thresholds: readonly number[]; rule: ThresholdRule; bins: number; binaryThreshold: number } {
   const M = input.annotations.length;
   if (input.annotatorPredictions.length !== M) {
     throw new RangeError(`evaluateCaseStructure: ${input.annotatorPredictions.length} annotator predictions for ${M} annotators`);
@@ -149,5 +149,5 @@ export function checkInput(input: CaseStructureInput, options: MultiAnnotatorOpt
   const thresholds = validateThresholds(options.thresholds ?? PAPER_THRESHOLDS, 'thresholds');
   const bins = options.eceBins ?? ECE_BINS;
   if (!Number.isInteger(bins) || bins < 1) throw new RangeError(`evaluateCaseStructure: bad ECE bin count ${bins}`);
-  return { M, N, thresholds, rule: options.rule ?? 'gt', bins, bt: options.binaryThreshold ?? BINARY_THRESHOLD };
+  return { M, N, thresholds, rule: options.rule ?? 'gt', bins, binaryThreshold: options.binaryThreshold ?? BINARY_THRESHOLD };
 }

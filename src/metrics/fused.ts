@@ -151,10 +151,10 @@ export class CaseStructureEvaluator {
    * When no annotation is available every value is NaN.
    */
   evaluate(input: CaseStructureInput, options: MultiAnnotatorOptions = {}): CaseStructureMetrics {
-    const { M, N, thresholds, rule, bins, bt } = checkInput(input, options);
+    const { M, N, thresholds, rule, bins, binaryThreshold } = checkInput(input, options);
     const available = input.annotations.map((a) => a !== null);
-    const Ma = available.filter(Boolean).length;
-    if (Ma === 0) return undefinedMetrics(M);
+    const availableAnnotators = available.filter(Boolean).length;
+    if (availableAnnotators === 0) return undefinedMetrics(M);
     if (M > FUSED_MAX_ANNOTATORS) return evaluateCaseStructurePlain(input, options);
 
     const gt = rule === 'gt';
@@ -177,12 +177,12 @@ export class CaseStructureEvaluator {
     const voteLevel = new Uint8Array(D);
     const voteBinary = new Uint8Array(D);
     for (let c = 0; c < D; c++) {
-      const f = popcount(ann.keys[c]) / Ma;
+      const f = popcount(ann.keys[c]) / availableAnnotators;
       voteFrac[c] = f;
       let l = 0;
       while (l < T && passes(f, sorted[l], rule)) l++;
       voteLevel[c] = l;
-      voteBinary[c] = passes(f, bt, rule) ? 1 : 0;
+      voteBinary[c] = passes(f, binaryThreshold, rule) ? 1 : 0;
     }
 
     // 2. Mean Voting: level tail of the mean prediction against the mean-vote level of each code.
@@ -190,18 +190,18 @@ export class CaseStructureEvaluator {
       let sum = 0;
       for (let i = 0; i < T; i++) {
         const row = (i + 1) * D;
-        let P = 0;
-        let Tt = 0;
-        let I = 0;
+        let predictedPixels = 0;
+        let targetPixels = 0;
+        let overlap = 0;
         for (let c = 0; c < D; c++) {
           const pc = tail[row + c];
-          P += pc;
+          predictedPixels += pc;
           if (inTarget(c, i)) {
-            Tt += ann.counts[c];
-            I += pc;
+            targetPixels += ann.counts[c];
+            overlap += pc;
           }
         }
-        sum += diceFromCounts(I, P, Tt, SOFT_DICE_SMOOTH);
+        sum += diceFromCounts(overlap, predictedPixels, targetPixels, SOFT_DICE_SMOOTH);
       }
       return sum / T;
     };
@@ -209,13 +209,13 @@ export class CaseStructureEvaluator {
     const meanVoting = softFromTail(meanTail, (c, i) => voteLevel[c] > i);
 
     // 3. Cross table: level tail of each annotator prediction against each annotation's bit.
-    // The GED key of each pixel: annotation bits above bit M, prediction bits (at bt) below.
+    // The GED key of each pixel: annotation bits above bit M, prediction bits (at the binary threshold) below.
     const joint = new Int32Array(N);
     for (let i = 0; i < N; i++) joint[i] = code[i] << M;
-    const btLevel = sorted.indexOf(bt); // passes bt ⇔ level > btLevel, when bt is a threshold
+    const binaryLevel = sorted.indexOf(binaryThreshold); // passes the binary threshold ⇔ level > binaryLevel, when it is one of the sorted thresholds
     const cross: number[][] = input.annotatorPredictions.map((pred, k) => {
-      const tail = levelTail(pred, sorted, gt, ann.index, D, btLevel >= 0 ? { codes: joint, bit: 1 << k, level: btLevel } : undefined);
-      if (btLevel < 0) orBinary(pred, bt, gt, 1 << k, joint);
+      const tail = levelTail(pred, sorted, gt, ann.index, D, binaryLevel >= 0 ? { codes: joint, bit: 1 << k, level: binaryLevel } : undefined);
+      if (binaryLevel < 0) orBinary(pred, binaryThreshold, gt, 1 << k, joint);
       return input.annotations.map((a, j) => {
         if (a === null) return NaN;
         const bit = 1 << j;
@@ -225,40 +225,40 @@ export class CaseStructureEvaluator {
     const perAnnotator = cross.map((row, k) => row[k]);
 
     // 4. Hard Dice / IoU and ECE of the mean prediction against the mean vote.
-    let hP = 0;
-    let hT = 0;
-    let hI = 0;
+    let hardPredicted = 0;
+    let hardTarget = 0;
+    let hardOverlap = 0;
     const calibration = new CalibrationBins(bins);
     const mp = input.meanPrediction;
     const idx = ann.index;
     for (let i = 0; i < N; i++) {
       const p = mp[i];
       const c = idx[i];
-      const inP = gt ? p > bt : p >= bt;
+      const inP = gt ? p > binaryThreshold : p >= binaryThreshold;
       if (inP) {
-        hP++;
-        if (voteBinary[c]) hI++;
+        hardPredicted++;
+        if (voteBinary[c]) hardOverlap++;
       }
       calibration.add(p, voteFrac[c]);
     }
-    for (let c = 0; c < D; c++) if (voteBinary[c]) hT += ann.counts[c];
+    for (let c = 0; c < D; c++) if (voteBinary[c]) hardTarget += ann.counts[c];
     const ece = calibration.value();
 
     // 5. GED: joint key (prediction bits | annotation bits << M), compacted; Gram matrix of overlaps.
     const j = this.compactor.compact(joint, 2 * M, ann.index); // reuses the index buffer: ann.index is no longer needed
-    const K = 2 * M;
-    const gram = new Float64Array(K * K);
+    const maskCount = 2 * M; // M prediction masks, then M annotation masks
+    const gram = new Float64Array(maskCount * maskCount);
     const bitsOf: number[] = [];
     for (let c = 0; c < j.keys.length; c++) {
       const key = j.keys[c];
       const n = j.counts[c];
       bitsOf.length = 0;
-      for (let b = 0; b < K; b++) if (key & (1 << b)) bitsOf.push(b);
-      for (const a of bitsOf) for (const b of bitsOf) gram[a * K + b] += n;
+      for (let b = 0; b < maskCount; b++) if (key & (1 << b)) bitsOf.push(b);
+      for (const a of bitsOf) for (const b of bitsOf) gram[a * maskCount + b] += n;
     }
     const dist = (a: number, b: number): number => {
-      const inter = gram[a * K + b];
-      const union = gram[a * K + a] + gram[b * K + b] - inter;
+      const inter = gram[a * maskCount + b];
+      const union = gram[a * maskCount + a] + gram[b * maskCount + b] - inter;
       return union === 0 ? 0 : 1 - inter / union;
     };
     const preds = Array.from({ length: M }, (_, k) => k);
@@ -278,8 +278,8 @@ export class CaseStructureEvaluator {
       ged,
       ece,
       identified: identifiability(cross),
-      hardDice: diceFromCounts(hI, hP, hT, HARD_SMOOTH),
-      iou: iouFromCounts(hI, hP, hT, HARD_SMOOTH),
+      hardDice: diceFromCounts(hardOverlap, hardPredicted, hardTarget, HARD_SMOOTH),
+      iou: iouFromCounts(hardOverlap, hardPredicted, hardTarget, HARD_SMOOTH),
     };
   }
 }

@@ -79,7 +79,7 @@ export function expectedCalibrationError(prob: ValueMap, target: ValueMap, bins 
 
 /** Same results as `evaluateCaseStructure`, computed pair by pair with the plain functions. */
 export function evaluateCaseStructurePlain(input: CaseStructureInput, options: MultiAnnotatorOptions = {}): CaseStructureMetrics {
-  const { M, thresholds, rule, bins, bt } = checkInput(input, options);
+  const { M, thresholds, rule, bins, binaryThreshold } = checkInput(input, options);
   if (input.annotations.every((a) => a === null)) return undefinedMetrics(M);
   const opts = { thresholds, rule };
   const mv = meanVote(input.annotations);
@@ -90,11 +90,11 @@ export function evaluateCaseStructurePlain(input: CaseStructureInput, options: M
     perAnnotator,
     average: nanMean(perAnnotator),
     cross,
-    ged: generalizedEnergyDistance(input.annotatorPredictions, input.annotations, { threshold: bt, rule }),
+    ged: generalizedEnergyDistance(input.annotatorPredictions, input.annotations, { threshold: binaryThreshold, rule }),
     ece: expectedCalibrationError(input.meanPrediction, mv, bins),
     identified: identifiability(cross),
-    hardDice: hardDice(input.meanPrediction, mv, { threshold: bt, rule }),
-    iou: iou(input.meanPrediction, mv, { threshold: bt, rule }),
+    hardDice: hardDice(input.meanPrediction, mv, { threshold: binaryThreshold, rule }),
+    iou: iou(input.meanPrediction, mv, { threshold: binaryThreshold, rule }),
   };
 }
 
