@@ -80,7 +80,6 @@ export function registerEvaluateCommand(program: Command): void {
     .action(async (opts: EvaluateCliOptions) => {
       await setThreadsFlag(opts.threads);
       const options = evaluateOptionsFromCli(opts);
-      if (!opts.predictions === !opts.model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
       if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
       if (!opts.data) throw new UserError('evaluate: --data DIR is required');
       const bar = progressBar('evaluating cases', opts.progress !== false && process.stderr.isTTY === true);

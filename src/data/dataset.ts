@@ -140,11 +140,24 @@ export async function openDataset(dir: string): Promise<Dataset> {
   return scan.dataset;
 }
 
+/** Which cases a command works on: a split, named subsets, or both (a case must then be in both). */
+export interface CaseSelection {
+  split?: string;
+  subsets?: string[];
+}
+
+/** "split 'train'", "subsets A, B", "split 'train' and subset A", or "the dataset" when nothing is named. */
+export function describeSelection(sel: CaseSelection): string {
+  const subsets = sel.subsets?.length ? `subset${sel.subsets.length > 1 ? 's' : ''} ${sel.subsets.join(', ')}` : '';
+  const split = sel.split ? `split '${sel.split}'` : '';
+  return [split, subsets].filter(Boolean).join(' and ') || 'the dataset';
+}
+
 /**
  * The cases of the named subsets and/or split, in dataset order. With both, a case must be in both.
  * Unknown names are a UserError that lists the known ones.
  */
-export function selectCases(ds: Dataset, sel: { subsets?: string[]; split?: string }): CaseRecord[] {
+export function selectCases(ds: Dataset, sel: CaseSelection): CaseRecord[] {
   let cases = ds.cases;
   if (sel.subsets && sel.subsets.length > 0) {
     const known = [...new Set(ds.cases.map((c) => c.subset).filter((s): s is string => s !== undefined))];

@@ -33,7 +33,7 @@ export interface DemoProfile {
 }
 
 /**
- * Sized for a 2-core CPU: full ≈ 11 minutes, quick ≈ 3 minutes (README has the measured times). Both
+ * Sized for a 2-core CPU (docs/benchmarks.md has the measured times). Both
  * train on 30 images, as a small real dataset would, and test on every other case. Step 2 trains three
  * times (two cross-fitting folds for the preference gate, then on every image), so its budget is half
  * of step 1's.

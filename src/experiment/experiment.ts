@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
-import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
+import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, selectCases } from '../data/dataset';
 import { EvaluationSummary } from '../eval/evaluate';
 import { SUMMARY_FILE } from '../eval/report';
 import { evaluateModel } from '../predict/evaluateModel';
@@ -35,7 +35,7 @@ import { ChartPanel, writeLineChart } from './figures';
 import { AblationPlannedRun, PlanContext, PlannedRun, planAblations, planMethods } from './plan';
 import { EXPERIMENT_PROFILES, ExperimentProfile } from './profiles';
 import { ExperimentProgress, formatDuration } from './progress';
-import { Combination, ExperimentSettings, Selection, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
+import { Combination, ExperimentSettings, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
 import { MethodRow, MethodScores, table2 } from '../eval/tables';
 
 export interface ExperimentOptions {
@@ -196,7 +196,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
 }
 
 /** Test cases from --test-split/--test-subset; training cases disjoint from them (never trained on). */
-function chooseCases(ds: Dataset, opts: ExperimentOptions): { trainSelection: { split?: string; subsets?: string[] }; testSelection: { split?: string; subsets?: string[] }; testCases: CaseRecord[] } {
+function chooseCases(ds: Dataset, opts: ExperimentOptions): { trainSelection: CaseSelection; testSelection: CaseSelection; testCases: CaseRecord[] } {
   if (opts.testSplit && opts.testSubsets?.length) throw new UserError('--test-split and --test-subset cannot be combined');
   const testSelection = opts.testSubsets?.length ? { subsets: opts.testSubsets } : { split: opts.testSplit ?? 'test' };
   if (testSelection.split && !ds.splits[testSelection.split]) {
@@ -205,7 +205,7 @@ function chooseCases(ds: Dataset, opts: ExperimentOptions): { trainSelection: { 
   const testCases = selectCases(ds, testSelection);
   if (testCases.length === 0) throw new UserError(`--test-split/--test-subset: the test selection (${describeSelection(testSelection)}) of ${opts.data} holds no cases`);
 
-  let trainSelection: { split?: string; subsets?: string[] };
+  let trainSelection: CaseSelection;
   if (opts.trainSplit || ds.splits.train) trainSelection = { split: opts.trainSplit ?? 'train' };
   else if (testSelection.subsets) {
     const others = [...new Set(ds.cases.map((c) => c.subset).filter((s): s is string => s !== undefined && !testSelection.subsets!.includes(s)))];
@@ -227,7 +227,7 @@ function resolveProfile(opts: ExperimentOptions): ExperimentProfile {
   return profile;
 }
 
-function resolveShared(opts: ExperimentOptions, profile: ExperimentProfile, train: Selection, test: Selection): SharedSettings {
+function resolveShared(opts: ExperimentOptions, profile: ExperimentProfile, train: CaseSelection, test: CaseSelection): SharedSettings {
   const size = opts.size ?? profile.size;
   const encoder = opts.encoder ?? profile.encoder;
   checkInputSize('--size', size, encoder);
@@ -467,10 +467,6 @@ async function writeSweep(ctx: OutputContext, budgets: BudgetResult[]): Promise<
 function descriptorsOf(runs: PlannedRun[]): AnyMethodDescriptor[] {
   const used = new Set(runs.map((r) => resolveMethod(r.method).descriptor));
   return methodDescriptors().filter((d) => used.has(d));
-}
-
-function describeSelection(sel: { split?: string; subsets?: string[] }): string {
-  return sel.subsets?.length ? `subset${sel.subsets.length > 1 ? 's' : ''} ${sel.subsets.join(', ')}` : `split '${sel.split}'`;
 }
 
 function pair(s: EvaluationSummary, rec: Record<string, number | null>): string {

@@ -8,18 +8,18 @@
 // experiment.json says which, so a rerun finds every finished run wherever it was put.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { CaseSelection } from '../data/dataset';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { methodDescriptors } from '../methods/registry';
 import { ExperimentProfile } from './profiles';
 
-export type Selection = { split?: string; subsets?: string[] };
 
 /** The settings every run of the experiment shares; the profile's method options sit beside them (e.g. preferenceLr). */
 export type SharedSettings = Omit<ExperimentProfile, 'methodOptions' | 'steps'> & {
   data: string;
-  train: Selection;
-  test: Selection;
+  train: CaseSelection;
+  test: CaseSelection;
   pretrained: string | null;
 } & Record<string, unknown>;
 

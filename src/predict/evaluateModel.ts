@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { checkPredictionsForEvaluation } from './manifest';
-import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
+import { CaseRecord, CaseSelection, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from '../train/loadRun';
 import { predictToFolder } from './predict';
@@ -34,7 +34,7 @@ export interface EvaluateRequest extends EvaluateOptions {
 }
 
 /** The cases of `data` a split and subsets select; a UserError when none is left. */
-export async function selectEvaluationCases(data: string, selection: { split?: string; subsets?: string[] }): Promise<{ ds: Dataset; cases: CaseRecord[] }> {
+export async function selectEvaluationCases(data: string, selection: CaseSelection): Promise<{ ds: Dataset; cases: CaseRecord[] }> {
   const ds = await openDataset(data);
   const subsets = selection.subsets?.length ? selection.subsets : undefined;
   const cases = selectCases(ds, { subsets, split: selection.split });

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
+import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, selectCases } from '../data/dataset';
 import { Normalization, computeNormalization } from '../data/normalization';
 import { resolveOptions } from '../methods/descriptor';
 import { resolveMethod } from '../methods/registry';
@@ -119,10 +119,6 @@ function describeValidation(n: number, held: number, fraction: number | 'auto'):
   return held < MIN_SELECTION_CASES
     ? `${held} validation cases held out: too few to choose weights by (fewer than ${MIN_SELECTION_CASES}); their scores are reported and the final weights kept`
     : `${held} validation cases held out; each stage keeps its best-scoring weights`;
-}
-
-function describeSelection(selection: { split?: string; subsets?: string[] }): string {
-  return selection.split ? `split '${selection.split}'` : selection.subsets ? `subsets ${selection.subsets.join(', ')}` : 'the dataset';
 }
 
 /** A validation part held out of the training selection, deterministic under the seed (never the test set). */
