@@ -186,49 +186,93 @@ export interface FundusAnatomy {
   temporal: 1 | -1;
 }
 
-/** Renders an image of side `size`; returns interleaved RGB (HWC, 8-bit). */
-export function renderFundus(rng: Rng, size: number, { disc, cup, temporal }: FundusAnatomy): Uint8Array {
-  const f = size / 256;
-  const S = size;
-  const plane = S * S;
-  const discR = Math.sqrt(disc.rx * disc.ry);
+/** How the camera saw this image: colour cast, gain, illumination ramp, vignetting and texture. */
+interface Acquisition {
+  base: number[];
+  cast: number[];
+  gain: number;
+  rampAngle: number;
+  ramp: number;
+  vcx: number;
+  vcy: number;
+  vignette: number;
+  coarse: Float32Array;
+  fine: Float32Array;
+  tint: Float32Array;
+  texture: number;
+}
+
+function drawAcquisition(rng: Rng, S: number): Acquisition {
+  return {
+    base: [rng.uniform(150, 215), rng.uniform(48, 95), rng.uniform(14, 42)],
+    cast: [1 + rng.normal(0, 0.06), 1 + rng.normal(0, 0.08), 1 + rng.normal(0, 0.1)],
+    gain: rng.uniform(0.72, 1.15),
+    rampAngle: rng.uniform(0, 2 * Math.PI),
+    ramp: rng.uniform(0, 0.35),
+    vcx: S * rng.uniform(0.2, 0.8),
+    vcy: S * rng.uniform(0.2, 0.8),
+    vignette: rng.uniform(0.1, 0.5),
+    coarse: valueNoise(rng, 5, S),
+    fine: valueNoise(rng, 20, S),
+    tint: valueNoise(rng, 4, S),
+    texture: rng.uniform(0.03, 0.1),
+  };
+}
+
+/** How the disc and the cup's pallor look: colour, opacity, rim softness, temporal paleness. */
+interface DiscLook {
+  colour: number[];
+  opacity: number;
+  edge: number;
+  temporalPallor: number;
+  pallorStrength: number;
+  pallor: Ellipse;
+  pallorSoftness: number;
+}
+
+/** The pallor is a faint brightening loosely tied to the cup: its centre and size differ a little. */
+function drawDiscLook(rng: Rng, cup: Ellipse, f: number): DiscLook {
   const cupR = Math.sqrt(cup.rx * cup.ry);
-
-  // Acquisition: colour cast, gain, illumination and vignetting vary between images.
-  const base = [rng.uniform(150, 215), rng.uniform(48, 95), rng.uniform(14, 42)];
-  const cast = [1 + rng.normal(0, 0.06), 1 + rng.normal(0, 0.08), 1 + rng.normal(0, 0.1)];
-  const gain = rng.uniform(0.72, 1.15);
-  const rampAngle = rng.uniform(0, 2 * Math.PI);
-  const ramp = rng.uniform(0, 0.35);
-  const vcx = S * rng.uniform(0.2, 0.8);
-  const vcy = S * rng.uniform(0.2, 0.8);
-  const vignette = rng.uniform(0.1, 0.5);
-  const coarse = valueNoise(rng, 5, S);
-  const fine = valueNoise(rng, 20, S);
-  const tint = valueNoise(rng, 4, S);
-  const texture = rng.uniform(0.03, 0.1);
-
-  // The disc: brighter and yellower, paler on the temporal side, with a soft rim.
-  const discColour = [rng.uniform(225, 250), rng.uniform(140, 185), rng.uniform(80, 125)];
-  const discOpacity = rng.uniform(0.55, 0.85);
-  const discEdge = rng.uniform(2, 5) * f;
+  const colour = [rng.uniform(225, 250), rng.uniform(140, 185), rng.uniform(80, 125)];
+  const opacity = rng.uniform(0.55, 0.85);
+  const edge = rng.uniform(2, 5) * f;
   const temporalPallor = rng.uniform(0.04, 0.15);
-  // Pallor: a faint brightening loosely tied to the cup (its centre and size differ a little).
   const pallorStrength = rng.uniform(0.03, 0.12);
   const pallor: Ellipse = {
     cx: cup.cx + rng.normal(0, 0.1 * cupR), cy: cup.cy + rng.normal(0, 0.1 * cupR),
     rx: cup.rx * rng.uniform(0.85, 1.1), ry: cup.ry * rng.uniform(0.85, 1.1), angle: cup.angle + rng.normal(0, 0.2),
   };
   const pallorSoftness = rng.uniform(0.3, 0.6);
-  // Peripapillary atrophy in some images: a pale, irregular crescent just outside the disc, mostly temporal.
-  const atrophy = rng.bernoulli(0.35);
-  const atrophyAngle = (temporal > 0 ? 0 : Math.PI) + rng.normal(0, 0.6);
-  const atrophyWidth = rng.uniform(0.08, 0.2);
-  const atrophyStrength = rng.uniform(0.15, 0.35);
-  const atrophyNoise = valueNoise(rng, 8, S);
+  return { colour, opacity, edge, temporalPallor, pallorStrength, pallor, pallorSoftness };
+}
 
+/** Peripapillary atrophy, in some images: a pale, irregular crescent just outside the disc, mostly temporal. */
+interface Atrophy {
+  present: boolean;
+  angle: number;
+  width: number;
+  strength: number;
+  noise: Float32Array;
+}
+
+function drawAtrophy(rng: Rng, temporal: 1 | -1, S: number): Atrophy {
+  return {
+    present: rng.bernoulli(0.35),
+    angle: (temporal > 0 ? 0 : Math.PI) + rng.normal(0, 0.6),
+    width: rng.uniform(0.08, 0.2),
+    strength: rng.uniform(0.15, 0.35),
+    noise: valueNoise(rng, 8, S),
+  };
+}
+
+/** The background, the atrophy crescent, the disc and the pallor, as planar float RGB. */
+function paintFundus(S: number, { disc, temporal }: FundusAnatomy, light: Acquisition, look: DiscLook, atrophy: Atrophy): Float32Array {
+  const plane = S * S;
+  const discR = Math.sqrt(disc.rx * disc.ry);
+  const { base, cast, gain, rampAngle, ramp, vcx, vcy, vignette, coarse, fine, tint, texture } = light;
+  const discColour = look.colour;
   const discRho = ellipseRho(disc);
-  const pallorRho = ellipseRho(pallor);
+  const pallorRho = ellipseRho(look.pallor);
   const img = new Float32Array(3 * plane);
   for (let y = 0; y < S; y++) {
     for (let x = 0; x < S; x++) {
@@ -237,39 +281,44 @@ export function renderFundus(rng: Rng, size: number, { disc, cup, temporal }: Fu
       const py = y + 0.5;
       const along = ((px - S / 2) * Math.cos(rampAngle) + (py - S / 2) * Math.sin(rampAngle)) / S;
       const v = Math.hypot(px - vcx, py - vcy) / S;
-      const light = gain * Math.max(0.3, (1 + ramp * along) * (1 - vignette * v * v)) * (1 + texture * coarse[i] + 0.5 * texture * fine[i]);
+      const brightness = gain * Math.max(0.3, (1 + ramp * along) * (1 - vignette * v * v)) * (1 + texture * coarse[i] + 0.5 * texture * fine[i]);
       let r = base[0] * (1 + 0.03 * tint[i]);
       let g = base[1] * (1 - 0.05 * tint[i]);
       let b = base[2];
 
       const rhoD = discRho(px, py);
-      if (atrophy && rhoD > 0.95 && rhoD < 1 + atrophyWidth + 0.1) {
-        const dAngle = Math.atan2(py - disc.cy, px - disc.cx) - atrophyAngle;
+      if (atrophy.present && rhoD > 0.95 && rhoD < 1 + atrophy.width + 0.1) {
+        const dAngle = Math.atan2(py - disc.cy, px - disc.cx) - atrophy.angle;
         const arc = Math.max(0, Math.cos(dAngle)) ** 2;
-        const band = smooth(0.95, 1.0, rhoD) * (1 - smooth(1 + atrophyWidth * (0.7 + 0.3 * atrophyNoise[i]), 1 + atrophyWidth + 0.1, rhoD));
-        const a = atrophyStrength * arc * band;
+        const band = smooth(0.95, 1.0, rhoD) * (1 - smooth(1 + atrophy.width * (0.7 + 0.3 * atrophy.noise[i]), 1 + atrophy.width + 0.1, rhoD));
+        const a = atrophy.strength * arc * band;
         r += (discColour[0] - r) * a;
         g += (discColour[1] * 0.9 - g) * a;
         b += (discColour[2] * 0.9 - b) * a;
       }
-      // Disc opacity falls off over `discEdge` pixels around the rim.
-      const aD = discOpacity * Math.min(1, Math.max(0, (1 - rhoD) * (discR / discEdge) + 0.5));
+      // Disc opacity falls off over `look.edge` pixels around the rim.
+      const aD = look.opacity * Math.min(1, Math.max(0, (1 - rhoD) * (discR / look.edge) + 0.5));
       if (aD > 0) {
-        const side = 1 + temporalPallor * Math.max(0, (temporal * (px - disc.cx)) / discR);
+        const side = 1 + look.temporalPallor * Math.max(0, (temporal * (px - disc.cx)) / discR);
         r += (Math.min(255, discColour[0] * side) - r) * aD;
         g += (Math.min(255, discColour[1] * side) - g) * aD;
         b += (Math.min(255, discColour[2] * side) - b) * aD;
-        const aP = pallorStrength * (1 - smooth(1 - pallorSoftness, 1 + pallorSoftness, pallorRho(px, py)));
+        const aP = look.pallorStrength * (1 - smooth(1 - look.pallorSoftness, 1 + look.pallorSoftness, pallorRho(px, py)));
         r += (255 - r) * aP;
         g += (235 - g) * aP;
         b += (210 - b) * aP;
       }
-      img[i] = r * cast[0] * light;
-      img[plane + i] = g * cast[1] * light;
-      img[2 * plane + i] = b * cast[2] * light;
+      img[i] = r * cast[0] * brightness;
+      img[plane + i] = g * cast[1] * brightness;
+      img[2 * plane + i] = b * cast[2] * brightness;
     }
   }
+  return img;
+}
 
+/** Darkens the painted image where vessels run, in a vessel colour drawn per image. */
+function overlayVessels(rng: Rng, img: Float32Array, S: number, { disc, cup, temporal }: FundusAnatomy): void {
+  const plane = S * S;
   const vessels = drawVessels(rng, S, cup, disc, temporal);
   const vesselTint = [rng.uniform(0.45, 0.6), rng.uniform(0.3, 0.42), rng.uniform(0.35, 0.5)];
   const vesselContrast = rng.uniform(0.6, 0.85);
@@ -277,6 +326,11 @@ export function renderFundus(rng: Rng, size: number, { disc, cup, temporal }: Fu
     const a = vessels.cover[i] * vessels.visibility[i] * vesselContrast;
     if (a > 0) for (let c = 0; c < 3; c++) img[c * plane + i] *= 1 - a * (1 - vesselTint[c]);
   }
+}
+
+/** Optical blur and sensor noise, then 8-bit interleaved RGB. */
+function develop(rng: Rng, img: Float32Array, S: number, f: number): Uint8Array {
+  const plane = S * S;
   boxBlur(img, 3, S, Math.round(rng.uniform(0.6, 2.4) * f));
   const noise = rng.uniform(1, 4.5);
   const image = new Uint8Array(3 * plane);
@@ -287,4 +341,18 @@ export function renderFundus(rng: Rng, size: number, { disc, cup, temporal }: Fu
     }
   }
   return image;
+}
+
+/**
+ * Renders an image of side `size`; returns interleaved RGB (HWC, 8-bit). The random draws happen in
+ * a fixed order (acquisition, disc, atrophy, vessels, blur and noise), so a seed gives one image.
+ */
+export function renderFundus(rng: Rng, size: number, anatomy: FundusAnatomy): Uint8Array {
+  const f = size / 256;
+  const light = drawAcquisition(rng, size);
+  const look = drawDiscLook(rng, anatomy.cup, f);
+  const atrophy = drawAtrophy(rng, anatomy.temporal, size);
+  const img = paintFundus(size, anatomy, light, look, atrophy);
+  overlayVessels(rng, img, size, anatomy);
+  return develop(rng, img, size, f);
 }
