@@ -3,7 +3,7 @@
 // Results equal those of the plain implementation (src/metrics/plain.ts).
 import { nanMean } from './accumulator';
 import { CalibrationBins, CaseStructureInput, CaseStructureMetrics, checkInput, identifiability, MultiAnnotatorOptions, undefinedMetrics } from './caseMetrics';
-import { diceFromCounts, HARD_SMOOTH, iouFromCounts, passes, SOFT_DICE_SMOOTH, sortedThresholds, ValueMap } from './dice';
+import { diceFromCounts, HARD_SMOOTH, iouFromCounts, passes, SOFT_DICE_SMOOTH, sortedThresholds, ThresholdRule, ValueMap } from './dice';
 import { evaluateCaseStructurePlain } from './plain';
 
 /** Largest M for the fused path (annotation and prediction bits of a pixel fit one 31-bit key). */
@@ -138,6 +138,115 @@ function orBinary(pred: ValueMap, t: number, gt: boolean, bit: number, codes: In
   }
 }
 
+/** Per pixel, the bits of the annotators who mark it (bit k = annotator k; a missing annotation sets none). */
+function annotationCodes(annotations: CaseStructureInput['annotations'], N: number): Int32Array {
+  const code = new Int32Array(N);
+  annotations.forEach((a, k) => {
+    if (a === null) return;
+    // (x | −x) >>> 31 is 1 for any non-zero byte x, 0 for 0: no branch per pixel.
+    for (let i = 0; i < N; i++) {
+      const x = a[i];
+      code[i] |= ((x | -x) >>> 31) << k;
+    }
+  });
+  return code;
+}
+
+/** Per distinct annotation code: its mean vote, how many sorted thresholds that passes, and whether it passes the binary threshold. */
+function voteTables(codes: number[], availableAnnotators: number, sorted: Float64Array, rule: ThresholdRule, binaryThreshold: number) {
+  const D = codes.length;
+  const fraction = new Float64Array(D);
+  const level = new Uint8Array(D);
+  const binary = new Uint8Array(D);
+  for (let c = 0; c < D; c++) {
+    const f = popcount(codes[c]) / availableAnnotators;
+    fraction[c] = f;
+    let l = 0;
+    while (l < sorted.length && passes(f, sorted[l], rule)) l++;
+    level[c] = l;
+    binary[c] = passes(f, binaryThreshold, rule) ? 1 : 0;
+  }
+  return { fraction, level, binary };
+}
+
+/**
+ * Soft Dice from a level tail (see levelTail): at each sorted threshold i, the pixels of the codes
+ * `inTarget(c, i)` selects are the target, those the tail counts at level i + 1 the prediction.
+ */
+function softDiceFromTail(tail: Float64Array, thresholdCount: number, codePixels: Float64Array, inTarget: (c: number, i: number) => boolean): number {
+  const D = codePixels.length;
+  let sum = 0;
+  for (let i = 0; i < thresholdCount; i++) {
+    const row = (i + 1) * D;
+    let predictedPixels = 0;
+    let targetPixels = 0;
+    let overlap = 0;
+    for (let c = 0; c < D; c++) {
+      const pc = tail[row + c];
+      predictedPixels += pc;
+      if (inTarget(c, i)) {
+        targetPixels += codePixels[c];
+        overlap += pc;
+      }
+    }
+    sum += diceFromCounts(overlap, predictedPixels, targetPixels, SOFT_DICE_SMOOTH);
+  }
+  return sum / thresholdCount;
+}
+
+/** Hard Dice and IoU at the binary threshold, and the calibration error, of the mean prediction against the mean vote. */
+function hardScoresAndCalibration(
+  meanPrediction: ValueMap, codeIndex: Int32Array, votes: ReturnType<typeof voteTables>, codePixels: Float64Array,
+  binaryThreshold: number, gt: boolean, bins: number,
+): { hardDice: number; iou: number; ece: number } {
+  let predicted = 0;
+  let target = 0;
+  let overlap = 0;
+  const calibration = new CalibrationBins(bins);
+  for (let i = 0; i < meanPrediction.length; i++) {
+    const p = meanPrediction[i];
+    const c = codeIndex[i];
+    if (gt ? p > binaryThreshold : p >= binaryThreshold) {
+      predicted++;
+      if (votes.binary[c]) overlap++;
+    }
+    calibration.add(p, votes.fraction[c]);
+  }
+  for (let c = 0; c < codePixels.length; c++) if (votes.binary[c]) target += codePixels[c];
+  return { hardDice: diceFromCounts(overlap, predicted, target, HARD_SMOOTH), iou: iouFromCounts(overlap, predicted, target, HARD_SMOOTH), ece: calibration.value() };
+}
+
+/**
+ * GED from the compacted joint key of each pixel (prediction bits 0..M−1, annotation bits M..2M−1):
+ * the Gram matrix of the 2M binary masks' overlaps gives every IoU distance at once.
+ */
+function generalizedEnergyFromJoint(joint: Compacted, M: number, available: boolean[]): number {
+  if (M === 0) return NaN;
+  const maskCount = 2 * M;
+  const gram = new Float64Array(maskCount * maskCount);
+  const bitsOf: number[] = [];
+  for (let c = 0; c < joint.keys.length; c++) {
+    const key = joint.keys[c];
+    const n = joint.counts[c];
+    bitsOf.length = 0;
+    for (let b = 0; b < maskCount; b++) if (key & (1 << b)) bitsOf.push(b);
+    for (const a of bitsOf) for (const b of bitsOf) gram[a * maskCount + b] += n;
+  }
+  const dist = (a: number, b: number): number => {
+    const inter = gram[a * maskCount + b];
+    const union = gram[a * maskCount + a] + gram[b * maskCount + b] - inter;
+    return union === 0 ? 0 : 1 - inter / union;
+  };
+  const preds = Array.from({ length: M }, (_, k) => k);
+  const annots = preds.filter((k) => available[k]).map((k) => M + k);
+  const meanDist = (A: number[], B: number[]): number => {
+    let s = 0;
+    for (const a of A) for (const b of B) s += dist(a, b);
+    return s / (A.length * B.length);
+  };
+  return 2 * meanDist(preds, annots) - meanDist(preds, preds) - meanDist(annots, annots);
+}
+
 /**
  * Evaluates (image, structure) pairs; owns the buffers it reuses from one call to the next, so one
  * instance per evaluation (or per training run) keeps them alive only as long as they are useful.
@@ -161,55 +270,18 @@ export class CaseStructureEvaluator {
     const sorted = sortedThresholds(thresholds);
     const T = sorted.length;
 
-    // 1. Per-pixel annotation code (bit k = annotator k's vote), compacted to D distinct codes.
-    const code = new Int32Array(N);
-    input.annotations.forEach((a, k) => {
-      if (a === null) return;
-      // (x | −x) >>> 31 is 1 for any non-zero byte x, 0 for 0: no branch per pixel.
-      for (let i = 0; i < N; i++) {
-        const x = a[i];
-        code[i] |= ((x | -x) >>> 31) << k;
-      }
-    });
+    // 1. Per-pixel annotation codes, compacted to D distinct codes, and each code's mean vote.
+    const code = annotationCodes(input.annotations, N);
     const ann = this.compactor.compact(code, M, new Int32Array(N));
     const D = ann.keys.length;
-    const voteFrac = new Float64Array(D);
-    const voteLevel = new Uint8Array(D);
-    const voteBinary = new Uint8Array(D);
-    for (let c = 0; c < D; c++) {
-      const f = popcount(ann.keys[c]) / availableAnnotators;
-      voteFrac[c] = f;
-      let l = 0;
-      while (l < T && passes(f, sorted[l], rule)) l++;
-      voteLevel[c] = l;
-      voteBinary[c] = passes(f, binaryThreshold, rule) ? 1 : 0;
-    }
+    const votes = voteTables(ann.keys, availableAnnotators, sorted, rule, binaryThreshold);
 
     // 2. Mean Voting: level tail of the mean prediction against the mean-vote level of each code.
-    const softFromTail = (tail: Float64Array, inTarget: (c: number, i: number) => boolean): number => {
-      let sum = 0;
-      for (let i = 0; i < T; i++) {
-        const row = (i + 1) * D;
-        let predictedPixels = 0;
-        let targetPixels = 0;
-        let overlap = 0;
-        for (let c = 0; c < D; c++) {
-          const pc = tail[row + c];
-          predictedPixels += pc;
-          if (inTarget(c, i)) {
-            targetPixels += ann.counts[c];
-            overlap += pc;
-          }
-        }
-        sum += diceFromCounts(overlap, predictedPixels, targetPixels, SOFT_DICE_SMOOTH);
-      }
-      return sum / T;
-    };
     const meanTail = levelTail(input.meanPrediction, sorted, gt, ann.index, D);
-    const meanVoting = softFromTail(meanTail, (c, i) => voteLevel[c] > i);
+    const meanVoting = softDiceFromTail(meanTail, T, ann.counts, (c, i) => votes.level[c] > i);
 
-    // 3. Cross table: level tail of each annotator prediction against each annotation's bit.
-    // The GED key of each pixel: annotation bits above bit M, prediction bits (at the binary threshold) below.
+    // 3. Cross table: level tail of each annotator prediction against each annotation's bit. The
+    // same pass writes the GED key of each pixel: annotation bits above bit M, prediction bits below.
     const joint = new Int32Array(N);
     for (let i = 0; i < N; i++) joint[i] = code[i] << M;
     const binaryLevel = sorted.indexOf(binaryThreshold); // passes the binary threshold ⇔ level > binaryLevel, when it is one of the sorted thresholds
@@ -219,68 +291,18 @@ export class CaseStructureEvaluator {
       return input.annotations.map((a, j) => {
         if (a === null) return NaN;
         const bit = 1 << j;
-        return softFromTail(tail, (c) => (ann.keys[c] & bit) !== 0);
+        return softDiceFromTail(tail, T, ann.counts, (c) => (ann.keys[c] & bit) !== 0);
       });
     });
     const perAnnotator = cross.map((row, k) => row[k]);
 
     // 4. Hard Dice / IoU and ECE of the mean prediction against the mean vote.
-    let hardPredicted = 0;
-    let hardTarget = 0;
-    let hardOverlap = 0;
-    const calibration = new CalibrationBins(bins);
-    const mp = input.meanPrediction;
-    const idx = ann.index;
-    for (let i = 0; i < N; i++) {
-      const p = mp[i];
-      const c = idx[i];
-      const inP = gt ? p > binaryThreshold : p >= binaryThreshold;
-      if (inP) {
-        hardPredicted++;
-        if (voteBinary[c]) hardOverlap++;
-      }
-      calibration.add(p, voteFrac[c]);
-    }
-    for (let c = 0; c < D; c++) if (voteBinary[c]) hardTarget += ann.counts[c];
-    const ece = calibration.value();
+    const { hardDice, iou, ece } = hardScoresAndCalibration(input.meanPrediction, ann.index, votes, ann.counts, binaryThreshold, gt, bins);
 
-    // 5. GED: joint key (prediction bits | annotation bits << M), compacted; Gram matrix of overlaps.
-    const j = this.compactor.compact(joint, 2 * M, ann.index); // reuses the index buffer: ann.index is no longer needed
-    const maskCount = 2 * M; // M prediction masks, then M annotation masks
-    const gram = new Float64Array(maskCount * maskCount);
-    const bitsOf: number[] = [];
-    for (let c = 0; c < j.keys.length; c++) {
-      const key = j.keys[c];
-      const n = j.counts[c];
-      bitsOf.length = 0;
-      for (let b = 0; b < maskCount; b++) if (key & (1 << b)) bitsOf.push(b);
-      for (const a of bitsOf) for (const b of bitsOf) gram[a * maskCount + b] += n;
-    }
-    const dist = (a: number, b: number): number => {
-      const inter = gram[a * maskCount + b];
-      const union = gram[a * maskCount + a] + gram[b * maskCount + b] - inter;
-      return union === 0 ? 0 : 1 - inter / union;
-    };
-    const preds = Array.from({ length: M }, (_, k) => k);
-    const annots = preds.filter((k) => available[k]).map((k) => M + k);
-    const meanDist = (A: number[], B: number[]): number => {
-      let s = 0;
-      for (const a of A) for (const b of B) s += dist(a, b);
-      return s / (A.length * B.length);
-    };
-    const ged = M === 0 ? NaN : 2 * meanDist(preds, annots) - meanDist(preds, preds) - meanDist(annots, annots);
+    // 5. GED, from the joint keys compacted into the index buffer (ann.index is no longer needed).
+    const ged = generalizedEnergyFromJoint(this.compactor.compact(joint, 2 * M, ann.index), M, available);
 
-    return {
-      meanVoting,
-      perAnnotator,
-      average: nanMean(perAnnotator),
-      cross,
-      ged,
-      ece,
-      identified: identifiability(cross),
-      hardDice: diceFromCounts(hardOverlap, hardPredicted, hardTarget, HARD_SMOOTH),
-      iou: iouFromCounts(hardOverlap, hardPredicted, hardTarget, HARD_SMOOTH),
-    };
+    return { meanVoting, perAnnotator, average: nanMean(perAnnotator), cross, ged, ece, identified: identifiability(cross), hardDice, iou };
   }
 }
 
