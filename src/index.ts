@@ -12,7 +12,7 @@ export { evaluatePredictions, referenceFromDataset } from './eval/evaluate';
 export type { EvaluateOptions, EvaluationSummary, ReferenceSource } from './eval/evaluate';
 export { runExperiment as experiment } from './experiment/experiment';
 export type { ExperimentOptions, ExperimentResult } from './experiment/experiment';
-export { EXPERIMENT_PROFILES } from './experiment/profiles';
+export { EXPERIMENT_PROFILE_NAMES, experimentProfile } from './experiment/profiles';
 export { openDataset, selectCases } from './data/dataset';
 export type { Dataset, CaseRecord } from './data/dataset';
 export { writeSynthDataset } from './data/synth';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { EXPERIMENT_PROFILES, ExperimentProfile } from '../experiment/profiles';
+import { EXPERIMENT_PROFILE_NAMES, ExperimentProfile, experimentProfile } from '../experiment/profiles';
 import { runExperiment } from '../experiment/experiment';
 import { optionsFor } from '../methods/descriptor';
 import { defaultMethods, methodDescriptors } from '../methods/registry';
@@ -25,7 +25,7 @@ export function registerExperimentCommand(program: Command): void {
     .requiredOption('--data <dir>', 'dataset folder (native layout or RIGA DiscRegion)')
     .requiredOption('--out <dir>', 'experiment folder: runs/, eval/, table2.md, differences.md, curves.png, summary.json')
     .option('--methods <list>', `methods, comma-separated or repeated ('single' = single:1..single:M); default ${defaultMethods().join(',')}`, collectList)
-    .option('--profile <name>', `'quick' (${describeProfile(EXPERIMENT_PROFILES.quick)}) or 'full' (the paper's: ${describeProfile(EXPERIMENT_PROFILES.full)})`, 'quick')
+    .option('--profile <name>', `'quick' (${describeProfile(experimentProfile('quick'))}) or 'full' (the paper's: ${describeProfile(experimentProfile('full'))})`, 'quick')
     .option('--steps <list>', "every method's main-stage optimiser steps, or several (e.g. 300,1000,3000: a budget sweep, a table per budget and OUT/sweep.png); a method's further stages keep the profile's ratio to it (AVAP's step 2: quick n, full n/2); default from the profile")
     .option('--size <px>', 'input side, a multiple of 32; default from the profile')
     .option('--encoder <name>', `${encoderNames().join(', ')}; default from the profile`)
@@ -41,7 +41,7 @@ export function registerExperimentCommand(program: Command): void {
       await setThreadsFlag(flags.threads);
       const result = await runExperiment({
         data: flags.data, out: flags.out, methods: flags.methods,
-        profile: parseChoice('--profile', flags.profile, ['quick', 'full'] as const),
+        profile: parseChoice('--profile', flags.profile, EXPERIMENT_PROFILE_NAMES),
         steps: flags.steps !== undefined ? parseIntList('--steps', flags.steps, 1) : undefined,
         size: flags.size !== undefined ? parseIntFlag('--size', flags.size, 32, 4096) : undefined,
         encoder: flags.encoder !== undefined ? parseChoice('--encoder', flags.encoder, encoderNames()) : undefined,

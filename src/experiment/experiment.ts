@@ -33,7 +33,7 @@ import { RunCurve, plottedValue, readRunCurve } from './curves';
 import { BOOTSTRAP_RESAMPLES, Difference, METRICS, METRIC_TITLES, MethodEvaluations, differencesTable, differencesToBest, meanOf, sdOf } from './differences';
 import { ChartPanel, writeLineChart } from './figures';
 import { AblationPlannedRun, PlanContext, PlannedRun, planAblations, planMethods } from './plan';
-import { EXPERIMENT_PROFILES, ExperimentProfile } from './profiles';
+import { EXPERIMENT_PROFILE_NAMES, ExperimentProfile, ExperimentProfileName, experimentProfile } from './profiles';
 import { ExperimentProgress, formatDuration } from './progress';
 import { Combination, ExperimentSettings, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
 import { MethodRow, MethodScores, table2 } from '../eval/tables';
@@ -43,7 +43,7 @@ export interface ExperimentOptions {
   out: string;
   /** Method names (`single` = single:1..single:M); default every registered method. */
   methods?: string[];
-  profile: keyof typeof EXPERIMENT_PROFILES;
+  profile: ExperimentProfileName;
   /**
    * Overrides of the profile: main-stage steps, or several (a budget sweep: each budget trained and
    * tabled). A budget also scales the methods' further stages (AVAP's step 2), keeping the profile's ratio.
@@ -222,9 +222,8 @@ function chooseCases(ds: Dataset, opts: ExperimentOptions): { trainSelection: Ca
 }
 
 function resolveProfile(opts: ExperimentOptions): ExperimentProfile {
-  const profile = EXPERIMENT_PROFILES[opts.profile];
-  if (!profile) throw new UserError(`--profile must be one of ${Object.keys(EXPERIMENT_PROFILES).join(', ')}, got '${opts.profile}'`);
-  return profile;
+  if (!EXPERIMENT_PROFILE_NAMES.includes(opts.profile)) throw new UserError(`--profile must be one of ${EXPERIMENT_PROFILE_NAMES.join(', ')}, got '${opts.profile}'`);
+  return experimentProfile(opts.profile);
 }
 
 function resolveShared(opts: ExperimentOptions, profile: ExperimentProfile, train: CaseSelection, test: CaseSelection): SharedSettings {

@@ -110,10 +110,16 @@ export interface MethodDescriptor<C extends MethodConfig = MethodConfig> {
   plan(config: C): StagePlan[];
   /** The method with a freshly initialised model (draws from torch's global generator). */
   build(config: C): Method;
+  /** The method's own options under each `avap experiment --profile` (the shared budgets are the profile's). */
+  experimentProfiles?: Partial<Record<ExperimentProfileName, Record<string, unknown>>>;
   /** A note for the experiment's caption about this method's own budget, e.g. 'AVAP step 2: 30 at lr 0.005'. */
   describeSettings?(options: Record<string, unknown>): string;
   ablations?: AblationStudy;
 }
+
+/** The budgets `avap experiment --profile` offers: the paper's, and a short one for a CPU. */
+export const EXPERIMENT_PROFILE_NAMES = ['quick', 'full'] as const;
+export type ExperimentProfileName = (typeof EXPERIMENT_PROFILE_NAMES)[number];
 
 /** A descriptor of any config type, as the registry holds it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
