@@ -11,7 +11,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UserError } from '../errors';
 import { isInside, isSafePathComponent, resolvesInside } from '../io/paths';
+import { problemText, readTextFile } from '../io/readBounded';
 import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
 
 const CSV_NAME = /^Glaucoma_multirater_(.+)\.csv$/i;
@@ -150,9 +152,10 @@ export async function scanRiga(root: string): Promise<ScanResult> {
     }
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readTextFile(file, 'a CSV file');
     } catch (err) {
-      blocking(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      if (!(err instanceof UserError)) throw err;
+      blocking(file, problemText(err, file));
       continue;
     }
     const records = parseCsv(text);
