@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { encodePng, readImage, readImageHeader } from '../io/image';
+import { hasEntry } from '../io/readBounded';
 
 /**
  * The prediction layout, written by `avap predict` and read by `avap evaluate`:
@@ -149,7 +150,7 @@ export async function checkPredictions(dir: string, cases: readonly ExpectedPred
 }
 
 async function checkPredictionFile(file: string, sizes: Size[]): Promise<string | null> {
-  if (!fs.existsSync(file)) return `${file}: missing`;
+  if (!hasEntry(file)) return `${file}: missing`;
   let meta: sharp.Metadata;
   try {
     meta = await readImageHeader(file);

@@ -55,6 +55,18 @@ export function openRegular(file: string): { fd: number; size: number } {
   }
 }
 
+/**
+ * Whether `file` has a directory entry, whatever it is: unlike fs.existsSync, a symbolic link that
+ * loops or dangles counts, so that its reader reports it instead of the caller taking it for absent.
+ */
+export function hasEntry(file: string): boolean {
+  try {
+    return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return true; // a parent that is not a folder: the reader says so
+  }
+}
+
 /** Throws unless `file` is a regular file of at most `limit` bytes (for libraries that open it themselves). */
 export function checkRegularFile(file: string, limit: number, what: string, raise?: string): number {
   const { fd, size } = openRegular(file);

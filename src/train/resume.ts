@@ -103,5 +103,7 @@ export function checkStatePlan(run: RunDir, state: CheckpointState, stages: Stag
   const bad = state.best.find((b) => b.stage >= stages.length || b.stage > state.stage || b.step > stages[b.stage].steps);
   if (bad) throw new UserError(`${where}: best names stage ${bad.stage} step ${bad.step}, which is not a completed point of this run's plan (stages ${plan})`);
   const modelNeeded = state.stage > 0 || state.best.length > 0;
-  if (modelNeeded && !fs.existsSync(run.modelFile)) throw new UserError(`${where}: stage ${state.stage} follows trained weights, but ${run.modelFile} is missing`);
+  if (modelNeeded && !fs.lstatSync(run.modelFile, { throwIfNoEntry: false })?.isFile()) {
+    throw new UserError(`${where}: stage ${state.stage} follows trained weights, but ${run.modelFile} is missing or not a regular file`);
+  }
 }

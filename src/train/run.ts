@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { isSafePathComponent } from '../io/paths';
-import { readJsonText } from '../io/readBounded';
+import { hasEntry, readJsonText } from '../io/readBounded';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
@@ -94,7 +94,7 @@ export class RunDir {
   }
 
   exists(): boolean {
-    return fs.existsSync(this.configFile);
+    return hasEntry(this.configFile);
   }
 
   writeConfig(config: RunConfig): void {
@@ -103,7 +103,7 @@ export class RunDir {
 
   readConfig(): RunConfig {
     const file = this.configFile;
-    if (!fs.existsSync(file)) throw new UserError(`${this.dir}: not a run folder (no config.json)`);
+    if (!hasEntry(file)) throw new UserError(`${this.dir}: not a run folder (no config.json)`);
     const raw = readJsonText(file, 'a run config');
     const r = runConfigSchema.safeParse(raw);
     if (!r.success) throw new UserError(`${file}: invalid run config at '${r.error.issues[0].path.join('.')}': ${r.error.issues[0].message}`);
@@ -121,7 +121,7 @@ export class RunDir {
 
   readNormalization(): Normalization {
     const file = this.file('normalization.json');
-    if (!fs.existsSync(file)) throw new UserError(`${this.dir}: missing normalization.json`);
+    if (!hasEntry(file)) throw new UserError(`${this.dir}: missing normalization.json`);
     return parseNormalization(readJsonText(file, 'a normalization'), file);
   }
 
@@ -132,7 +132,7 @@ export class RunDir {
    */
   readState(): CheckpointState | null {
     const file = this.stateFile;
-    if (!fs.existsSync(file)) return null;
+    if (!hasEntry(file)) return null;
     const r = checkpointStateSchema.safeParse(readJsonText(file, 'a checkpoint state'));
     if (!r.success) {
       const issue = r.error.issues[0];
@@ -145,7 +145,6 @@ export class RunDir {
       const st = fs.lstatSync(path.join(this.checkpointDir, name), { throwIfNoEntry: false });
       if (!st?.isFile()) throw new UserError(`${file}: ${field} names ${JSON.stringify(name)}, which is ${st ? 'not a regular file' : 'not'} in ${this.checkpointDir}`);
     }
-    if (state.step > 0 && state.optimizer === '') throw new UserError(`${file}: step ${state.step} is inside a stage, which needs the optimiser's state, but optimizer is empty`);
     return state;
   }
 
