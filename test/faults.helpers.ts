@@ -244,3 +244,26 @@ export function avapLimited(args: string[], opts: { memoryMiB?: number; heapMiB?
     });
   });
 }
+
+/** Training flags that make a run in seconds. */
+export const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4', '--seed', '3', '--threads', '1'];
+
+/**
+ * The shared fixtures of the fault suites: synthetic datasets (6 cases of 32², 3 annotators unless
+ * their extra flags say otherwise), a run trained one step on the first, and its predictions.
+ */
+export async function tinyFixtures(datasets: [string, ...string[]][], run: string, preds: string): Promise<void> {
+  const synth = ([out, ...extra]: [string, ...string[]]) => avapInProcess(['synth', '--out', out, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5', ...extra]);
+  for (const r of await Promise.all(datasets.map(synth))) ok(r, 'synth');
+  const data = datasets[0][0];
+  ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
+  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1']), 'predict');
+}
+
+/** Where a fault suite keeps its sandbox and shared fixtures (see tinyFixtures). */
+export function fixturePaths(tag: string): { root: string; shared: string; data: string; data4: string; run: string; preds: string } {
+  const root = sandbox(tag);
+  const shared = path.join(root, 'shared');
+  const at = (name: string) => path.join(shared, name);
+  return { root, shared, data: at('data'), data4: at('data-4-annotators'), run: at('run'), preds: at('preds') };
+}

@@ -15,23 +15,14 @@ import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { onnx } from 'onnx-proto';
 import { rigaMask, writeRiga } from './data-fixtures';
-import { CliResult, LimitedResult, assertOneLineError, avapInProcess, avapLimited, changes, hasPrlimit, ok, pool, sandbox, snapshot } from './faults.helpers';
+import { CliResult, LimitedResult, TINY, assertOneLineError, avapInProcess, avapLimited, changes, fixturePaths, hasPrlimit, ok, pool, snapshot, tinyFixtures } from './faults.helpers';
 
-const root = sandbox('reads');
-const shared = path.join(root, 'shared');
-const data = path.join(shared, 'data');
-const data4 = path.join(shared, 'data-4-annotators');
-const run = path.join(shared, 'run');
-const preds = path.join(shared, 'preds');
+const { root, shared, data, data4, run, preds } = fixturePaths('reads');
 const model = path.join(shared, 'model.onnx');
 const riga = path.join(shared, 'riga');
-const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4', '--seed', '3', '--threads', '1'];
 
 test.before(async () => {
-  const synth = (out: string, ...extra: string[]) => avapInProcess(['synth', '--out', out, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5', ...extra]);
-  for (const r of await Promise.all([synth(data), synth(data4, '--annotators', '4')])) ok(r, 'synth');
-  ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
-  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1']), 'predict');
+  await tinyFixtures([[data], [data4, '--annotators', '4']], run, preds);
   ok(await avapInProcess(['export', '--model', run, '--out', model]), 'export');
   const m = rigaMask(32, 10, 5);
   await writeRiga(riga, [{ subset: 'BinRushed', imgName: 'BinRushed\\img1.png', width: 32, height: 32, masks: [m, m, m] }]);

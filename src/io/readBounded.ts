@@ -62,8 +62,9 @@ export function openRegular(file: string): { fd: number; size: number } {
 export function hasEntry(file: string): boolean {
   try {
     return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
-  } catch {
-    return true; // a parent that is not a folder: the reader says so
+  } catch (err) {
+    // Under a file there is nothing; a parent that loops or may not be read, its reader reports.
+    return (err as NodeJS.ErrnoException).code !== 'ENOTDIR';
   }
 }
 
