@@ -35,15 +35,18 @@ function openProblem(file: string, err: unknown): UserError {
 
 /**
  * Opens `file` for reading and returns its descriptor and size; a UserError unless it is a regular
- * file. O_NONBLOCK makes opening a named pipe return at once (without it, open waits for a writer),
- * and fstat on the open descriptor judges the very file that will be read.
+ * file. stat first, so that a device is never opened (opening some has effects of its own); then
+ * O_NONBLOCK, so that a named pipe put in its place meanwhile does not make open wait for a writer,
+ * and fstat on the open descriptor, which judges the very file that will be read.
  */
 export function openRegular(file: string): { fd: number; size: number } {
   let fd: number;
   try {
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new UserError(`${file}: is ${kindOf(st)}, not a regular file`);
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw openProblem(file, err);
+    throw err instanceof UserError ? err : openProblem(file, err);
   }
   try {
     const st = fs.fstatSync(fd);
