@@ -208,3 +208,62 @@ export function unprivilegedPrefix(): { prefix: string[] } | { reason: string } 
   }
   return { reason: "neither setpriv nor runuser can run the CLI as 'nobody' (missing, or 'nobody' cannot read the checkout)" };
 }
+
+export interface LimitedResult extends CliResult {
+  /** Wall time until exit, in milliseconds. */
+  ms: number;
+  /** Killed at the time limit. */
+  timedOut: boolean;
+}
+
+/** Whether `prlimit` can cap a child's address space here (util-linux; absent on some systems). */
+export const hasPrlimit = spawnSync('prlimit', ['--as=4294967296', 'true']).status === 0;
+
+/**
+ * Runs the CLI as a child process with its memory bounded, so that a reader that would read without
+ * end fails fast instead of taking the machine: V8's heap capped by --max-old-space-size and, where
+ * prlimit exists, the whole address space by `prlimit --as` (libtorch and onnxruntime allocate outside
+ * V8's heap). Killed after `timeoutMs`.
+ */
+export function avapLimited(args: string[], opts: { memoryMiB?: number; heapMiB?: number; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<LimitedResult> {
+  const { memoryMiB = 4096, heapMiB = 512, timeoutMs = 60_000 } = opts;
+  const node = [process.execPath, `--max-old-space-size=${heapMiB}`, CLI, ...args];
+  const argv = hasPrlimit ? ['prlimit', `--as=${memoryMiB * 1024 * 1024}`, ...node] : node;
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { env: { ...ENV, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => ((timedOut = true), child.kill('SIGKILL')), timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started, timedOut });
+    });
+  });
+}
+
+/** Training flags that make a run in seconds. */
+export const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4', '--seed', '3', '--threads', '1'];
+
+/**
+ * The shared fixtures of the fault suites: synthetic datasets (6 cases of 32², 3 annotators unless
+ * their extra flags say otherwise), a run trained one step on the first, and its predictions.
+ */
+export async function tinyFixtures(datasets: [string, ...string[]][], run: string, preds: string): Promise<void> {
+  const synth = ([out, ...extra]: [string, ...string[]]) => avapInProcess(['synth', '--out', out, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5', ...extra]);
+  for (const r of await Promise.all(datasets.map(synth))) ok(r, 'synth');
+  const data = datasets[0][0];
+  ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
+  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1']), 'predict');
+}
+
+/** Where a fault suite keeps its sandbox and shared fixtures (see tinyFixtures). */
+export function fixturePaths(tag: string): { root: string; shared: string; data: string; data4: string; run: string; preds: string } {
+  const root = sandbox(tag);
+  const shared = path.join(root, 'shared');
+  const at = (name: string) => path.join(shared, name);
+  return { root, shared, data: at('data'), data4: at('data-4-annotators'), run: at('run'), preds: at('preds') };
+}

@@ -18,23 +18,12 @@ import { reportFailure } from '../src/cli/main';
 import { UserError } from '../src/errors';
 import { loadSafetensors, saveSafetensors } from '../src/torch/safetensors';
 import { rigaMask, writeGrey, writeRiga } from './data-fixtures';
-import { CliResult, assertOneLineError, avap, avapInProcess, changes, ok, sandbox, snapshot, tempFiles } from './faults.helpers';
+import { CliResult, TINY, assertOneLineError, avap, avapInProcess, changes, fixturePaths, ok, snapshot, tempFiles, tinyFixtures } from './faults.helpers';
 
-const root = sandbox('inputs');
-const shared = path.join(root, 'shared');
-const data = path.join(shared, 'data');
+const { root, shared, data, data4, run, preds } = fixturePaths('inputs');
 const data2 = path.join(shared, 'data-other-images');
-const data4 = path.join(shared, 'data-4-annotators');
-const run = path.join(shared, 'run');
-const preds = path.join(shared, 'preds');
-const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4', '--seed', '3', '--threads', '1'];
 
-test.before(async () => {
-  const synth = (out: string, ...extra: string[]) => avapInProcess(['synth', '--out', out, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5', ...extra]);
-  for (const r of await Promise.all([synth(data), synth(data2, '--seed', '9'), synth(data4, '--annotators', '4')])) ok(r, 'synth');
-  ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
-  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1']), 'predict');
-});
+test.before(() => tinyFixtures([[data], [data2, '--seed', '9'], [data4, '--annotators', '4']], run, preds));
 
 // ---------------------------------------------------------------------------------------------
 // Setup helpers: each builds hostile input inside the case folder `dir`.

@@ -165,8 +165,8 @@ test('save writes atomically and load reads it back; load errors name the file',
     assert.deepEqual(loaded.tensors.w.data, tensors.w.data);
 
     const missing = path.join(dir, 'nope.safetensors');
-    assertUserError(() => loadSafetensors(missing), /cannot read safetensors file \(no such file\)/, missing);
-    assertUserError(() => loadSafetensors(dir), /is a directory/, dir);
+    assertUserError(() => loadSafetensors(missing), /: file not found$/, missing);
+    assertUserError(() => loadSafetensors(dir), /is a folder, not a regular file/, dir);
 
     const corrupt = path.join(dir, 'corrupt.safetensors');
     fs.writeFileSync(corrupt, Buffer.from([1, 2, 3]));

@@ -3,6 +3,7 @@ import { UserError } from '../errors';
 import { MethodOption, OptionValue, parseOptionText } from '../methods/descriptor';
 import { methodDescriptors, methodUsages, resolveMethod } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
+import { MAX_INPUT_SIZE } from '../models/inputSize';
 import { PRECISION_CHOICES } from '../torch/precision';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
 import { collectList, parseChoice, parseFloatFlag, parseIntFlag, setThreadsFlag } from '../util/flags';
@@ -66,7 +67,7 @@ export function registerTrainCommand(program: Command): void {
     }
     const summary = await train({
       data: f.data, out: f.out, split: f.split, subsets: f.subset, method: f.method,
-      size: parseIntFlag('--size', f.size, 32, 4096), batchSize: parseIntFlag('--batch-size', f.batchSize, 1, 4096),
+      size: parseIntFlag('--size', f.size, 32, MAX_INPUT_SIZE), batchSize: parseIntFlag('--batch-size', f.batchSize, 1, 4096),
       lr: parseFloatFlag('--lr', f.lr, 1e-12, 10),
       weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
       schedule: parseChoice('--schedule', f.schedule, ['constant', 'poly', 'cosine'] as const),

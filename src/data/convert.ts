@@ -12,10 +12,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic, writeFileInNewFolder } from '../io/atomic';
-import { encodePng, readImageInfo } from '../io/image';
+import { encodePng, imageMemoryBudget, readImageInfo } from '../io/image';
 import { displayPath, labelDecoderFor, openDataset, selectCases } from './dataset';
 import { labelFileName } from './native';
 import type { DatasetJsonInput } from './schema';
+import { readBounded } from '../io/readBounded';
 
 export const CONVERTED_LABELS = { background: 0, disc: 128, cup: 255 };
 
@@ -48,8 +49,8 @@ export async function convertRigaToNative(from: string, out: string, opts: Conve
     while (next < cases.length && !failed) {
       const c = cases[next++];
       const ext = path.extname(c.image).toLowerCase();
-      writeFileInNewFolder(path.join(outDir, 'images', `${c.id}${ext}`), fs.readFileSync(c.image));
       const info = await readImageInfo(c.image);
+      writeFileInNewFolder(path.join(outDir, 'images', `${c.id}${ext}`), readBounded(c.image, imageMemoryBudget(), 'one image'));
       for (let m = 0; m < ds.annotators.length; m++) {
         const file = c.labels[m];
         if (file === null) {

@@ -17,6 +17,7 @@ import { readImageInfo } from '../io/image';
 import { LabelDecoder } from './labels';
 import { scanNative } from './native';
 import { findRigaCsvs, scanRiga } from './riga';
+import { hasEntry } from '../io/readBounded';
 
 /** One structure of the label maps and the label values that mark it. */
 export interface Structure {
@@ -106,7 +107,7 @@ export async function scanDataset(dir: string): Promise<ScanResult> {
   const fail = (message: string): ScanResult => ({ layout: null, dataset: null, problems: [{ file: root, message, blocking: true }] });
   if (!fs.existsSync(root)) return fail('no such file or directory');
   if (!fs.statSync(root).isDirectory()) return fail('not a directory (expected a dataset folder)');
-  if (fs.existsSync(path.join(root, 'dataset.json'))) return scanNative(root);
+  if (hasEntry(path.join(root, 'dataset.json'))) return scanNative(root);
   if (findRigaCsvs(root).length > 0) return scanRiga(root);
   const entries = fs.readdirSync(root).filter((e) => !e.startsWith('.'));
   if (entries.length === 0) return fail('folder is empty (expected dataset.json, or RIGA\'s Glaucoma_multirater_<Subset>.csv files)');

@@ -10,7 +10,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UserError } from '../errors';
 import { isSafePathComponent, resolvesInside } from '../io/paths';
+import { problemText, readTextFile } from '../io/readBounded';
+import { duplicates } from '../util/duplicates';
 import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
 import { parseDatasetJson, resolveStructures } from './schema';
 
@@ -46,9 +49,10 @@ export async function scanNative(root: string): Promise<ScanResult> {
   }
   let text: string;
   try {
-    text = fs.readFileSync(jsonFile, 'utf8');
+    text = readTextFile(jsonFile, 'a dataset description');
   } catch (err) {
-    blocking(jsonFile, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    if (!(err instanceof UserError)) throw err;
+    blocking(jsonFile, problemText(err, jsonFile));
     return { layout: 'native', dataset: null, problems };
   }
   const parsed = parseDatasetJson(text);
@@ -132,7 +136,7 @@ export async function scanNative(root: string): Promise<ScanResult> {
         const shown = unknown.slice(0, 5).map((u) => `'${u}'`).join(', ');
         blocking(jsonFile, `${field}.${name} lists ${unknown.length} case${unknown.length > 1 ? 's' : ''} with no image in images/: ${shown}${unknown.length > 5 ? ', …' : ''}`);
       }
-      const dups = members.filter((m, i) => members.indexOf(m) !== i);
+      const dups = duplicates(members);
       if (dups.length > 0) blocking(jsonFile, `${field}.${name} lists case '${dups[0]}' more than once`);
     }
   };

@@ -8,6 +8,7 @@
  * A Normalization is plain JSON, so it is saved with a model and applied unchanged at prediction.
  * Values are in [0, 1] (8-bit / 255, 16-bit / 65535) before normalising.
  */
+import { constants } from 'node:buffer';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import type { CaseRecord, Dataset } from './dataset';
@@ -35,6 +36,31 @@ export const normalizationSchema = z.discriminatedUnion('kind', [
 
 export type Normalization = z.infer<typeof normalizationSchema>;
 export type NormalizationKind = Normalization['kind'];
+
+/**
+ * Characters one value takes in normalization.json at most ('-1.2345678901234567e-100,'). The file
+ * is one JSON string, and V8 cannot build a string longer than buffer.constants.MAX_STRING_LENGTH
+ * (2^29 − 24 characters), so per-pixel statistics for a large input cannot be written (or read).
+ */
+const CHARS_PER_VALUE = 25;
+const MAX_STRING_LENGTH = constants.MAX_STRING_LENGTH;
+
+/** The largest side (a multiple of 32) whose per-pixel mean and std fit one JSON string. */
+export function largestPerPixelSize(channels: number): number {
+  const side = Math.sqrt(MAX_STRING_LENGTH / (2 * channels * CHARS_PER_VALUE));
+  return Math.floor(side / 32) * 32;
+}
+
+/** Refuses an input size whose per-pixel normalisation could not be written to normalization.json. */
+export function checkNormalizationFits(flag: string, kind: NormalizationKind, channels: number, size: number): void {
+  const largest = largestPerPixelSize(channels);
+  if (kind === 'per-pixel' && size > largest) {
+    throw new UserError(
+      `${flag} ${size} with --normalization per-pixel: ${2 * channels * size * size} mean and std values are too many to write to normalization.json ` +
+        `(over the longest string JavaScript can hold); use ${flag} ${largest} or less for ${channels}-channel images, or --normalization per-channel`,
+    );
+  }
+}
 
 /** Validates a normalization read back from JSON (e.g. a checkpoint). `source` names the file in errors. */
 export function parseNormalization(value: unknown, source: string): Normalization {

@@ -11,7 +11,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UserError } from '../errors';
 import { isInside, isSafePathComponent, resolvesInside } from '../io/paths';
+import { problemText, readTextFile } from '../io/readBounded';
 import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
 
 const CSV_NAME = /^Glaucoma_multirater_(.+)\.csv$/i;
@@ -35,16 +37,20 @@ export function findRigaCsvs(root: string): RigaCsv[] {
   }
   return names
     .map((n) => ({ n, m: CSV_NAME.exec(n) }))
-    .filter((x) => x.m !== null && isFile(path.join(root, x.n)))
+    .filter((x) => x.m !== null && !isFolder(path.join(root, x.n)))
     .map((x) => ({ subset: x.m![1], file: path.join(root, x.n) }))
     .sort((a, b) => (a.subset < b.subset ? -1 : a.subset > b.subset ? 1 : 0));
 }
 
-function isFile(p: string): boolean {
+/**
+ * A CSV's name on anything but a folder is taken for the CSV, so that its reader says what is wrong
+ * with a named pipe, a device or a link loop rather than the dataset seeming to have no CSV.
+ */
+function isFolder(p: string): boolean {
   try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false; // a broken link is not a CSV
+    return fs.statSync(p).isDirectory();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT'; // a dangling link is no CSV; a loop is reported
   }
 }
 
@@ -150,9 +156,10 @@ export async function scanRiga(root: string): Promise<ScanResult> {
     }
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readTextFile(file, 'a CSV file');
     } catch (err) {
-      blocking(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      if (!(err instanceof UserError)) throw err;
+      blocking(file, problemText(err, file));
       continue;
     }
     const records = parseCsv(text);

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { MAX_STRUCTURES, Structure } from './dataset';
 import { describeValues } from './labels';
+import { duplicates } from '../util/duplicates';
 
 /** Names that become part of file names (`labels/<case>_<annotator>.png`) must be file-name safe. */
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -38,10 +39,9 @@ export const datasetJsonSchema = z.object({
   /** Named lists of case ids for where cases come from (e.g. RIGA's BinRushed/MESSIDOR/Magrabia). */
   subsets: z.record(z.array(z.string())).optional(),
 }).strict().superRefine((d, ctx) => {
-  const dup = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) !== i);
-  for (const a of new Set(dup(d.annotators))) ctx.addIssue({ code: 'custom', path: ['annotators'], message: `annotator '${a}' is listed twice` });
+  for (const a of duplicates(d.annotators)) ctx.addIssue({ code: 'custom', path: ['annotators'], message: `annotator '${a}' is listed twice` });
   const names = d.structures.map((s) => s.name);
-  for (const s of new Set(dup(names))) ctx.addIssue({ code: 'custom', path: ['structures'], message: `structure '${s}' is listed twice` });
+  for (const s of duplicates(names)) ctx.addIssue({ code: 'custom', path: ['structures'], message: `structure '${s}' is listed twice` });
   const owner = new Map<number, string>();
   for (const v of d.background) owner.set(v, 'background');
   d.structures.forEach((s, i) => {

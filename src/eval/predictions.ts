@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
-import { encodePng, readImage } from '../io/image';
+import { encodePng, readImage, readImageHeader } from '../io/image';
+import { hasEntry } from '../io/readBounded';
 
 /**
  * The prediction layout, written by `avap predict` and read by `avap evaluate`:
@@ -149,12 +150,13 @@ export async function checkPredictions(dir: string, cases: readonly ExpectedPred
 }
 
 async function checkPredictionFile(file: string, sizes: Size[]): Promise<string | null> {
-  if (!fs.existsSync(file)) return `${file}: missing`;
+  if (!hasEntry(file)) return `${file}: missing`;
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(file).metadata();
+    meta = await readImageHeader(file);
   } catch (err) {
-    return `${file}: cannot decode (${(err as Error).message.split('\n')[0].trim()})`;
+    if (err instanceof UserError) return err.message;
+    throw err;
   }
   const channels = (meta.channels ?? 0) - (meta.hasAlpha ? 1 : 0);
   if (channels !== 1 || meta.isPalette) return `${file}: expected a single-channel greyscale image, got ${meta.isPalette ? 'a palette image' : `${meta.channels} channels`}`;

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StageTrend, TrendPoint, stageTrend, stillImproving } from './convergence';
+import { TEXT_LIMIT, readBounded, readJsonText } from '../io/readBounded';
 
 export interface CurvePoint {
   /** Optimiser steps since the run's first stage began (stages follow each other). */
@@ -91,7 +92,7 @@ function asSelection(select: string | undefined): Selection {
 
 function readStages(runDir: string): StageRecord[] | null {
   try {
-    const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8')) as { stages?: StageRecord[] };
+    const summary = readJsonText(path.join(runDir, 'summary.json'), 'a training summary') as { stages?: StageRecord[] };
     return Array.isArray(summary.stages) ? summary.stages : null;
   } catch {
     return null;
@@ -102,7 +103,7 @@ function readStages(runDir: string): StageRecord[] | null {
 function readJsonLines(file: string): Record<string, unknown>[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readBounded(file, TEXT_LIMIT, 'a training log').toString('utf8');
   } catch {
     return [];
   }

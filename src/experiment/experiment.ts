@@ -37,6 +37,7 @@ import { EXPERIMENT_PROFILE_NAMES, ExperimentProfile, ExperimentProfileName, exp
 import { ExperimentProgress, formatDuration } from './progress';
 import { Combination, ExperimentSettings, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
 import { MethodRow, MethodScores, table2 } from '../eval/tables';
+import { problemText, readJsonText } from '../io/readBounded';
 
 export interface ExperimentOptions {
   data: string;
@@ -287,15 +288,15 @@ function stepsAlreadyDone({ run, runDir, evalDir }: Job): number {
 
 function readEvaluation(file: string): EvaluationSummary {
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as EvaluationSummary;
+    return readJsonText(file, 'an evaluation summary') as EvaluationSummary;
   } catch (err) {
-    throw new UserError(`${file}: unreadable evaluation (${(err as Error).message}); delete it to evaluate again`);
+    throw new UserError(`${file}: unreadable evaluation (${err instanceof UserError ? problemText(err, file) : (err as Error).message}); delete it to evaluate again`);
   }
 }
 
 function readTrainSeconds(runDir: string): number | null {
   try {
-    return Math.round((JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8')) as TrainSummary).seconds);
+    return Math.round((readJsonText(path.join(runDir, 'summary.json'), 'a training summary') as TrainSummary).seconds);
   } catch {
     return null;
   }

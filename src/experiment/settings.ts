@@ -13,6 +13,7 @@ import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { methodDescriptors } from '../methods/registry';
 import { ExperimentProfile } from './profiles';
+import { readJsonText } from '../io/readBounded';
 
 
 /** The settings every run of the experiment shares; the profile's method options sit beside them (e.g. preferenceLr). */
@@ -103,12 +104,7 @@ export function recordCombinations(out: string, shared: SharedSettings, requeste
  * be lists holds one flat record: its steps, seed and stage steps are its one combination, at OUT.
  */
 function readRecord(file: string): { shared: Record<string, unknown>; combinations: Combination[] } {
-  let record: Record<string, unknown>;
-  try {
-    record = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UserError(`${file}: invalid JSON (${(err as Error).message})`);
-  }
+  const record = readJsonText(file, 'an experiment record') as Record<string, unknown>;
   const scaled = stageStepKeys();
   const split = (r: Record<string, unknown>, folder: string): Combination => ({
     steps: r.steps as number, seed: r.seed as number, folder: typeof r.folder === 'string' ? r.folder : folder,

@@ -130,6 +130,17 @@ export function exportRun(runDir: string, outFile: string | null, opts: ExportOp
 
 /** `--model X` of the ONNX consumers: an exported .onnx file, or a run folder exported in memory. */
 export function openExportedModel(model: string): ExportedModel {
-  if (!fs.existsSync(model)) throw new UserError(`--model: ${model}: no such file or folder`);
-  return fs.statSync(model).isDirectory() ? exportRun(model, null) : readModelInfo(model);
+  let st: fs.Stats | undefined | null;
+  try {
+    st = fs.statSync(model, { throwIfNoEntry: false });
+  } catch {
+    st = null; // a symbolic link loop: the reader below names it
+  }
+  if (st === undefined) throw new UserError(`--model: ${model}: no such file or folder`);
+  if (st?.isDirectory()) return exportRun(model, null);
+  try {
+    return readModelInfo(model);
+  } catch (err) {
+    throw err instanceof UserError ? new UserError(`--model: ${err.message}`) : err;
+  }
 }

@@ -9,10 +9,11 @@
 //   avap.outputs        [{name, structure, annotator}]: annotator null for the calibrated map
 //   avap.config         the run's config.json
 //   avap.normalization  the run's normalization.json (already applied inside the graph)
-import * as fs from 'node:fs';
 import { onnx } from 'onnx-proto';
 import { z } from 'zod';
 import { UserError } from '../errors';
+import { MiB, readBounded } from '../io/readBounded';
+import { MAX_INPUT_SIZE } from '../models/inputSize';
 
 export const METADATA_FORMAT = '1';
 
@@ -83,11 +84,45 @@ export function modelInfoFromBytes(bytes: Uint8Array, source: string): ModelInfo
     const issue = r.error.issues[0];
     throw new UserError(`${source}: metadata avap.${issue.path.join('.')}: ${issue.message}${raw.format !== METADATA_FORMAT ? ` (this avap reads format ${METADATA_FORMAT})` : ''}`);
   }
+  checkGraph(model.graph, r.data, source);
   return r.data;
 }
 
+/** The dimensions of a graph input or output; null for one without a fixed value. */
+function dims(v: onnx.IValueInfoProto): (number | null)[] {
+  return (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue === undefined || d.dimValue === null ? null : Number(d.dimValue)));
+}
+
+/**
+ * The metadata must describe the graph it travels with: its input (name, channels, size) and its
+ * outputs by name. A file edited by hand that disagrees would otherwise fail inside onnxruntime, or
+ * have a caller allocate images of the size the metadata claims.
+ */
+function checkGraph(graph: onnx.IGraphProto | null | undefined, info: ModelInfo, source: string): void {
+  const fail = (problem: string): never => {
+    throw new UserError(`${source}: metadata avap.${problem}`);
+  };
+  const input = graph?.input?.find((v) => v.name === info.input.name);
+  if (!input) fail(`input names '${info.input.name}', which is not an input of the graph (${(graph?.input ?? []).map((v) => `'${v.name}'`).join(', ') || 'none'})`);
+  const [, c, h, w] = dims(input!);
+  if (c !== null && c !== undefined && c !== info.input.channels) fail(`input says ${info.input.channels} channels, the graph's input has ${c}`);
+  for (const d of [h, w]) if (d !== null && d !== undefined && d !== info.input.size) fail(`input says size ${info.input.size}, the graph's input is ${h}×${w}`);
+  if (info.input.size > MAX_INPUT_SIZE) fail(`input says size ${info.input.size}, above the largest avap trains (${MAX_INPUT_SIZE})`);
+  const outputs = new Set((graph?.output ?? []).map((v) => v.name));
+  const missing = info.outputs.find((o) => !outputs.has(o.name));
+  if (missing) fail(`outputs names '${missing.name}', which is not an output of the graph`);
+  const structures = new Set(info.structures);
+  const stray = info.outputs.find((o) => !structures.has(o.structure) || (o.annotator !== null && o.annotator > info.annotators.length));
+  if (stray) fail(`outputs: '${stray.name}' is for ${stray.annotator === null ? '' : `annotator ${stray.annotator} of `}structure '${stray.structure}', not among the ${info.structures.length} structures and ${info.annotators.length} annotators the metadata lists`);
+}
+
+/**
+ * An ONNX file holds at most 2 GiB (protobuf's own limit; larger models keep their weights in
+ * external files, which avap neither writes nor reads).
+ */
+export const ONNX_LIMIT = 2 * 1024 * MiB;
+
 export function readModelInfo(file: string): { bytes: Uint8Array; info: ModelInfo } {
-  if (!fs.existsSync(file)) throw new UserError(`--model: ${file}: no such file`);
-  const bytes = fs.readFileSync(file);
+  const bytes = readBounded(file, ONNX_LIMIT, 'an ONNX model');
   return { bytes, info: modelInfoFromBytes(bytes, file) };
 }

@@ -1,7 +1,45 @@
-import * as fs from 'node:fs';
 import sharp from 'sharp';
 import { UserError } from '../errors';
 import { writeFileAtomic } from './atomic';
+import { MiB, checkRegularFile, formatBytes, readBounded } from './readBounded';
+
+/**
+ * The memory one decoded image may take (width × height × channels × bytes per sample), checked from
+ * the header before any pixel is decoded. 256 MiB holds a 16-bit RGB image of 6600 × 6600 or an 8-bit
+ * RGB one of 9400 × 9400, several times the largest fundus camera's; decoding, resizing and the
+ * float copies take about ten times the decoded size at the peak, so one image at the limit stays
+ * near 2.5 GiB. AVAP_IMAGE_MEMORY_MB raises (or lowers) it.
+ */
+export const DEFAULT_IMAGE_MEMORY_MB = 256;
+const BUDGET_VARIABLE = 'AVAP_IMAGE_MEMORY_MB';
+
+export function imageMemoryBudget(): number {
+  const raw = process.env[BUDGET_VARIABLE];
+  if (raw === undefined || raw === '') return DEFAULT_IMAGE_MEMORY_MB * MiB;
+  const mb = Number(raw);
+  if (!Number.isFinite(mb) || mb <= 0) throw new UserError(`${BUDGET_VARIABLE} must be a positive number of MiB, got '${raw}'`);
+  return mb * MiB;
+}
+
+const BYTES_PER_SAMPLE: Record<string, number> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, complex: 8, double: 8, dpcomplex: 16 };
+
+/** Refuses an image whose decoded pixels would exceed the memory budget, from its header alone. */
+function checkDecodedSize(file: string, meta: sharp.Metadata): void {
+  const { width, height } = meta;
+  if (!width || !height) throw new UserError(`${file}: cannot decode image (no image size in header)`);
+  const channels = meta.channels ?? 3;
+  const bytes = width * height * channels * (BYTES_PER_SAMPLE[meta.depth ?? 'uchar'] ?? 8);
+  const budget = imageMemoryBudget();
+  if (bytes > budget) {
+    throw new UserError(
+      `${file}: a ${width}×${height} image of ${channels} channel${channels === 1 ? '' : 's'} at ${meta.depth ?? 'uchar'} decodes to ${formatBytes(bytes)}, ` +
+        `over the ${formatBytes(budget)} memory budget for one image (set ${BUDGET_VARIABLE} to raise it)`,
+    );
+  }
+}
+
+/** How to allow more, for a file whose compressed size alone is over the budget. */
+const RAISE = `set ${BUDGET_VARIABLE} to raise it`;
 
 /** Decoded pixels, interleaved (HWC), at the file's own bit depth. */
 export interface RawImage {
@@ -20,12 +58,13 @@ export interface RawImage {
  * A missing, truncated or undecodable file becomes a UserError naming it.
  */
 export async function readImage(file: string): Promise<RawImage> {
-  if (!fs.existsSync(file)) throw new UserError(`${file}: file not found`);
+  const bytes = readBounded(file, imageMemoryBudget(), 'one image', RAISE);
   try {
-    const meta = await sharp(file).metadata();
+    const meta = await sharp(bytes).metadata();
+    checkDecodedSize(file, meta);
     const bitDepth: 8 | 16 = meta.depth === 'ushort' || meta.depth === 'short' ? 16 : 8;
     const grey = (meta.channels ?? 3) <= 2;
-    let pipeline = sharp(file, { failOn: 'truncated' }).removeAlpha();
+    let pipeline = sharp(bytes, { failOn: 'truncated' }).removeAlpha();
     pipeline = grey ? pipeline.toColourspace(bitDepth === 16 ? 'grey16' : 'b-w') : pipeline.toColourspace(bitDepth === 16 ? 'rgb16' : 'srgb');
     const { data, info } = await pipeline.raw({ depth: bitDepth === 16 ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
     const pixels = bitDepth === 16
@@ -63,16 +102,26 @@ export async function encodePng(image: RawImage, compressionLevel = 6): Promise<
 
 /** Width, height, channels (alpha excluded) and bit depth from the file header, without decoding pixels. */
 export async function readImageInfo(file: string): Promise<{ width: number; height: number; channels: number; bitDepth: 8 | 16 }> {
-  if (!fs.existsSync(file)) throw new UserError(`${file}: file not found`);
+  const meta = await readImageHeader(file);
+  const bitDepth: 8 | 16 = meta.depth === 'ushort' || meta.depth === 'short' ? 16 : 8;
+  const channels = (meta.channels ?? 3) - (meta.hasAlpha ? 1 : 0);
+  return { width: meta.width!, height: meta.height!, channels, bitDepth };
+}
+
+/**
+ * The header of an image file (a regular file within the budget, whose decoded pixels would fit the
+ * budget), read without decoding pixels. A UserError naming the file otherwise.
+ */
+export async function readImageHeader(file: string): Promise<sharp.Metadata> {
+  checkRegularFile(file, imageMemoryBudget(), 'one image', RAISE);
+  let meta: sharp.Metadata;
   try {
-    const meta = await sharp(file).metadata();
-    if (!meta.width || !meta.height) throw new Error('no image size in header');
-    const bitDepth: 8 | 16 = meta.depth === 'ushort' || meta.depth === 'short' ? 16 : 8;
-    const channels = (meta.channels ?? 3) - (meta.hasAlpha ? 1 : 0);
-    return { width: meta.width, height: meta.height, channels, bitDepth };
+    meta = await sharp(file).metadata();
   } catch (err) {
     throw new UserError(`${file}: cannot decode image (${firstLine((err as Error).message)})`);
   }
+  checkDecodedSize(file, meta);
+  return meta;
 }
 
 function firstLine(message: string): string {

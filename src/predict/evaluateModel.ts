@@ -12,12 +12,21 @@ import { predictToFolder } from './predict';
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
   const loaded = loadRun(runDir);
   try {
+    const trained = loaded.config.model.annotators;
+    if (trained.length !== ds.annotators.length) {
+      throw new UserError(`--model: ${runDir} was trained with ${trained.length} annotators (${names(trained)}), but --data has ${ds.annotators.length} (${names(ds.annotators)}); a model is evaluated against the annotators it predicts`);
+    }
     const predictions = path.join(outDir, 'predictions');
     await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false, replace: true });
     return await evaluatePredictions(referenceFromDataset(ds, cases), predictions, outDir, { label: options.label ?? path.basename(path.resolve(runDir)), ...options });
   } finally {
     loaded.method.model.dispose();
   }
+}
+
+/** A list of names, the first few: a dataset may have hundreds of annotators. */
+function names(xs: readonly string[]): string {
+  return xs.length <= 5 ? xs.join(', ') : `${xs.slice(0, 4).join(', ')}, … ${xs[xs.length - 1]}`;
 }
 
 export interface EvaluateRequest extends EvaluateOptions {

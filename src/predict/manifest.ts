@@ -100,7 +100,10 @@ export function checkPredictionsForEvaluation(dir: string, annotatorCount: numbe
   const m = readManifest(dir);
   if (!m) return;
   if (!m.complete) throw new UserError(`--predictions: ${dir} holds unfinished predictions (${describe(m)}): predict was interrupted; run it again`);
-  if (m.annotatorCount !== annotatorCount || m.annotators.length !== annotatorCount) {
+  if (m.annotatorCount !== annotatorCount) {
+    throw new UserError(`--predictions: ${dir} holds predictions of a model with ${m.annotatorCount} annotators, but --data has ${annotatorCount}; evaluate them on the data the model was trained for`);
+  }
+  if (m.annotators.length !== annotatorCount) {
     throw new UserError(`--predictions: ${dir} holds predictions for annotators ${m.annotators.join(',')} of ${m.annotatorCount}; evaluation needs all ${annotatorCount} (predict without --annotators)`);
   }
 }

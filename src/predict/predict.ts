@@ -13,6 +13,7 @@ import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from '../train/loadRun';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
+import { hasEntry } from '../io/readBounded';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
 
@@ -31,10 +32,19 @@ export interface PredictOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** A folder (a link to one included); anything else is read as an image, whose reader refuses what is not a regular file. */
+function isFolder(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** An image file, or every image in a folder (its images/ subfolder for a native dataset), as cases. */
 export function listInputs(input: string): PredictInput[] {
-  if (!fs.existsSync(input)) throw new UserError(`--input: ${input}: no such file or folder`);
-  if (fs.statSync(input).isFile()) return [checkCaseId({ id: path.parse(input).name, image: path.resolve(input) })];
+  if (!hasEntry(input)) throw new UserError(`--input: ${input}: no such file or folder`);
+  if (!isFolder(input)) return [checkCaseId({ id: path.parse(input).name, image: path.resolve(input) })];
   const dir = fs.existsSync(path.join(input, 'dataset.json')) && fs.existsSync(path.join(input, 'images')) ? path.join(input, 'images') : input;
   const files = fs.readdirSync(dir).filter((f) => IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase())).sort();
   if (files.length === 0) throw new UserError(`--input: ${dir} holds no PNG, JPEG or TIFF images`);

@@ -26,11 +26,14 @@ function loadAddon(): NativeAddon {
 
 export const native: NativeAddon = loadAddon();
 
-/** Threads torch uses for one op. AVAP_NUM_THREADS overrides; the default is every available core. */
+/**
+ * Threads torch uses for one op: every available core, or AVAP_NUM_THREADS up to that (more threads
+ * than cores take turns at every synchronisation of the spinning pools and steps crawl).
+ */
 export function defaultThreadCount(): number {
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   const fromEnv = Number(process.env.AVAP_NUM_THREADS);
-  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? Math.min(fromEnv, cores) : cores;
 }
 
 native.setNumThreads(defaultThreadCount());

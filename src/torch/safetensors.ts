@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { openRegular, readAt } from '../io/readBounded';
 
 export type SafeDType = 'F32' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL' | 'I8' | 'I16' | 'F16' | 'BF16';
 
@@ -270,40 +271,50 @@ export function decodeSafetensors(bytes: Uint8Array, source = '<buffer>'): Decod
 }
 
 /**
- * The metadata of a safetensors file (its checksum included), from the header alone: cheap even
- * for a large model. A UserError naming the file when the header is unreadable.
+ * Opens a safetensors file and reads its header, checked against the file's size before anything
+ * else is read: the header length within the file, and the tensors it declares ending exactly at the
+ * end of the file. A file that is not regular, or claims more than it holds, is refused without
+ * reading its data. Returns the open descriptor (the caller closes it), the size and the header bytes.
  */
-export function readSafetensorsMetadata(file: string): Record<string, string> {
-  let fd: number;
+function openSafetensors(file: string): { fd: number; size: number; header: Buffer } {
+  const { fd, size } = openRegular(file);
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw new UserError(`${file}: cannot read safetensors file (${readProblem(err)})`);
-  }
-  try {
-    const head = Buffer.alloc(8);
-    const size = fs.fstatSync(fd).size;
-    if (fs.readSync(fd, head, 0, 8, 0) < 8) throw new UserError(`${file}: not a safetensors file: ${size} bytes, shorter than the 8-byte header length`);
-    const len = head.readBigUInt64LE(0);
-    if (len > BigInt(Math.min(size - 8, MAX_HEADER_BYTES))) throw new UserError(`${file}: header length ${len} is beyond the end of the file`);
-    const header = Buffer.alloc(Number(len));
-    fs.readSync(fd, header, 0, header.length, 8);
+    if (size < 8) throw new UserError(`${file}: not a safetensors file: ${size} bytes, shorter than the 8-byte header length`);
+    const len = readAt(fd, 8, 0).readBigUInt64LE(0);
+    if (len > BigInt(size - 8)) throw new UserError(`${file}: header length ${len} is beyond the end of the file (${size - 8} bytes after the length field)`);
+    if (len > BigInt(MAX_HEADER_BYTES)) throw new UserError(`${file}: header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    const header = readAt(fd, Number(len), 8);
     let parsed: unknown;
     try {
       parsed = JSON.parse(header.toString('utf8'));
     } catch {
       throw new UserError(`${file}: header is not valid JSON`);
     }
-    const meta = (parsed as Record<string, unknown>)?.[METADATA_KEY];
-    return meta !== null && typeof meta === 'object' ? Object.fromEntries(Object.entries(meta).filter(([, v]) => typeof v === 'string')) as Record<string, string> : {};
-  } finally {
+    let declared = 0;
+    if (parsed !== null && typeof parsed === 'object') {
+      for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
+        const offsets = name === METADATA_KEY ? undefined : (entry as { data_offsets?: unknown } | null)?.data_offsets;
+        if (Array.isArray(offsets) && isDim(offsets[1])) declared = Math.max(declared, offsets[1]);
+      }
+    }
+    const data = size - 8 - header.length;
+    if (declared > data) throw new UserError(`${file}: truncated data: the header needs ${declared} data bytes but the file has ${data}`);
+    return { fd, size, header };
+  } catch (err) {
     fs.closeSync(fd);
+    throw err;
   }
 }
 
-function readProblem(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : (e.code ?? e.message);
+/**
+ * The metadata of a safetensors file (its checksum included), from the header alone: cheap even
+ * for a large model. A UserError naming the file when the header is unreadable.
+ */
+export function readSafetensorsMetadata(file: string): Record<string, string> {
+  const { fd, header } = openSafetensors(file);
+  fs.closeSync(fd);
+  const meta = (JSON.parse(header.toString('utf8')) as Record<string, unknown>)?.[METADATA_KEY];
+  return meta !== null && typeof meta === 'object' ? Object.fromEntries(Object.entries(meta).filter(([, v]) => typeof v === 'string')) as Record<string, string> : {};
 }
 
 /**
@@ -314,12 +325,14 @@ export function saveSafetensors(file: string, tensors: Record<string, SafeTensor
   writeFileAtomic(file, encodeSafetensors(tensors, { ...metadata, [CHECKSUM_KEY]: tensorsDigest(tensors) }));
 }
 
+/** Reads and fully validates a safetensors file; its size is bounded by what its header declares. */
 export function loadSafetensors(file: string): DecodedSafetensors {
+  const { fd, size } = openSafetensors(file);
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new UserError(`${file}: cannot read safetensors file (${readProblem(err)})`);
+    bytes = readAt(fd, size, 0);
+  } finally {
+    fs.closeSync(fd);
   }
   return decodeSafetensors(bytes, file);
 }

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
+import { MiB, readBounded } from '../io/readBounded';
 import { loadStateDict, nn, optim, saveStateDict, tidy } from '../torch';
 import { CheckpointState, RunDir } from './run';
 
@@ -28,6 +29,11 @@ export function loadCheckpointWeights(run: RunDir, model: nn.Module, state: Chec
   loadWeights(model, path.join(run.checkpointDir, state.weights));
 }
 
+/**
+ * Adam keeps two moments per parameter, so its state is about twice the weights; three times their
+ * file, plus room for the step counters, bounds it.
+ */
 export function loadOptimizerState(run: RunDir, optimizer: optim.Optimizer, state: CheckpointState): void {
-  optimizer.loadState(fs.readFileSync(path.join(run.checkpointDir, state.optimizer)));
+  const weights = fs.statSync(path.join(run.checkpointDir, state.weights)).size;
+  optimizer.loadState(readBounded(path.join(run.checkpointDir, state.optimizer), 3 * weights + 16 * MiB, 'the optimiser state of these weights'));
 }

@@ -11,6 +11,7 @@ import type { CaseRecord, Dataset } from '../data/dataset';
 import { resolveOptions } from '../methods/descriptor';
 import { resolveMethod } from '../methods/registry';
 import type { RunRequest } from './setup';
+import { openRegular } from '../io/readBounded';
 
 export const FINGERPRINT_FILE = 'fingerprint.json';
 
@@ -43,9 +44,8 @@ export type RunFingerprint = z.infer<typeof fingerprintSchema>;
 type DataFingerprint = RunFingerprint['data'];
 
 function stamp(file: string): FileStamp {
-  const fd = fs.openSync(file, 'r');
+  const { fd, size } = openRegular(file);
   try {
-    const size = fs.fstatSync(fd).size;
     const hash = createHash('sha256');
     const buf = Buffer.alloc(Math.min(size, SAMPLE_BYTES));
     hash.update(buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)));

@@ -8,6 +8,7 @@ import { RunConfig, RunDir } from './run';
 import { loadWeights } from './checkpoint';
 import { Precision } from '../torch/precision';
 import { checkFiniteWeights } from './finiteWeights';
+import { hasEntry } from '../io/readBounded';
 
 export interface LoadedRun {
   run: RunDir;
@@ -25,7 +26,7 @@ export function loadRun(dir: string, precision: Precision = 'fp32'): LoadedRun {
   if (!fs.existsSync(dir)) throw new UserError(`--model: ${dir}: folder not found`);
   const config = run.readConfig();
   const normalization = run.readNormalization();
-  if (!fs.existsSync(run.modelFile)) throw new UserError(`--model: ${dir} has no model.safetensors yet (no epoch completed)`);
+  if (!hasEntry(run.modelFile)) throw new UserError(`--model: ${dir} has no model.safetensors yet (no epoch completed)`);
   const method = buildMethod(config.model);
   try {
     loadWeights(method.model, run.modelFile);

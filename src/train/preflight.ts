@@ -10,6 +10,7 @@ import type { Stage } from '../methods/method';
 import { resolvePrecision } from '../torch/precision';
 import { loadSafetensors } from '../torch/safetensors';
 import type { RunRequest } from './setup';
+import { hasEntry } from '../io/readBounded';
 
 /** Throws a UserError naming the flag for options that cannot make a run on this dataset. */
 export function checkNewRun(opts: RunRequest, ds: Dataset): void {
@@ -18,9 +19,13 @@ export function checkNewRun(opts: RunRequest, ds: Dataset): void {
   if (!(Number.isInteger(opts.steps) && opts.steps >= 1)) throw new UserError(`--steps must be a positive integer (the optimiser steps of the main stage), got ${opts.steps}`);
   resolvePrecision(opts.precision);
   if (opts.pretrained) {
-    if (!fs.existsSync(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
-    // Reads and validates the whole file (complete, well-formed, checksum when it has one).
-    loadSafetensors(opts.pretrained);
+    if (!hasEntry(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
+    // Reads and validates the whole file (a regular file, complete, well-formed, checksum when it has one).
+    try {
+      loadSafetensors(opts.pretrained);
+    } catch (err) {
+      throw err instanceof UserError ? new UserError(`--pretrained: ${err.message}`) : err;
+    }
   }
 }
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { removeStaleTempFiles, writeFileAtomic } from '../io/atomic';
+import { TEXT_LIMIT, readBounded } from '../io/readBounded';
 import type { CaseRecord, Dataset } from '../data/dataset';
 import type { Stage } from '../methods/method';
 import { asFlag, dataDifference, dataFingerprint, readFingerprint, settingsOf } from './fingerprint';
@@ -61,7 +62,8 @@ export function recordResume(run: RunDir, state: CheckpointState | null, stages:
   removeStaleTempFiles(run.dir);
   removeStaleTempFiles(run.checkpointDir);
   const logFile = run.file('log.jsonl');
-  const lines = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+  // Decoded leniently: a kill may have torn the last line inside a character, and that line is dropped anyway.
+  const lines = fs.existsSync(logFile) ? readBounded(logFile, TEXT_LIMIT, 'a training log').toString('utf8').split('\n').filter((l) => l.trim() !== '') : [];
   const done = (e: { stage?: unknown; step?: unknown }): boolean => {
     const s = stages.findIndex((st) => st.name === e.stage);
     return state !== null && (s < state.stage || (s === state.stage && Number(e.step) <= state.step));
@@ -82,4 +84,26 @@ export function recordResume(run: RunDir, state: CheckpointState | null, stages:
   const at = state === null ? { stage: null, step: 0 } : { stage: stages[state.stage]?.name ?? 'done', step: state.step };
   kept.push(JSON.stringify({ time: new Date().toISOString(), event: 'resume', ...at, discardedEvents: discarded }));
   writeFileAtomic(logFile, kept.join('\n') + '\n');
+}
+
+/**
+ * A checkpoint's stage and step must be a point of this run's plan: a stage it has (or the end of
+ * the last one, once every stage is trained, when model.safetensors must exist) and a step within
+ * that stage's steps. Its list of selected weights must name those stages and steps too.
+ */
+export function checkStatePlan(run: RunDir, state: CheckpointState, stages: Stage[]): void {
+  const where = run.stateFile;
+  const plan = stages.map((s, i) => `${i} (${s.name}, ${s.steps} steps)`).join(', ');
+  if (state.stage > stages.length || (state.stage === stages.length && state.step !== 0)) {
+    throw new UserError(`${where}: stage ${state.stage}${state.stage === stages.length ? `, step ${state.step}` : ''} is not in this run's plan: its stages are ${plan}`);
+  }
+  if (state.stage < stages.length && state.step > stages[state.stage].steps) {
+    throw new UserError(`${where}: step ${state.step} is beyond stage ${state.stage} (${stages[state.stage].name}), which has ${stages[state.stage].steps} steps`);
+  }
+  const bad = state.best.find((b) => b.stage >= stages.length || b.stage > state.stage || b.step > stages[b.stage].steps);
+  if (bad) throw new UserError(`${where}: best names stage ${bad.stage} step ${bad.step}, which is not a completed point of this run's plan (stages ${plan})`);
+  const modelNeeded = state.stage > 0 || state.best.length > 0;
+  if (modelNeeded && !fs.lstatSync(run.modelFile, { throwIfNoEntry: false })?.isFile()) {
+    throw new UserError(`${where}: stage ${state.stage} follows trained weights, but ${run.modelFile} is missing or not a regular file`);
+  }
 }

@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { isSafePathComponent } from '../io/paths';
+import { hasEntry, readJsonText } from '../io/readBounded';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
@@ -46,17 +48,21 @@ export const runConfigSchema = z.object({
 });
 export type RunConfig = Omit<z.infer<typeof runConfigSchema>, 'model'> & { model: MethodConfig };
 
+const count = z.number().int().nonnegative();
+
 /** Where the last completed round stands; written last, so it only ever points at complete files. */
-export interface CheckpointState {
-  stage: number;
+export const checkpointStateSchema = z.object({
+  stage: count,
   /** Optimiser steps completed in `stage`. */
-  step: number;
-  weights: string;
-  optimizer: string;
+  step: count,
+  /** File names in checkpoint/ (the optimiser's empty between stages). */
+  weights: z.string(),
+  optimizer: z.string(),
   /** The selected weights per stage so far: their selection score (null without validation) and step. */
-  best: { stage: number; score: number | null; step: number }[];
-  elapsedSeconds: number;
-}
+  best: z.array(z.object({ stage: count, score: z.number().nullable(), step: count })),
+  elapsedSeconds: z.number().nonnegative(),
+});
+export type CheckpointState = z.infer<typeof checkpointStateSchema>;
 
 /** A version 1 model config counted epochs; its budget fields become step fields (used only to resume, which v1 cannot). */
 function migrateModelConfig(model: unknown): unknown {
@@ -88,7 +94,7 @@ export class RunDir {
   }
 
   exists(): boolean {
-    return fs.existsSync(this.configFile);
+    return hasEntry(this.configFile);
   }
 
   writeConfig(config: RunConfig): void {
@@ -97,13 +103,8 @@ export class RunDir {
 
   readConfig(): RunConfig {
     const file = this.configFile;
-    if (!fs.existsSync(file)) throw new UserError(`${this.dir}: not a run folder (no config.json)`);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new UserError(`${file}: invalid JSON (${(err as Error).message})`);
-    }
+    if (!hasEntry(file)) throw new UserError(`${this.dir}: not a run folder (no config.json)`);
+    const raw = readJsonText(file, 'a run config');
     const r = runConfigSchema.safeParse(raw);
     if (!r.success) throw new UserError(`${file}: invalid run config at '${r.error.issues[0].path.join('.')}': ${r.error.issues[0].message}`);
     const model = parseMethodConfig(r.data.version === 1 ? migrateModelConfig(r.data.model) : r.data.model, file);
@@ -120,27 +121,29 @@ export class RunDir {
 
   readNormalization(): Normalization {
     const file = this.file('normalization.json');
-    if (!fs.existsSync(file)) throw new UserError(`${this.dir}: missing normalization.json`);
-    try {
-      return parseNormalization(JSON.parse(fs.readFileSync(file, 'utf8')), file);
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      throw new UserError(`${file}: invalid JSON (${(err as Error).message})`);
-    }
+    if (!hasEntry(file)) throw new UserError(`${this.dir}: missing normalization.json`);
+    return parseNormalization(readJsonText(file, 'a normalization'), file);
   }
 
+  /**
+   * The checkpoint's state, every field checked: its files are plain names of regular files in
+   * checkpoint/ (never a path to another run's weights). Whether its stage and step fit the run's
+   * plan is checkStatePlan's to say, once the method is built.
+   */
   readState(): CheckpointState | null {
-    if (!fs.existsSync(this.stateFile)) return null;
-    let state: CheckpointState;
-    try {
-      state = JSON.parse(fs.readFileSync(this.stateFile, 'utf8')) as CheckpointState;
-    } catch (err) {
-      throw new UserError(`${this.stateFile}: unreadable checkpoint state (${(err as Error).message})`);
+    const file = this.stateFile;
+    if (!hasEntry(file)) return null;
+    const r = checkpointStateSchema.safeParse(readJsonText(file, 'a checkpoint state'));
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new UserError(`${file}: invalid checkpoint state at '${issue.path.join('.')}': ${issue.message}`);
     }
-    for (const f of [state.weights, state.optimizer]) {
-      if (typeof f !== 'string' || (f !== '' && !fs.existsSync(path.join(this.checkpointDir, f)))) {
-        throw new UserError(`${this.stateFile}: refers to ${JSON.stringify(f)}, which is not in ${this.checkpointDir}`);
-      }
+    const state = r.data;
+    for (const [field, name] of [['weights', state.weights], ['optimizer', state.optimizer]] as const) {
+      if (name === '' && field === 'optimizer') continue;
+      if (!isSafePathComponent(name)) throw new UserError(`${file}: ${field} must name a file in ${this.checkpointDir}, got ${JSON.stringify(name)}`);
+      const st = fs.lstatSync(path.join(this.checkpointDir, name), { throwIfNoEntry: false });
+      if (!st?.isFile()) throw new UserError(`${file}: ${field} names ${JSON.stringify(name)}, which is ${st ? 'not a regular file' : 'not'} in ${this.checkpointDir}`);
     }
     return state;
   }

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, selectCases } from '../data/dataset';
-import { Normalization, computeNormalization } from '../data/normalization';
+import { Normalization, checkNormalizationFits, computeNormalization } from '../data/normalization';
 import { resolveOptions } from '../methods/descriptor';
 import { resolveMethod } from '../methods/registry';
 import { checkInputSize } from '../models/encoders/registry';
@@ -69,6 +69,8 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   if (cases.length < selected.length) emit({ type: 'note', text: `leaving out ${selected.length - cases.length} case(s) without any annotation` });
   if (cases.length === 0) throw new UserError(`${o.data}: no annotated case to train on in ${describeSelection(selection)}`);
   const { train, val } = holdOut(cases, o.valFraction, o.seed);
+  const batchSize = fitBatchSize(o, train.length, val.length, emit);
+  checkNormalizationFits('--size', o.normalization, ds.channels, o.size);
   const model = descriptor.configure({
     structures: ds.structures.map((s) => s.name), annotators: ds.annotators, inChannels: ds.channels,
     encoder: o.encoder, featureChannels: o.featureChannels, steps: o.steps,
@@ -77,7 +79,7 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
     version: RUN_CONFIG_VERSION, model,
     input: { size: o.size, channels: ds.channels },
     data: { root: path.resolve(o.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id) },
-    optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize: o.batchSize, schedule: o.schedule },
+    optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize, schedule: o.schedule },
     seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null, precision: o.precision,
   };
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
@@ -90,6 +92,33 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   run.writeConfig(config);
   run.log({ event: 'start', config: { ...config, data: { ...config.data, trainCases: train.length, valCases: val.length } } });
   return config;
+}
+
+/** The encoder downsamples 32×: its deepest feature map has (size / 32)² positions per image. */
+const DEEPEST_REDUCTION = 32;
+
+/**
+ * The batch size the run trains with, or a UserError. A batch larger than the training cases cannot
+ * be filled: given as a flag it is refused, as a default it shrinks to the cases (and config.json
+ * says so). Batch norm needs two values per channel, which one 32-pixel image does not give at the
+ * encoder's 1×1 deepest level.
+ */
+function fitBatchSize(o: RunRequest, nTrain: number, nHeld: number, emit: (e: TrainEvent) => void): number {
+  const perImage = (o.size / DEEPEST_REDUCTION) ** 2;
+  const needed = Math.ceil(2 / perImage);
+  const held = nHeld > 0 ? ` after --val-fraction ${o.valFraction} holds out ${nHeld}` : '';
+  if (nTrain < needed) {
+    throw new UserError(`${nHeld > 0 ? '--val-fraction' : `--data: ${o.data}`}: ${nTrain} training case is left${held}; batch norm needs batches of at least ${needed} images at --size ${o.size}${nHeld > 0 ? '; hold out fewer cases' : `; add cases or use --size ${DEEPEST_REDUCTION * 2} or more`}`);
+  }
+  if (o.batchSize < needed) {
+    throw new UserError(`--batch-size ${o.batchSize} at --size ${o.size}: batch norm needs at least 2 values per channel, and the encoder's deepest level holds ${perImage} per image; use --batch-size ${needed} or more, or --size ${DEEPEST_REDUCTION * 2} or more`);
+  }
+  if (o.batchSize <= nTrain) return o.batchSize;
+  if (o.explicit?.includes('--batch-size')) {
+    throw new UserError(`--batch-size ${o.batchSize} is more than the ${nTrain} training cases${held}; use --batch-size ${nTrain} or less`);
+  }
+  emit({ type: 'note', text: `batch size ${nTrain}: the default ${o.batchSize} is more than the ${nTrain} training cases` });
+  return nTrain;
 }
 
 /** Without --split/--subset: a dataset's 'train' split when it has one, else every case. */

@@ -15,7 +15,7 @@ import { trainStages } from './loop';
 import { TRAIN_DEFAULTS, TrainOptions, TrainSummary } from './options';
 import { CheckpointState } from './run';
 import { checkSomethingToTrain, removeFailedStart } from './preflight';
-import { recordResume } from './resume';
+import { checkStatePlan, recordResume } from './resume';
 import { prepareRun } from './setup';
 import { MIN_SELECTION_CASES, validate } from './validate';
 
@@ -41,6 +41,7 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   // Same seed → same initial weights; the checkpoint then overrides them when resuming.
   manualSeed(config.seed);
   const method = buildMethod(config.model);
+  if (state) checkStatePlan(run, state, method.stages());
   // Runs written before --precision trained in fp32.
   const precisionChoice = config.precision ?? 'fp32';
   const precision = resolvePrecision(precisionChoice);

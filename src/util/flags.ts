@@ -1,5 +1,6 @@
 // Strict parsing of user-given text (flags, lists): every bad value becomes a one-line UserError naming
 // the flag and echoing the value.
+import * as os from 'node:os';
 import { UserError } from '../errors';
 
 /**
@@ -59,5 +60,16 @@ export function parseAnnotatorList(raw: string): number[] | undefined {
 
 /** `--threads N`: torch's thread count (loads the engine only when given). */
 export async function setThreadsFlag(raw: string | undefined): Promise<void> {
-  if (raw !== undefined) (await import('../torch')).setNumThreads(parseIntFlag('--threads', raw, 1, 1024));
+  if (raw !== undefined) (await import('../torch')).setNumThreads(parseThreads(raw));
+}
+
+/**
+ * `--threads N` within the cores this process may use: more threads than cores take turns at every
+ * synchronisation point of libtorch's and onnxruntime's spinning thread pools, and a step never ends.
+ */
+export function parseThreads(raw: string): number {
+  const n = parseIntFlag('--threads', raw, 1, 1024);
+  const cores = os.availableParallelism();
+  if (n > cores) throw new UserError(`--threads ${n} is more than the ${cores} core${cores === 1 ? '' : 's'} this process may use; give ${cores} or fewer`);
+  return n;
 }
