@@ -65,8 +65,8 @@ async function main(): Promise<void> {
   const method = buildMethod(model);
   const normalization: Normalization = { kind: 'imagenet' };
   const config = {
-    version: 1, model, input: { size: SIZE, channels: 3 }, data: { root: '', name: 'bench', selection: {}, trainCases: [], valCases: [] },
-    optimizer: { lr: 1e-4, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null,
+    version: 2, model, input: { size: SIZE, channels: 3 }, data: { root: '', name: 'bench', selection: {}, trainCases: [], valCases: [] },
+    optimizer: { lr: 1e-4, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null, precision: 'fp32',
   } as RunConfig;
   const started = process.hrtime.bigint();
   const exported = exportMethod(method, { config, normalization });

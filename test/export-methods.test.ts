@@ -27,7 +27,7 @@ function runConfig(model: RunConfig['model']): RunConfig {
   return {
     version: 2, model, input: { size: S, channels: C },
     data: { root: '', name: 'test', selection: {}, trainCases: [], valCases: [] },
-    optimizer: { lr: 1e-3, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null,
+    optimizer: { lr: 1e-3, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null, precision: 'fp32',
   };
 }
 

@@ -69,17 +69,18 @@ test('without enough validation cases the final weights are kept; with enough, t
   assert.equal(many.stages[0].selectedStep, log.find((e) => e.val.mean_voting === best).step);
 });
 
-test('a run written when budgets counted epochs still loads for predict, and refuses --resume in one line', async () => {
+test('a run folder of another config version is refused in one line by every reader of runs', async () => {
   const data = path.join(tmp, 'data');
   const run = path.join(tmp, 'none');
-  const legacy = path.join(tmp, 'legacy');
-  fs.cpSync(run, legacy, { recursive: true });
-  const config = JSON.parse(fs.readFileSync(path.join(legacy, 'config.json'), 'utf8'));
-  config.version = 1;
-  config.model.training = { epochs: 100 };
-  fs.writeFileSync(path.join(legacy, 'config.json'), JSON.stringify(config));
-  const loaded = new RunDir(legacy).readConfig();
-  assert.equal(loaded.model.method, 'mv-unet');
-  await assert.rejects(train({ ...quiet, data, out: legacy, resume: true }),
-    (e: Error) => e instanceof UserError && /--resume: .*legacy was written by an older avap that counted training in epochs; it cannot be resumed/.test(e.message) && !e.message.includes('\n'));
+  for (const version of [1, 3, null]) {
+    const other = path.join(tmp, `version-${version}`);
+    fs.cpSync(run, other, { recursive: true });
+    const config = JSON.parse(fs.readFileSync(path.join(other, 'config.json'), 'utf8'));
+    config.version = version;
+    fs.writeFileSync(path.join(other, 'config.json'), JSON.stringify(config));
+    const refused = (e: Error) => e instanceof UserError && !e.message.includes('\n')
+      && new RegExp(`config\\.json: a run written by another version of avap \\(run config version ${version}; this avap reads version 2\\)`).test(e.message);
+    assert.throws(() => new RunDir(other).readConfig(), refused);
+    await assert.rejects(train({ ...quiet, data, out: other, resume: true }), refused);
+  }
 });

@@ -39,8 +39,8 @@ function tinyModel(): { bytes: Uint8Array; info: ModelInfo } {
   // of a trained one, so that annotators' outlines exist and differ.
   noGrad(() => { for (const p of (method.model as AVAP).apm.controller.parameters()) p.copy_(randn(p.shape).mul(0.5)); });
   const config = {
-    version: 1, model, input: { size: S, channels: 3 }, data: { root: '', name: 'test', selection: {}, trainCases: [], valCases: [] },
-    optimizer: { lr: 1e-3, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null,
+    version: 2, model, input: { size: S, channels: 3 }, data: { root: '', name: 'test', selection: {}, trainCases: [], valCases: [] },
+    optimizer: { lr: 1e-3, weightDecay: 0, batchSize: 1, schedule: 'constant' }, seed: 0, augment: false, pretrained: null, precision: 'fp32',
   } as RunConfig;
   try {
     return exportMethod(method, { config, normalization: { kind: 'imagenet' } });

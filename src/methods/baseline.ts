@@ -11,7 +11,7 @@ import { broadcastToAnnotators } from './annotators';
 import { MethodContext } from './descriptor';
 import { Method, MethodConfig, Prediction, SelectionScore, Stage, StagePlan, TrainingBatch } from './method';
 
-/** Config fields common to every baseline (the AVAP config keeps its own, older shape). */
+/** Config fields common to every baseline (AVAP's config has two steps and a shape of its own). */
 export interface BaselineConfig extends MethodConfig {
   backbone: BackboneConfig;
   /** Baselines train in one stage of `steps` optimiser steps. */

@@ -100,7 +100,7 @@ export interface MethodDescriptor<C extends MethodConfig = MethodConfig> {
   label: string;
   /** One line for `--help` and docs. */
   description: string;
-  /** config.json's "model" for this method; parsing fills what older runs left out. */
+  /** config.json's "model" for this method. */
   schema: z.ZodType<C, z.ZodTypeDef, unknown>;
   options?: readonly MethodOption[];
   variants?: MethodVariants<C>;

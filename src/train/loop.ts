@@ -189,9 +189,9 @@ async function showHeldOut(stage: Stage, loader: DataLoader, channels: number, M
   }
 }
 
-/** The stage's own rate, else (runs written before stages carried one) the run's per-stage override, else the run's rate scaled by the stage. */
+/** The stage's own rate, else the run's rate scaled by the stage. */
 function stageLearningRate(config: RunConfig, stage: Stage): number {
-  return stage.lr ?? config.optimizer.stageLr?.[stage.name] ?? config.optimizer.lr * (stage.lrFactor ?? 1);
+  return stage.lr ?? config.optimizer.lr * (stage.lrFactor ?? 1);
 }
 
 function setModes(stage: Stage): void {

@@ -18,14 +18,11 @@ import { parseMethodConfig } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
 import { PRECISION_CHOICES } from '../torch/precision';
 
-/**
- * config.json's version: 2 counts training budgets in optimiser steps. Version 1 runs (budgets in
- * epochs) still load for predict and evaluate; they cannot be resumed.
- */
+/** config.json's version: a run folder of another version is refused in one line. */
 export const RUN_CONFIG_VERSION = 2;
 
 export const runConfigSchema = z.object({
-  version: z.union([z.literal(1), z.literal(2)]),
+  version: z.literal(RUN_CONFIG_VERSION),
   model: z.unknown(),
   input: z.object({ size: z.number().int().positive(), channels: z.number().int().positive() }),
   data: z.object({
@@ -37,14 +34,12 @@ export const runConfigSchema = z.object({
   }),
   optimizer: z.object({
     lr: z.number().positive(),
-    /** Runs written before stages carried their own learning rate: one per stage name, overriding lr there. */
-    stageLr: z.record(z.number().positive()).optional(),
     weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(['constant', 'poly', 'cosine']) }),
   seed: z.number().int(),
   augment: z.boolean(),
   pretrained: z.string().nullable(),
-  /** --precision as given ('auto' is resolved on the machine that trains); runs written before it trained in fp32. */
-  precision: z.enum(PRECISION_CHOICES).optional(),
+  /** --precision as given ('auto' is resolved on the machine that trains). */
+  precision: z.enum(PRECISION_CHOICES),
 });
 export type RunConfig = Omit<z.infer<typeof runConfigSchema>, 'model'> & { model: MethodConfig };
 
@@ -63,16 +58,6 @@ export const checkpointStateSchema = z.object({
   elapsedSeconds: z.number().nonnegative(),
 });
 export type CheckpointState = z.infer<typeof checkpointStateSchema>;
-
-/** A version 1 model config counted epochs; its budget fields become step fields (used only to resume, which v1 cannot). */
-function migrateModelConfig(model: unknown): unknown {
-  if (typeof model !== 'object' || model === null) return model;
-  const training = (model as { training?: Record<string, unknown> }).training;
-  if (typeof training !== 'object' || training === null) return model;
-  const { epochs, variationEpochs, preferenceEpochs, ...rest } = training;
-  const steps = epochs !== undefined ? { steps: epochs } : { variationSteps: variationEpochs, preferenceSteps: preferenceEpochs };
-  return { ...model, training: { ...rest, ...steps } };
-}
 
 export class RunDir {
   constructor(readonly dir: string) {}
@@ -105,9 +90,13 @@ export class RunDir {
     const file = this.configFile;
     if (!hasEntry(file)) throw new UserError(`${this.dir}: not a run folder (no config.json)`);
     const raw = readJsonText(file, 'a run config');
+    const version = (raw as { version?: unknown } | null)?.version;
+    if (version !== RUN_CONFIG_VERSION) {
+      throw new UserError(`${file}: a run written by another version of avap (run config version ${JSON.stringify(version ?? null)}; this avap reads version ${RUN_CONFIG_VERSION}); train it again`);
+    }
     const r = runConfigSchema.safeParse(raw);
     if (!r.success) throw new UserError(`${file}: invalid run config at '${r.error.issues[0].path.join('.')}': ${r.error.issues[0].message}`);
-    const model = parseMethodConfig(r.data.version === 1 ? migrateModelConfig(r.data.model) : r.data.model, file);
+    const model = parseMethodConfig(r.data.model, file);
     const encoder = (model as { backbone?: { encoder?: unknown } }).backbone?.encoder;
     if (typeof encoder === 'string' && !encoderNames().includes(encoder)) {
       throw new UserError(`${file}: unknown encoder '${encoder}' at 'model.backbone.encoder' (known: ${encoderNames().join(', ')})`);

@@ -39,7 +39,6 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
   if (o.resume) {
     if (!run.exists()) throw new UserError(`--resume: ${run.dir} holds no run to resume (no config.json)`);
     config = run.readConfig();
-    if (config.version !== RUN_CONFIG_VERSION) throw new UserError(`--resume: ${run.dir} was written by an older avap that counted training in epochs; it cannot be resumed (predict and evaluate still use it)`);
     state = run.readState();
     ds = await openDataset(o.data);
     emit({ type: 'note', text: checkResume(run, config, ds, o) });

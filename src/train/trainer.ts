@@ -42,8 +42,7 @@ async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
   manualSeed(config.seed);
   const method = buildMethod(config.model);
   if (state) checkStatePlan(run, state, method.stages());
-  // Runs written before --precision trained in fp32.
-  const precisionChoice = config.precision ?? 'fp32';
+  const precisionChoice = config.precision;
   const precision = resolvePrecision(precisionChoice);
   method.model.setPrecision(precision);
   emit({ type: 'note', text: describePrecision(precisionChoice, precision) });
