@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../src/errors';
 import { resizeBilinear, resizeNearest } from '../src/data/resize';
-import { CaseAnnotations, evaluatePredictions, EvaluationSummary, ReferenceSource } from '../src/eval/evaluate';
+import { CaseAnnotations } from '../src/data/dataset';
+import { evaluatePredictions, EvaluationSummary, ReferenceSource } from '../src/eval/evaluate';
 import {
   annotatorPredictionFile,
   checkPredictions,

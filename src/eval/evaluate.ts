@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CaseRecord, Dataset, readAnnotations } from '../data/dataset';
+import { CaseAnnotations, CaseRecord, Dataset, readAnnotations } from '../data/dataset';
 import { resizeBilinear, resizeNearest } from '../data/resize';
 import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
@@ -9,16 +9,6 @@ import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } fro
 import { BINARY_THRESHOLD, CaseStructureEvaluator, CaseStructureMetrics, ECE_BINS, Mask } from '../metrics/multiAnnotator';
 import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from './predictions';
 import { writeEvaluationOutputs } from './report';
-
-/** One case's binary annotations (the shape `readAnnotations` of src/data/dataset.ts returns). */
-export interface CaseAnnotations {
-  width: number;
-  height: number;
-  /** available[k]: annotator k annotated this case. */
-  available: boolean[];
-  /** masks[structure][annotator]: 0/1, height × width, row-major (ignored where not available). */
-  masks: Uint8Array[][];
-}
 
 export interface ReferenceCase {
   id: string;
