@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { pathInside } from '../io/confine';
 import { checkPredictionsForEvaluation } from './manifest';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
@@ -12,7 +13,7 @@ import { predictToFolder } from './predict';
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
   const loaded = loadRun(runDir);
   try {
-    const predictions = path.join(outDir, 'predictions');
+    const predictions = pathInside('--out', outDir, 'predictions');
     await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false, replace: true });
     return await evaluatePredictions(referenceFromDataset(ds, cases), predictions, outDir, { label: options.label ?? path.basename(path.resolve(runDir)), ...options });
   } finally {

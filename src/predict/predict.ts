@@ -6,7 +6,8 @@ import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
 import { readImage } from '../io/image';
-import { isSafePathComponent, resolvesInside } from '../io/paths';
+import { isSafePathComponent } from '../io/paths';
+import { checkStaysInside, pathInside } from '../io/confine';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { PrecisionChoice, resolvePrecision } from '../torch/precision';
@@ -68,7 +69,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
   const batchSize = opts.batchSize ?? 4;
   for (const c of inputs) {
     checkCaseId(c);
-    if (!resolvesInside(outDir, path.join(outDir, c.id))) throw new UserError(`--out: ${path.join(outDir, c.id)} leads outside ${outDir} (a symbolic link?); predictions stay inside --out`);
+    checkStaysInside('--out', outDir, path.join(outDir, c.id));
   }
   const manifest = preparePredictionFolder(outDir, {
     version: 1, model: engine.identity.model, weights: engine.identity.weights, structures, annotators: wanted, annotatorCount: engine.annotatorCount,
@@ -86,7 +87,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
       const meanMaps = structures.map((_, s) => resizeBilinear(out.mean(i, s), S, S, 1, W, H));
       const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
       await writePredictionCase(outDir, chunk[i].id, structures, meanMaps, annotatorMaps, W, H, wanted);
-      if (opts.overlay ?? true) await writeOverlay(path.join(outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
+      if (opts.overlay ?? true) await writeOverlay(pathInside('--out', outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
       done++;
       opts.onProgress?.(done, inputs.length);
     }

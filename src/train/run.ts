@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { fileNameProblem, checkNames } from '../io/names';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
@@ -111,6 +112,11 @@ export class RunDir {
     if (typeof encoder === 'string' && !encoderNames().includes(encoder)) {
       throw new UserError(`${file}: unknown encoder '${encoder}' at 'model.backbone.encoder' (known: ${encoderNames().join(', ')})`);
     }
+    // These name prediction files and folders: a hand-edited config must not steer them elsewhere.
+    checkNames(file, 'model.structures', model.structures);
+    checkNames(file, 'model.annotators', model.annotators);
+    checkNames(file, 'data.trainCases', r.data.data.trainCases, fileNameProblem);
+    checkNames(file, 'data.valCases', r.data.data.valCases, fileNameProblem);
     return { ...r.data, model };
   }
 
@@ -138,7 +144,8 @@ export class RunDir {
       throw new UserError(`${this.stateFile}: unreadable checkpoint state (${(err as Error).message})`);
     }
     for (const f of [state.weights, state.optimizer]) {
-      if (typeof f !== 'string' || (f !== '' && !fs.existsSync(path.join(this.checkpointDir, f)))) {
+      // One file name: '../other-run/model.safetensors' would resume from another run's weights.
+      if (typeof f !== 'string' || (f !== '' && (fileNameProblem(f) !== null || !fs.existsSync(path.join(this.checkpointDir, f))))) {
         throw new UserError(`${this.stateFile}: refers to ${JSON.stringify(f)}, which is not in ${this.checkpointDir}`);
       }
     }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { pathInside } from '../io/confine';
 import { ModelInfo } from '../export/metadata';
 
 export interface SiteFile {
@@ -54,7 +55,8 @@ export function viewerSite(model: { bytes: Uint8Array; info: ModelInfo }): SiteF
   ];
 }
 
-/** Writes the site into `dir` (created if needed), each file atomically. */
+/** Writes the site into `dir` (created if needed), each file atomically; a symbolic link in `dir` leading out of it is refused before anything is written. */
 export function writeSite(site: SiteFile[], dir: string): void {
-  for (const f of site) writeFileAtomic(path.join(dir, ...f.path.split('/')), typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source);
+  const files = site.map((f) => ({ file: pathInside('--viewer', dir, ...f.path.split('/')), source: f.source }));
+  for (const f of files) writeFileAtomic(f.file, typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source);
 }
