@@ -8,6 +8,7 @@ import { checkPredictionsForEvaluation } from './manifest';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from './load';
+import { checkNotRunFiles } from '../train/run';
 import { predictToFolder } from './predict';
 
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
@@ -51,6 +52,7 @@ export async function evaluate(request: EvaluateRequest): Promise<EvaluationSumm
   const { data, split, subsets, predictions, model, out, ...options } = request;
   if (!predictions === !model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
   checkOutputFolder('--out', out);
+  checkNotRunFiles('--out', out);
   const { ds, cases } = await selectEvaluationCases(data, { split, subsets });
   return withOutputRollback(out, () => {
     if (model) return evaluateModel(model, ds, cases, out, options);

@@ -12,6 +12,7 @@ import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from './load';
+import { checkNotRunFiles } from '../train/run';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
 
@@ -111,6 +112,7 @@ export interface PredictRequest extends PredictOptions {
 /** `avap predict`: every input image of `input` through the run in `model`, written to `out`. Returns the number of images. */
 export async function predict(request: PredictRequest): Promise<number> {
   checkOutputFolder('--out', request.out);
+  checkNotRunFiles('--out', request.out);
   const inputs = listInputs(request.input);
   // A failure (a full disk) removes what this call added; the manifest marks the rest unfinished.
   if (request.engine === 'onnx') {

@@ -11,6 +11,9 @@ import { z } from 'zod';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { fileNameProblem, checkNames } from '../io/names';
+import { realLocation } from '../io/paths';
+import { FINGERPRINT_FILE } from './fingerprint';
+import { LOCK_FILE } from './lock';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
@@ -67,6 +70,29 @@ function migrateModelConfig(model: unknown): unknown {
   const { epochs, variationEpochs, preferenceEpochs, ...rest } = training;
   const steps = epochs !== undefined ? { steps: epochs } : { variationSteps: variationEpochs, preferenceSteps: preferenceEpochs };
   return { ...model, training: { ...rest, ...steps } };
+}
+
+/** What a run folder holds, by name: only `avap train` writes these. */
+const RUN_ENTRIES = ['config.json', 'normalization.json', 'model.safetensors', 'checkpoint', 'log.jsonl', 'summary.json', FINGERPRINT_FILE, LOCK_FILE];
+
+/** A folder `avap train` made: config.json with normalization.json or checkpoint/ beside it. */
+function isRunFolder(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'config.json')) && (fs.existsSync(path.join(dir, 'normalization.json')) || fs.existsSync(path.join(dir, 'checkpoint')));
+}
+
+/**
+ * Throws one line naming `flag` when writing `target` (a file or a folder) would replace or add to a
+ * run's own files: the run folder itself, one of its files, or anything below its checkpoint/.
+ */
+export function checkNotRunFiles(flag: string, target: string): void {
+  const t = realLocation(target);
+  if (isRunFolder(t)) throw new UserError(`${flag}: ${target} is a run folder (from avap train); its files are not an output of other commands: choose another ${flag}`);
+  for (let d = t; path.dirname(d) !== d; d = path.dirname(d)) {
+    const run = path.dirname(d);
+    if ((d === t && RUN_ENTRIES.includes(path.basename(d))) || path.basename(d) === 'checkpoint') {
+      if (isRunFolder(run)) throw new UserError(`${flag}: ${target} is one of the files of run ${run}, which only avap train writes: choose another ${flag}`);
+    }
+  }
 }
 
 export class RunDir {

@@ -55,8 +55,11 @@ export function viewerSite(model: { bytes: Uint8Array; info: ModelInfo }): SiteF
   ];
 }
 
-/** Writes the site into `dir` (created if needed), each file atomically; a symbolic link in `dir` leading out of it is refused before anything is written. */
-export function writeSite(site: SiteFile[], dir: string): void {
+/**
+ * Where each file of the site goes in `dir`, checked before anything is written: a symbolic link in
+ * `dir` leading out of it is refused. Then `write()` writes them (the folder created if needed), each atomically.
+ */
+export function planSite(site: SiteFile[], dir: string): { write(): void } {
   const files = site.map((f) => ({ file: pathInside('--viewer', dir, ...f.path.split('/')), source: f.source }));
-  for (const f of files) writeFileAtomic(f.file, typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source);
+  return { write: () => files.forEach((f) => writeFileAtomic(f.file, typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source)) };
 }
