@@ -14,7 +14,9 @@ import { parseAnnotatorList, parseIntFlag } from '../util/flags';
 function checkOutFile(out: string): void {
   if (out.trim() === '') throw new UserError('--out: the path is empty; give a file name such as model.onnx');
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`--out: ${out} is a folder; give a file name such as ${out}/model.onnx`);
-  checkOutputFolder('--out', path.dirname(path.resolve(out)));
+  const parent = path.dirname(path.resolve(out));
+  if (fs.existsSync(parent) && !fs.statSync(parent).isDirectory()) throw new UserError(`--out: ${out} cannot be created: ${parent} is a file, not a folder`);
+  checkOutputFolder('--out', parent);
   checkNotRunFiles('--out', out);
 }
 

@@ -169,9 +169,10 @@ export class RunDir {
     } catch (err) {
       throw new UserError(`${this.stateFile}: unreadable checkpoint state (${(err as Error).message})`);
     }
-    for (const f of [state.weights, state.optimizer]) {
-      // One file name: '../other-run/model.safetensors' would resume from another run's weights.
-      if (typeof f !== 'string' || (f !== '' && (fileNameProblem(f) !== null || !fs.existsSync(path.join(this.checkpointDir, f))))) {
+    // One file name each: '../other-run/model.safetensors' would resume from another run's weights.
+    // Only the optimiser's may be '' (a stage without one).
+    for (const [f, optional] of [[state.weights, false], [state.optimizer, true]] as const) {
+      if (typeof f !== 'string' || (f === '' ? !optional : fileNameProblem(f) !== null || !fs.existsSync(path.join(this.checkpointDir, f)))) {
         throw new UserError(`${this.stateFile}: refers to ${JSON.stringify(f)}, which is not in ${this.checkpointDir}`);
       }
     }
