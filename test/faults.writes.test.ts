@@ -216,6 +216,14 @@ test('a symbolic link inside an output folder that leads out of it is refused be
   fs.mkdirSync(predOut);
   fs.symlinkSync(outside, path.join(predOut, 'case000'));
   await refused(predictArgs(run, predOut), /--out: .*pred\/case000 leads outside .*pred/);
+  const r = path.join(dir, 'run');
+  copyTree(run, r);
+  fs.renameSync(path.join(r, 'log.jsonl'), path.join(outside, 'log.jsonl'));
+  fs.symlinkSync(path.join(outside, 'log.jsonl'), path.join(r, 'log.jsonl'));
+  const log = fs.readFileSync(path.join(outside, 'log.jsonl'));
+  await refused(['train', '--data', data, '--out', r, '--resume', '--threads', '1'], /--out: .*run\/log\.jsonl leads outside .*run/);
+  assert.ok(fs.readFileSync(path.join(outside, 'log.jsonl')).equals(log));
+  fs.rmSync(path.join(outside, 'log.jsonl'));
   assert.deepEqual(fs.readdirSync(outside), []);
 });
 

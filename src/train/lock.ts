@@ -34,7 +34,11 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Creates the lock or throws EEXIST. */
+/**
+ * Creates the lock or throws EEXIST. Written in place (not linked from a temp file): one small write
+ * leaves only a moment in which a kill could leave an empty lock, which takeLock reports, naming the
+ * file to remove.
+ */
 function create(file: string): void {
   const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | (fs.constants.O_NOFOLLOW ?? 0), 0o644);
   try {

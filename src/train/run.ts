@@ -12,6 +12,7 @@ import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { fileNameProblem, checkNames } from '../io/names';
 import { realLocation } from '../io/paths';
+import { checkStaysInside } from '../io/confine';
 import { FINGERPRINT_FILE } from './fingerprint';
 import { LOCK_FILE } from './lock';
 import { Normalization, parseNormalization } from '../data/normalization';
@@ -93,6 +94,11 @@ export function checkNotRunFiles(flag: string, target: string): void {
       if (isRunFolder(run)) throw new UserError(`${flag}: ${target} is one of the files of run ${run}, which only avap train writes: choose another ${flag}`);
     }
   }
+}
+
+/** A run folder edited by hand may hold symbolic links: train writes none of its files through one that leads out of it. */
+export function checkRunFilesInside(dir: string): void {
+  for (const name of RUN_ENTRIES) checkStaysInside('--out', dir, path.join(dir, name));
 }
 
 export class RunDir {

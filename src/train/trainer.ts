@@ -13,7 +13,7 @@ import { loadCheckpointWeights } from './checkpoint';
 import { consoleReporter } from './events';
 import { trainStages } from './loop';
 import { TRAIN_DEFAULTS, TrainOptions, TrainSummary } from './options';
-import { CheckpointState } from './run';
+import { CheckpointState, checkRunFilesInside } from './run';
 import { checkRunOutsideData, checkSomethingToTrain, removeFailedStart } from './preflight';
 import { lockRunFolder } from './lock';
 import { recordResume } from './resume';
@@ -35,6 +35,7 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   const notes: string[] = [];
   const release = lockRunFolder(opts.out, (text) => notes.push(text));
   try {
+    checkRunFilesInside(opts.out);
     return await (opts.resume ? trainRun(opts, notes) : removeFailedStart(opts.out, () => trainRun(opts, notes)));
   } finally {
     release();
