@@ -81,6 +81,22 @@ export function avapInProcess(args: string[]): Promise<CliResult> {
   return call;
 }
 
+/** Flags of the tiny runs the fault suites train (seconds on one core). */
+export const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4', '--seed', '3', '--threads', '1'];
+
+/** Where tinyFixtures puts its dataset, run and predictions. */
+export function tinyFixturePaths(shared: string): { data: string; run: string; preds: string } {
+  return { data: path.join(shared, 'data'), run: path.join(shared, 'run'), preds: path.join(shared, 'preds') };
+}
+
+/** Under `shared`: a synthetic dataset of 6 cases and 3 annotators, a run trained one step on it, and its predictions. */
+export async function tinyFixtures(shared: string, predictFlags: string[] = []): Promise<void> {
+  const { data, run, preds } = tinyFixturePaths(shared);
+  ok(await avapInProcess(['synth', '--out', data, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5']), 'synth');
+  ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
+  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1', ...predictFlags]), 'predict');
+}
+
 export function avapSync(args: string[]): CliResult {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: ENV });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -18,21 +18,16 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { csvField } from '../src/eval/report';
 import { serveSite } from '../src/viewer/server';
-import { CLI, CliResult, assertOneLineError, avap, avapInProcess, changes, ok, sandbox, snapshot, tempFiles } from './faults.helpers';
+import { CLI, CliResult, TINY, assertOneLineError, avap, avapInProcess, changes, ok, sandbox, snapshot, tempFiles, tinyFixturePaths, tinyFixtures } from './faults.helpers';
 
 const root = sandbox('writes');
 const shared = path.join(root, 'shared');
-const data = path.join(shared, 'data');
-const run = path.join(shared, 'run');
+const { data, run, preds } = tinyFixturePaths(shared);
 const model = path.join(shared, 'model.onnx');
-const preds = path.join(shared, 'preds');
-const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4', '--seed', '3', '--threads', '1'];
 
 test.before(async () => {
-  ok(await avapInProcess(['synth', '--out', data, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5']), 'synth');
-  ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
+  await tinyFixtures(shared, ['--no-overlay']);
   ok(await avapInProcess(['export', '--model', run, '--out', model]), 'export');
-  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1', '--no-overlay']), 'predict');
 });
 
 // ---------------------------------------------------------------------------------------------
