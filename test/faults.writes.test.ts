@@ -17,6 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { csvField } from '../src/eval/report';
+import { portableConfig } from '../src/export/export';
+import { RunDir } from '../src/train/run';
 import { serveSite } from '../src/viewer/server';
 import { CLI, CliResult, TINY, assertOneLineError, avap, avapInProcess, changes, ok, sandbox, snapshot, tempFiles, tinyFixturePaths, tinyFixtures } from './faults.helpers';
 
@@ -256,6 +258,11 @@ test('an exported model carries no absolute path of the machine that made it', (
   const config = JSON.parse(props.get('avap.config')!);
   assert.equal(config.data.root, 'data');
   assert.equal(config.pretrained, null);
+  const trained = new RunDir(run).readConfig();
+  const withPretrained = portableConfig({ ...trained, pretrained: path.join(root, 'weights', 'resnet18-imagenet.safetensors') });
+  assert.equal(withPretrained.pretrained, 'resnet18-imagenet.safetensors');
+  assert.equal(withPretrained.data.root, 'data');
+  assert.deepEqual(withPretrained.data.trainCases, trained.data.trainCases);
 });
 
 test('per_case.csv keeps a case id that a spreadsheet would run as a formula as text', async () => {
