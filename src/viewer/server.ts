@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { AddressInfo } from 'node:net';
 import { UserError } from '../errors';
 import { SiteFile } from './site';
 
@@ -139,7 +138,7 @@ export async function serveSite(site: SiteFile[], port: number, options: ServeOp
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, port, host)));
     server.listen(port, host, () => {
-      const { port: actual } = server.address() as AddressInfo;
+      const { port: actual } = server.address() as net.AddressInfo;
       actualPort = actual;
       resolve({
         url: `http://${net.isIPv6(host) ? `[${host}]` : host}:${actual}/`,
