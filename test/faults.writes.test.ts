@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { csvField } from '../src/eval/report';
 import { portableConfig } from '../src/export/export';
+import { combinationDir } from '../src/experiment/settings';
 import { RunDir } from '../src/train/run';
 import { serveSite } from '../src/viewer/server';
 import { CLI, CliResult, TINY, assertOneLineError, avap, avapInProcess, changes, ok, sandbox, snapshot, tempFiles, tinyFixturePaths, tinyFixtures } from './faults.helpers';
@@ -222,6 +223,20 @@ test('a symbolic link inside an output folder that leads out of it is refused be
   assert.ok(fs.readFileSync(path.join(outside, 'log.jsonl')).equals(log));
   fs.rmSync(path.join(outside, 'log.jsonl'));
   assert.deepEqual(fs.readdirSync(outside), []);
+});
+
+test("an experiment's folders, read back from its experiment.json, stay inside --out", () => {
+  const dir = caseDir('experiment');
+  const at = (folder: string) => combinationDir(dir, { steps: 1, seed: 0, folder, stageOptions: {} }, 'runs', 'avap');
+  assert.equal(at('.'), path.join(dir, 'runs', 'avap'));
+  assert.equal(at('steps-1/seed-0'), path.join(dir, 'steps-1', 'seed-0', 'runs', 'avap'));
+  for (const bad of ['../../x', '../../../escaped', '..', 'steps-1/../../x']) assert.throws(() => at(bad), /--out: .* leads outside /, bad);
+  fs.mkdirSync(path.join(dir, 'elsewhere'));
+  fs.symlinkSync(path.join(dir, 'elsewhere'), path.join(dir, 'linked'));
+  const inner = path.join(dir, 'inner');
+  fs.mkdirSync(inner);
+  fs.symlinkSync(path.join(dir, 'elsewhere'), path.join(inner, 'runs'));
+  assert.throws(() => combinationDir(inner, { steps: 1, seed: 0, folder: '.', stageOptions: {} }, 'runs', 'avap'), /--out: .*inner\/runs\/avap leads outside /);
 });
 
 test("a run's own files are never another command's output; a run folder is never the dataset's", async () => {
