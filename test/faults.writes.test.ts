@@ -323,21 +323,23 @@ function spawnAvap(args: string[]): Promise<CliResult> {
   });
 }
 
-test('two trainings started 0.1 s apart in one folder: exactly one trains, the other exits with one line', async () => {
-  const dir = caseDir('lock');
-  const out = path.join(dir, 'run');
-  const args = ['train', '--data', data, '--out', out, ...TINY, '--steps', '1'];
-  const first = spawnAvap(args);
-  await new Promise((r) => setTimeout(r, 100));
-  const second = spawnAvap(args);
-  const results = await Promise.all([first, second]);
-  const winners = results.filter((r) => r.code === 0);
-  assert.equal(winners.length, 1, `exits ${results.map((r) => r.code).join(', ')}: ${results.map((r) => r.stderr.split('\n').slice(-2).join(' ')).join(' || ')}`);
-  assertOneLineError(results.find((r) => r.code !== 0)!, /--out: .*run is in use: avap train process \d+ on this host .* trains there/);
-  const starts = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"event":"start"'));
-  assert.equal(starts.length, 1, 'the log holds one start');
-  assert.ok(!fs.existsSync(path.join(out, 'train.lock')), 'the lock is removed when training ends');
-  assert.deepEqual(tempFiles(dir), []);
+test('two trainings started 0.1 s apart (or at once) in one new folder: exactly one trains, the other exits with one line', async () => {
+  for (const delayMs of [100, 0]) {
+    const dir = caseDir(`lock-${delayMs}ms`);
+    const out = path.join(dir, 'new', 'run');
+    const args = ['train', '--data', data, '--out', out, ...TINY, '--steps', '1'];
+    const first = spawnAvap(args);
+    await new Promise((r) => setTimeout(r, delayMs));
+    const second = spawnAvap(args);
+    const results = await Promise.all([first, second]);
+    const winners = results.filter((r) => r.code === 0);
+    assert.equal(winners.length, 1, `${delayMs} ms: exits ${results.map((r) => r.code).join(', ')}: ${results.map((r) => r.stderr.split('\n').slice(-2).join(' ')).join(' || ')}`);
+    assertOneLineError(results.find((r) => r.code !== 0)!, /--out: .*run is in use: avap train process \d+ on this host .* trains there/);
+    const starts = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"event":"start"'));
+    assert.equal(starts.length, 1, 'the log holds one start');
+    assert.ok(!fs.existsSync(path.join(out, 'train.lock')), 'the lock is removed when training ends');
+    assert.deepEqual(tempFiles(dir), []);
+  }
 });
 
 test('a stale lock of this host is replaced and said; one from another host is refused and explained', async () => {

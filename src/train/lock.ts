@@ -57,10 +57,9 @@ export function lockRunFolder(dir: string, onStale: (text: string) => void): () 
   checkOutputFolder('--out', dir);
   const created = fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, LOCK_FILE);
-  const release = () => {
-    fs.rmSync(file, { force: true });
+  // Only folders that are empty again: a run that started keeps its files, and so does another process's lock.
+  const removeCreatedFolders = () => {
     if (created === undefined) return;
-    // Only folders that are empty again: a run that started keeps its files.
     for (let d = path.resolve(dir); ; d = path.dirname(d)) {
       try {
         fs.rmdirSync(d);
@@ -73,10 +72,13 @@ export function lockRunFolder(dir: string, onStale: (text: string) => void): () 
   try {
     takeLock(file, onStale);
   } catch (err) {
-    if (created !== undefined) release();
+    removeCreatedFolders();
     throw err;
   }
-  return release;
+  return () => {
+    fs.rmSync(file, { force: true });
+    removeCreatedFolders();
+  };
 }
 
 function takeLock(file: string, onStale: (text: string) => void): void {
@@ -97,7 +99,7 @@ function takeLock(file: string, onStale: (text: string) => void): void {
     throw new UserError(`--out: ${dir} is locked by ${who}; this host cannot tell whether it still runs: if it does not, remove ${file}`);
   }
   if (isAlive(owner.pid)) {
-    throw new UserError(`--out: ${dir} is in use: avap train ${who} trains there; wait for it to finish or stop it`);
+    throw new UserError(`--out: ${dir} is in use: avap train ${who} trains there (${file}); wait for it to finish or stop it`);
   }
   // Stale: its process is gone. Remove it only if it is still the lock we read, then take it as anyone would.
   let current: string | null = null;
