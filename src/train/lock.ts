@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors';
+import { isRunning } from '../io/atomic';
 import { checkOutputFolder } from '../io/outputFolder';
 
 export const LOCK_FILE = 'train.lock';
@@ -16,21 +17,31 @@ interface LockOwner {
   since: string;
 }
 
-function readOwner(file: string): LockOwner | null {
+function readOwner(text: string): LockOwner | null {
   try {
-    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockOwner>;
+    const o = JSON.parse(text) as Partial<LockOwner>;
     return Number.isInteger(o.pid) && typeof o.host === 'string' ? { pid: o.pid!, host: o.host, since: String(o.since ?? '?') } : null;
   } catch {
     return null;
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/**
+ * The lock's text and owner; a lock just created by another process may not hold its owner yet, so a
+ * few short waits first. Null when it is gone (its owner just finished).
+ */
+function readLock(file: string): { text: string; owner: LockOwner | null } | null {
+  for (let attempt = 0; ; attempt++) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    const owner = readOwner(text);
+    if (owner || attempt === 5) return { text, owner };
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   }
 }
 
@@ -82,15 +93,18 @@ export function lockRunFolder(dir: string, onStale: (text: string) => void): () 
 }
 
 function takeLock(file: string, onStale: (text: string) => void): void {
-  try {
-    create(file);
-    return;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  let lock: ReturnType<typeof readLock> = null;
+  for (let attempt = 0; lock === null; attempt++) {
+    try {
+      create(file);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt === 3) throw err;
+    }
+    lock = readLock(file);
   }
   const dir = path.dirname(file);
-  const text = fs.readFileSync(file, 'utf8');
-  const owner = readOwner(file);
+  const { text, owner } = lock;
   if (!owner) {
     throw new UserError(`--out: ${dir} is locked by ${file}, which does not say who holds it; if no avap train runs in ${dir}, remove that file`);
   }
@@ -98,7 +112,7 @@ function takeLock(file: string, onStale: (text: string) => void): void {
   if (owner.host !== os.hostname()) {
     throw new UserError(`--out: ${dir} is locked by ${who}; this host cannot tell whether it still runs: if it does not, remove ${file}`);
   }
-  if (isAlive(owner.pid)) {
+  if (isRunning(owner.pid)) {
     throw new UserError(`--out: ${dir} is in use: avap train ${who} trains there (${file}); wait for it to finish or stop it`);
   }
   // Stale: its process is gone. Remove it only if it is still the lock we read, then take it as anyone would.
