@@ -10,7 +10,7 @@ export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /** Long enough for any real name, short enough that `<name>_annotator<k>.png` stays well under 255 bytes. */
 export const MAX_NAME_LENGTH = 100;
 
-export const SAFE_NAME_RULE = `start with a letter or digit, use only letters, digits, '.', '_' and '-', and have at most ${MAX_NAME_LENGTH} characters`;
+const SAFE_NAME_RULE = `start with a letter or digit, use only letters, digits, '.', '_' and '-', and have at most ${MAX_NAME_LENGTH} characters`;
 
 /** Why `name` cannot be a structure or annotator name, or null when it can. */
 export function nameProblem(name: unknown): string | null {
