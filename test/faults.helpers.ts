@@ -252,12 +252,12 @@ export const TINY = ['--size', '32', '--encoder', 'resnet18', '--batch-size', '4
  * The shared fixtures of the fault suites: synthetic datasets (6 cases of 32², 3 annotators unless
  * their extra flags say otherwise), a run trained one step on the first, and its predictions.
  */
-export async function tinyFixtures(datasets: [string, ...string[]][], run: string, preds: string): Promise<void> {
+export async function tinyFixtures(datasets: [string, ...string[]][], run: string, preds: string, predictFlags: string[] = []): Promise<void> {
   const synth = ([out, ...extra]: [string, ...string[]]) => avapInProcess(['synth', '--out', out, '--cases', '6', '--size', '32', '--annotators', '3', '--seed', '5', ...extra]);
   for (const r of await Promise.all(datasets.map(synth))) ok(r, 'synth');
   const data = datasets[0][0];
   ok(await avapInProcess(['train', '--data', data, '--out', run, ...TINY, '--steps', '1']), 'train');
-  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1']), 'predict');
+  ok(await avapInProcess(['predict', '--model', run, '--input', data, '--out', preds, '--threads', '1', ...predictFlags]), 'predict');
 }
 
 /** Where a fault suite keeps its sandbox and shared fixtures (see tinyFixtures). */

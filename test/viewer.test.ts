@@ -18,7 +18,7 @@ import { manualSeed, noGrad, randn } from '../src/torch';
 import { AVAP } from '../src/models/avap';
 import { RunConfig } from '../src/train/run';
 import { serveSite } from '../src/viewer/server';
-import { viewerSite, writeSite } from '../src/viewer/site';
+import { planSite, viewerSite } from '../src/viewer/site';
 import {
   annotatorColour, cupToDisc, displayMap, fitWithin, heatColour, modelInput, outlineMask, outlineThickness, spread, structureStats,
 } from '../src/viewer/render';
@@ -151,7 +151,7 @@ test('avap view serves the page, the model and onnxruntime-web locally, cross-or
 
 test('avap export --viewer writes the same site as a folder; avap view rejects a bad model in one line', async () => {
   const dir = path.join(root, 'site');
-  writeSite(viewerSite(model), dir);
+  planSite(viewerSite(model), dir).write();
   for (const f of ['index.html', 'viewer.css', 'app/viewer/page.js', 'app/viewer/render.js', 'app/data/resize.js', 'ort/ort.wasm.min.js', 'ort/ort-wasm-simd-threaded.wasm', 'model.onnx', 'model.json']) {
     assert.ok(fs.existsSync(path.join(dir, f)), f);
   }

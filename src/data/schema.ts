@@ -7,11 +7,12 @@ import { z } from 'zod';
 import { MAX_STRUCTURES, Structure } from './dataset';
 import { describeValues } from './labels';
 import { duplicates } from '../util/duplicates';
+import { MAX_NAME_LENGTH, SAFE_NAME } from '../io/names';
 
-/** Names that become part of file names (`labels/<case>_<annotator>.png`) must be file-name safe. */
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const safeName = (what: string) =>
-  z.string().regex(SAFE_NAME, `${what} must start with a letter or digit and use only letters, digits, '.', '_' and '-'`);
+/** Names that become part of file names (`labels/<case>_<annotator>.png`) must be file-name safe (src/io/names.ts). */
+const safeName = (what: string) => z.string()
+  .regex(SAFE_NAME, `${what} must start with a letter or digit and use only letters, digits, '.', '_' and '-'`)
+  .max(MAX_NAME_LENGTH, `${what} must have at most ${MAX_NAME_LENGTH} characters`);
 
 /** A label-map value: 8- or 16-bit. */
 const labelValue = z.number().int().min(0).max(65535);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { checkStaysInside } from '../io/confine';
 import { encodePng, readImage, readImageHeader } from '../io/image';
 import { hasEntry } from '../io/readBounded';
 
@@ -96,6 +97,7 @@ export async function writePredictionCase(
   });
   for (const job of jobs) {
     if (job.map.length !== width * height) throw new Error(`writePredictionCase: ${job.file}: map has ${job.map.length} values, expected ${width}x${height}`);
+    checkStaysInside('--out', dir, job.file);
   }
   fs.mkdirSync(path.join(dir, caseId), { recursive: true });
   // Settle every write before reporting a failure, so none lands after the caller has cleaned up.

@@ -30,8 +30,13 @@ export function summaryJson(summary: EvaluationSummary): string {
   return `${JSON.stringify(summary, null, 2)}\n`;
 }
 
-function csvField(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * One CSV cell of text. A spreadsheet runs a cell that starts with = + - @ (or tab, CR) as a formula,
+ * so such text gets a leading apostrophe (OWASP's rule against CSV injection: a case id '=1+2' stays text).
+ */
+export function csvField(s: string): string {
+  const text = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 function frac(x: number | null | undefined): string {

@@ -147,10 +147,9 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     if (studies.some((m) => !runs.some((r) => r.id === m))) plans.set(steps, planMethods([...runs.map((r) => r.id), ...studies], contextAt(steps)));
   }
   const combinations = recordCombinations(out, shared, budgets.flatMap((steps) => seeds.map((seed) => ({ steps, seed, stageOptions: stageOptionsAt(profile, steps) }))));
-  const jobOf = (run: PlannedRun, combination: Combination): Job => {
-    const dir = combinationDir(out, combination);
-    return { run, combination, runDir: path.join(dir, 'runs', run.folder), evalDir: path.join(dir, 'eval', run.folder) };
-  };
+  const jobOf = (run: PlannedRun, combination: Combination): Job => ({
+    run, combination, runDir: combinationDir(out, combination, 'runs', run.folder), evalDir: combinationDir(out, combination, 'eval', run.folder),
+  });
   const ablationCombination = combinations.find((c) => c.steps === largest && c.seed === seeds[0])!;
   const jobs: Job[] = [
     ...combinations.flatMap((c) => plans.get(c.steps)!.map((r) => jobOf(r, c))),

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { CaseSelection } from '../data/dataset';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { pathInside } from '../io/confine';
 import { methodDescriptors } from '../methods/registry';
 import { ExperimentProfile } from './profiles';
 import { readJsonText } from '../io/readBounded';
@@ -61,8 +62,9 @@ export function combinationSettings(shared: SharedSettings, c: Combination): Exp
   return { ...shared, steps: c.steps, seed: c.seed, ...c.stageOptions };
 }
 
-export function combinationDir(out: string, c: Combination): string {
-  return path.join(out, c.folder);
+/** A folder of a combination's: `folder` is read back from experiment.json, which may have been edited, so it is held inside OUT. */
+export function combinationDir(out: string, c: Combination, ...parts: string[]): string {
+  return pathInside('--out', out, c.folder, ...parts);
 }
 
 /**

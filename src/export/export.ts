@@ -9,6 +9,7 @@
 // Outputs: "<structure>_mean" [1, S, S], the calibrated map of each structure, and
 //          "<structure>_<annotator>" [1, S, S] for each exported annotator, all probabilities in [0, 1].
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Normalization, Normalizer } from '../data/normalization';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
@@ -47,6 +48,18 @@ export interface RunDescription {
 export function outputName(structure: string, annotator: string | null): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_');
   return `${clean(structure)}_${annotator === null ? 'mean' : clean(annotator)}`;
+}
+
+/**
+ * The run config as a shared file may carry it: the training data's folder and the --pretrained file
+ * by base name only, so a model handed on does not tell where things lie on the machine that made it.
+ */
+export function portableConfig(config: RunConfig): RunConfig {
+  return {
+    ...config,
+    data: { ...config.data, root: path.basename(config.data.root) },
+    pretrained: config.pretrained === null ? null : path.basename(config.pretrained),
+  };
 }
 
 /** Traces `method.predict` on an example image and encodes the graph. The model is left in eval mode. */
@@ -92,7 +105,7 @@ export function exportMethod(method: Method, run: RunDescription, opts: ExportOp
       structures,
       annotators,
       outputs: plan.map((o) => o.info),
-      config: run.config,
+      config: portableConfig(run.config),
       normalization: run.normalization,
     };
     try {

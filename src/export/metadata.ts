@@ -7,11 +7,12 @@
 //   avap.structures     structure names, in output order
 //   avap.annotators     every annotator name of the training data (1-based numbers index it)
 //   avap.outputs        [{name, structure, annotator}]: annotator null for the calibrated map
-//   avap.config         the run's config.json
+//   avap.config         the run's config.json, its paths (data root, --pretrained) cut to their base names
 //   avap.normalization  the run's normalization.json (already applied inside the graph)
 import { onnx } from 'onnx-proto';
 import { z } from 'zod';
 import { UserError } from '../errors';
+import { checkNames } from '../io/names';
 import { MiB, readBounded } from '../io/readBounded';
 import { MAX_INPUT_SIZE } from '../models/inputSize';
 
@@ -84,6 +85,9 @@ export function modelInfoFromBytes(bytes: Uint8Array, source: string): ModelInfo
     const issue = r.error.issues[0];
     throw new UserError(`${source}: metadata avap.${issue.path.join('.')}: ${issue.message}${raw.format !== METADATA_FORMAT ? ` (this avap reads format ${METADATA_FORMAT})` : ''}`);
   }
+  // Structure names become prediction file names: the same rule as a dataset's, whoever wrote the file.
+  checkNames(source, 'metadata avap.structures', r.data.structures);
+  checkNames(source, 'metadata avap.annotators', r.data.annotators);
   checkGraph(model.graph, r.data, source);
   return r.data;
 }

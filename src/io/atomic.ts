@@ -91,7 +91,8 @@ export async function writeFileAtomicAsync(file: string, produce: () => Promise<
   writeFileAtomic(file, await produce());
 }
 
-function isRunning(pid: number): boolean {
+/** Whether process `pid` runs on this machine (one we may not signal runs too). */
+export function isRunning(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -2,6 +2,7 @@
 // file names, symbolic links) must stay inside the folder they belong to.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileNameProblem } from './names';
 
 /** True when `p` is `root` or lies below it, after resolving '.' and '..' (lexically: links are not followed). */
 export function isInside(root: string, p: string): boolean {
@@ -33,7 +34,7 @@ export function resolvesInside(root: string, p: string): boolean {
   return isInside(realLocation(root), realLocation(p));
 }
 
-/** A name usable as one path component: not empty, not '.' or '..', no separator or NUL. */
+/** A name usable as one path component (the rule of src/io/names.ts). */
 export function isSafePathComponent(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/.test(name);
+  return fileNameProblem(name) === null;
 }

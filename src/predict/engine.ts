@@ -92,6 +92,9 @@ export async function unitInput(file: string, size: number, channels: number): P
 
 /** An exported model on onnxruntime-node. Its input is the resized image in [0, 1]; normalisation is in the graph. */
 export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spinning?: boolean; source?: string } = {}): Promise<PredictionEngine> {
+  // onnxruntime's telemetry SDK otherwise writes /tmp/mat-debug-<pid>.log and /tmp/.ses, outside every
+  // folder the user named (and may try to upload); it reads this variable when its environment starts.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
   const ort: typeof Ort = await import('onnxruntime-node');
   const threads = defaultThreadCount();
   // Idle worker threads spin by default, as libtorch's do; `spinning: false` makes them sleep, which is

@@ -3,10 +3,12 @@
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { pathInside } from '../io/confine';
 import { checkPredictionsForEvaluation } from './manifest';
 import { CaseRecord, CaseSelection, Dataset, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from '../train/loadRun';
+import { checkNotRunFiles } from '../train/run';
 import { predictToFolder } from './predict';
 
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
@@ -16,7 +18,7 @@ export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseReco
     if (trained.length !== ds.annotators.length) {
       throw new UserError(`--model: ${runDir} was trained with ${trained.length} annotators (${names(trained)}), but --data has ${ds.annotators.length} (${names(ds.annotators)}); a model is evaluated against the annotators it predicts`);
     }
-    const predictions = path.join(outDir, 'predictions');
+    const predictions = pathInside('--out', outDir, 'predictions');
     await predictToFolder(loaded, cases.map((c) => ({ id: c.id, image: c.image })), predictions, { overlay: false, replace: true });
     return await evaluatePredictions(referenceFromDataset(ds, cases), predictions, outDir, { label: options.label ?? path.basename(path.resolve(runDir)), ...options });
   } finally {
@@ -59,6 +61,7 @@ export async function evaluate(request: EvaluateRequest): Promise<EvaluationSumm
   const { data, split, subsets, predictions, model, out, ...options } = request;
   if (!predictions === !model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
   checkOutputFolder('--out', out);
+  checkNotRunFiles('--out', out);
   const { ds, cases } = await selectEvaluationCases(data, { split, subsets });
   return withOutputRollback(out, () => {
     if (model) return evaluateModel(model, ds, cases, out, options);

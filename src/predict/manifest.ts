@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../io/atomic';
 import { readJsonFile } from '../io/jsonFile';
 import { checkOutputFolder } from '../io/outputFolder';
 import { isSafePathComponent, resolvesInside } from '../io/paths';
+import { fileNameSchema, safeNameSchema } from '../io/names';
 import { predictionFiles } from '../eval/predictions';
 import { CHECKSUM_KEY, readSafetensorsMetadata } from '../torch/safetensors';
 
@@ -19,11 +20,12 @@ const manifestSchema = z.object({
   /** The run folder, and its model.safetensors checksum (or size and time for a file without one). */
   model: z.string(),
   weights: z.string(),
-  structures: z.array(z.string()),
+  /** Names of the files removed when another model's predictions replace these: the same rule as everywhere. */
+  structures: z.array(safeNameSchema),
   /** 1-based annotator numbers written, out of `annotatorCount`. */
   annotators: z.array(z.number().int().positive()),
   annotatorCount: z.number().int().positive(),
-  cases: z.array(z.string()),
+  cases: z.array(fileNameSchema),
   complete: z.boolean(),
   time: z.string(),
 });

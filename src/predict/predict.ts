@@ -6,11 +6,13 @@ import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
 import { readImage } from '../io/image';
-import { isSafePathComponent, resolvesInside } from '../io/paths';
+import { isSafePathComponent } from '../io/paths';
+import { checkStaysInside, pathInside } from '../io/confine';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from '../train/loadRun';
+import { checkNotRunFiles } from '../train/run';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
 import { hasEntry } from '../io/readBounded';
@@ -78,7 +80,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
   const batchSize = opts.batchSize ?? 4;
   for (const c of inputs) {
     checkCaseId(c);
-    if (!resolvesInside(outDir, path.join(outDir, c.id))) throw new UserError(`--out: ${path.join(outDir, c.id)} leads outside ${outDir} (a symbolic link?); predictions stay inside --out`);
+    checkStaysInside('--out', outDir, path.join(outDir, c.id));
   }
   const manifest = preparePredictionFolder(outDir, {
     version: 1, model: engine.identity.model, weights: engine.identity.weights, structures, annotators: wanted, annotatorCount: engine.annotatorCount,
@@ -96,7 +98,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
       const meanMaps = structures.map((_, s) => resizeBilinear(out.mean(i, s), S, S, 1, W, H));
       const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
       await writePredictionCase(outDir, chunk[i].id, structures, meanMaps, annotatorMaps, W, H, wanted);
-      if (opts.overlay ?? true) await writeOverlay(path.join(outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
+      if (opts.overlay ?? true) await writeOverlay(pathInside('--out', outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
       done++;
       opts.onProgress?.(done, inputs.length);
     }
@@ -120,6 +122,7 @@ export interface PredictRequest extends PredictOptions {
 /** `avap predict`: every input image of `input` through the run in `model`, written to `out`. Returns the number of images. */
 export async function predict(request: PredictRequest): Promise<number> {
   checkOutputFolder('--out', request.out);
+  checkNotRunFiles('--out', request.out);
   const inputs = listInputs(request.input);
   // A failure (a full disk) removes what this call added; the manifest marks the rest unfinished.
   if (request.engine === 'onnx') {

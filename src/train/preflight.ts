@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { isInside, realLocation } from '../io/paths';
 import type { Dataset } from '../data/dataset';
 import type { Stage } from '../methods/method';
 import { resolvePrecision } from '../torch/precision';
@@ -27,6 +28,13 @@ export function checkNewRun(opts: RunRequest, ds: Dataset): void {
       throw err instanceof UserError ? new UserError(`--pretrained: ${err.message}`) : err;
     }
   }
+}
+
+/** A run folder and the dataset it trains on never share files: run files would mix with the data, or data with the run. */
+export function checkRunOutsideData(data: string, out: string): void {
+  const [d, o] = [realLocation(data), realLocation(out)];
+  const relation = d === o ? 'is the dataset folder' : isInside(d, o) ? 'is inside the dataset folder' : isInside(o, d) ? 'contains the dataset folder' : null;
+  if (relation) throw new UserError(`--out: ${out} ${relation} ${data}; a run goes in a folder of its own, outside --data`);
 }
 
 /** A method whose every stage has zero steps would end with a summary and no model. */

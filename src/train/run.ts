@@ -10,8 +10,12 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
-import { isSafePathComponent } from '../io/paths';
 import { hasEntry, readJsonText } from '../io/readBounded';
+import { fileNameProblem, checkNames } from '../io/names';
+import { realLocation } from '../io/paths';
+import { checkStaysInside } from '../io/confine';
+import { FINGERPRINT_FILE } from './fingerprint';
+import { LOCK_FILE } from './lock';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
@@ -59,6 +63,34 @@ export const checkpointStateSchema = z.object({
 });
 export type CheckpointState = z.infer<typeof checkpointStateSchema>;
 
+/** What a run folder holds, by name: only `avap train` writes these. */
+const RUN_ENTRIES = ['config.json', 'normalization.json', 'model.safetensors', 'checkpoint', 'log.jsonl', 'summary.json', FINGERPRINT_FILE, LOCK_FILE];
+
+/** A folder `avap train` made: config.json with normalization.json or checkpoint/ beside it. */
+function isRunFolder(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'config.json')) && (fs.existsSync(path.join(dir, 'normalization.json')) || fs.existsSync(path.join(dir, 'checkpoint')));
+}
+
+/**
+ * Throws one line naming `flag` when writing `target` (a file or a folder) would replace or add to a
+ * run's own files: the run folder itself, one of its files, or anything below its checkpoint/.
+ */
+export function checkNotRunFiles(flag: string, target: string): void {
+  const t = realLocation(target);
+  if (isRunFolder(t)) throw new UserError(`${flag}: ${target} is a run folder (from avap train); its files are not an output of other commands: choose another ${flag}`);
+  for (let d = t; path.dirname(d) !== d; d = path.dirname(d)) {
+    const run = path.dirname(d);
+    if ((d === t && RUN_ENTRIES.includes(path.basename(d))) || path.basename(d) === 'checkpoint') {
+      if (isRunFolder(run)) throw new UserError(`${flag}: ${target} is one of the files of run ${run}, which only avap train writes: choose another ${flag}`);
+    }
+  }
+}
+
+/** A run folder edited by hand may hold symbolic links: train writes none of its files through one that leads out of it. */
+export function checkRunFilesInside(dir: string): void {
+  for (const name of RUN_ENTRIES) checkStaysInside('--out', dir, path.join(dir, name));
+}
+
 export class RunDir {
   constructor(readonly dir: string) {}
 
@@ -101,6 +133,11 @@ export class RunDir {
     if (typeof encoder === 'string' && !encoderNames().includes(encoder)) {
       throw new UserError(`${file}: unknown encoder '${encoder}' at 'model.backbone.encoder' (known: ${encoderNames().join(', ')})`);
     }
+    // These name prediction files and folders: a hand-edited config must not steer them elsewhere.
+    checkNames(file, 'model.structures', model.structures);
+    checkNames(file, 'model.annotators', model.annotators);
+    checkNames(file, 'data.trainCases', r.data.data.trainCases, fileNameProblem);
+    checkNames(file, 'data.valCases', r.data.data.valCases, fileNameProblem);
     return { ...r.data, model };
   }
 
@@ -127,10 +164,12 @@ export class RunDir {
       const issue = r.error.issues[0];
       throw new UserError(`${file}: invalid checkpoint state at '${issue.path.join('.')}': ${issue.message}`);
     }
+    // One file name each: '../other-run/model.safetensors' would resume from another run's weights.
+    // Only the optimiser's may be '' (a stage without one).
     const state = r.data;
     for (const [field, name] of [['weights', state.weights], ['optimizer', state.optimizer]] as const) {
       if (name === '' && field === 'optimizer') continue;
-      if (!isSafePathComponent(name)) throw new UserError(`${file}: ${field} must name a file in ${this.checkpointDir}, got ${JSON.stringify(name)}`);
+      if (fileNameProblem(name) !== null) throw new UserError(`${file}: ${field} must name a file in ${this.checkpointDir}, got ${JSON.stringify(name)}`);
       const st = fs.lstatSync(path.join(this.checkpointDir, name), { throwIfNoEntry: false });
       if (!st?.isFile()) throw new UserError(`${file}: ${field} names ${JSON.stringify(name)}, which is ${st ? 'not a regular file' : 'not'} in ${this.checkpointDir}`);
     }

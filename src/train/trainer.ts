@@ -13,8 +13,9 @@ import { loadCheckpointWeights } from './checkpoint';
 import { consoleReporter } from './events';
 import { trainStages } from './loop';
 import { TRAIN_DEFAULTS, TrainOptions, TrainSummary } from './options';
-import { CheckpointState } from './run';
-import { checkSomethingToTrain, removeFailedStart } from './preflight';
+import { CheckpointState, checkRunFilesInside } from './run';
+import { checkRunOutsideData, checkSomethingToTrain, removeFailedStart } from './preflight';
+import { lockRunFolder } from './lock';
 import { checkStatePlan, recordResume } from './resume';
 import { prepareRun } from './setup';
 import { MIN_SELECTION_CASES, validate } from './validate';
@@ -25,15 +26,25 @@ export type { TrainEvent } from './events';
 export { holdOut } from './setup';
 
 /**
- * Trains (or resumes) a run and returns its validation summary; everything lands in `opts.out`.
- * A new run that fails before its first checkpoint leaves nothing behind.
+ * Trains (or resumes) a run and returns its validation summary; everything lands in `opts.out`,
+ * which is locked meanwhile (src/train/lock.ts). A new run that fails before its first checkpoint
+ * leaves nothing behind.
  */
-export function train(opts: TrainOptions): Promise<TrainSummary> {
-  return opts.resume ? trainRun(opts) : removeFailedStart(opts.out, () => trainRun(opts));
+export async function train(opts: TrainOptions): Promise<TrainSummary> {
+  checkRunOutsideData(opts.data, opts.out);
+  const notes: string[] = [];
+  const release = lockRunFolder(opts.out, (text) => notes.push(text));
+  try {
+    checkRunFilesInside(opts.out);
+    return await (opts.resume ? trainRun(opts, notes) : removeFailedStart(opts.out, () => trainRun(opts, notes)));
+  } finally {
+    release();
+  }
 }
 
-async function trainRun(opts: TrainOptions): Promise<TrainSummary> {
+async function trainRun(opts: TrainOptions, notes: string[]): Promise<TrainSummary> {
   const emit = opts.onEvent ?? consoleReporter({ print: opts.print, bar: opts.progress });
+  for (const text of notes) emit({ type: 'note', text });
   const o = { ...TRAIN_DEFAULTS, ...withoutUndefined(opts), data: opts.data, out: opts.out };
   const started = Date.now();
   const { run, config, state, ds, trainCases, valCases, normalization } = await prepareRun(o, emit);

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { pathInside } from '../io/confine';
 import { ModelInfo } from '../export/metadata';
 
 export interface SiteFile {
@@ -54,7 +55,11 @@ export function viewerSite(model: { bytes: Uint8Array; info: ModelInfo }): SiteF
   ];
 }
 
-/** Writes the site into `dir` (created if needed), each file atomically. */
-export function writeSite(site: SiteFile[], dir: string): void {
-  for (const f of site) writeFileAtomic(path.join(dir, ...f.path.split('/')), typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source);
+/**
+ * Where each file of the site goes in `dir`, checked before anything is written: a symbolic link in
+ * `dir` leading out of it is refused. Then `write()` writes them (the folder created if needed), each atomically.
+ */
+export function planSite(site: SiteFile[], dir: string): { write(): void } {
+  const files = site.map((f) => ({ file: pathInside('--viewer', dir, ...f.path.split('/')), source: f.source }));
+  return { write: () => files.forEach((f) => writeFileAtomic(f.file, typeof f.source === 'string' ? fs.readFileSync(f.source) : f.source)) };
 }
