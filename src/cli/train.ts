@@ -1,19 +1,10 @@
 import { Command, Option } from 'commander';
 import { UserError } from '../errors';
 import { MethodOption, OptionValue, parseOptionText } from '../methods/descriptor';
-import { methodDescriptors, methodUsages, resolveMethod } from '../methods/registry';
-import { encoderNames } from '../models/encoders/registry';
-import { MAX_INPUT_SIZE } from '../models/inputSize';
-import { PRECISION_CHOICES } from '../torch/precision';
-import { TRAIN_DEFAULTS, train } from '../train/trainer';
-import { collectList, parseChoice, parseFloatFlag, parseIntFlag, setThreadsFlag } from '../util/flags';
-
-interface TrainFlags {
-  data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
-  weightDecay: string; schedule: string; steps: string; encoder: string; pretrained?: string; seed: string;
-  valFraction: string; normalization: string; augment: boolean; precision: string; resume: boolean; threads?: string;
-  [methodOption: string]: unknown;
-}
+import { methodDescriptors, resolveMethod } from '../methods/registry';
+import { TRAIN_DEFAULTS, TRAINING_SETTINGS, TrainSettings } from '../train/settings';
+import { train } from '../train/trainer';
+import { collectList, setThreadsFlag } from '../util/flags';
 
 const PLACEHOLDER: Record<OptionValue['type'], string> = { int: '<n>', number: '<x>', choice: '<kind>', numbers: '<list>' };
 
@@ -22,70 +13,62 @@ function helpOf(o: MethodOption): string {
   return fallback === undefined ? o.description : `${o.description} (default: ${fallback})`;
 }
 
-/** `avap train`: parses flags and calls train(). Each method's own options come from its descriptor. */
+/** The settings table as commander options; defaults stay unset here, so the library applies them and a given flag is told from a default. */
+function settingOptions(): { setting: (typeof TRAINING_SETTINGS)[number]; option: Option }[] {
+  return TRAINING_SETTINGS.flatMap((setting) => {
+    const cli = setting.cli;
+    const shown = setting.default !== undefined ? ` (default: ${String(setting.default)})` : '';
+    const help = `${typeof setting.help === 'function' ? setting.help() : setting.help}${cli.form === 'value' || cli.form === 'list' ? shown : ''}`;
+    switch (cli.form) {
+      case 'value': return [{ setting, option: new Option(`${setting.flag} ${cli.placeholder}`, help) }];
+      case 'list': return [{ setting, option: new Option(`${setting.flag} ${cli.placeholder}`, help).argParser(collectList) }];
+      case 'negated': return [{ setting, option: new Option(`--no-${setting.flag.slice(2)}`, help) }];
+      case 'switch': return [{ setting, option: new Option(setting.flag, help) }];
+      case 'none': return [];
+    }
+  });
+}
+
+/** `avap train`: parses flags and calls train(). The shared settings come from the settings table, each method's own options from its descriptor. */
 export function registerTrainCommand(program: Command): void {
-  const d = TRAIN_DEFAULTS;
   const command = program
     .command('train')
     .description('train a model on a multi-annotator dataset; RUN receives config.json, weights, normalisation and logs')
     .requiredOption('--data <dir>', 'dataset folder (native layout or RIGA DiscRegion)')
-    .requiredOption('--out <run>', 'run folder to create (or to continue with --resume)')
-    .option('--split <name>', "train on this split of dataset.json (default: 'train' when the dataset has it, else all cases)")
-    .option('--subset <names>', 'train on these RIGA subsets (repeatable or comma-separated), e.g. BinRushed,MESSIDOR', collectList)
-    .option('--method <name>', `method to train: ${methodUsages().join(', ')} (see docs/methods.md)`, d.method)
-    .option('--size <px>', 'input side (multiple of 32); the paper uses 256', String(d.size))
-    .option('--batch-size <n>', 'images per step', String(d.batchSize))
-    .option('--lr <x>', 'Adam learning rate', String(d.lr))
-    .option('--weight-decay <x>', 'Adam weight decay', String(d.weightDecay))
-    .option('--schedule <kind>', 'learning-rate schedule: constant, poly or cosine', d.schedule)
-    .option('--steps <n>', "optimiser steps of the method's main stage (AVAP: step 1, backbone + AVM), whatever the dataset's size", String(d.steps))
-    .option('--encoder <name>', `encoder: ${encoderNames().join(', ')} (the paper: resnet34)`, d.encoder)
-    .option('--pretrained <file>', 'ImageNet encoder weights converted from torchvision to safetensors (nothing is downloaded)')
-    .option('--seed <n>', 'seed for initialisation, data order, augmentation and held-out validation cases', String(d.seed))
-    .option('--val-fraction <x>', "fraction of the training cases held out for validation, or 'auto': 10% when that makes at least 20 cases (enough to choose weights by), else none and the final weights are kept", String(d.valFraction))
-    .option('--normalization <kind>', "'per-pixel' (paper), 'per-channel' or 'imagenet'", d.normalization)
-    .option('--no-augment', 'disable flips, rotations, scaling and colour jitter')
-    .option('--precision <kind>', "convolutions in 'fp32' or 'bf16' (weights, batch norm, losses and the optimiser stay fp32); 'auto': bf16 on CPUs with AVX512-BF16 or AMX, else fp32", d.precision)
-    .option('--resume', 'continue the run in --out from its last completed round of steps', false)
-    .option('--threads <n>', 'torch threads (default: all cores)');
+    .requiredOption('--out <run>', 'run folder to create (or to continue with --resume)');
+  const settings = settingOptions();
+  for (const { option } of settings) command.addOption(option);
+  command.option('--threads <n>', 'torch threads (default: all cores)');
   // Every method's own options; the one --method names may be given, the others are an error.
   const methodFlags = methodDescriptors().flatMap((descriptor) => (descriptor.options ?? []).map((option) => {
     const flag = new Option(`${option.flag} ${PLACEHOLDER[option.value.type]}`, helpOf(option));
     command.addOption(flag);
     return { descriptor, option, attribute: flag.attributeName() };
   }));
-  command.action(async (f: TrainFlags) => {
+  command.action(async (f: Record<string, unknown> & { data: string; out: string; threads?: string }) => {
     await setThreadsFlag(f.threads);
-    if (f.split && f.subset?.length) throw new UserError('--split and --subset cannot be combined');
-    const { descriptor } = resolveMethod(f.method);
+    const given = (attribute: string) => command.getOptionValueSource(attribute) === 'cli';
+    const chosen: Partial<TrainSettings> = {};
+    const givenFlags: string[] = [];
+    for (const { setting, option } of settings) {
+      const attribute = option.attributeName();
+      if (!given(attribute)) continue;
+      const raw = f[attribute];
+      (chosen as Record<string, unknown>)[setting.key] = setting.cli.form === 'value' ? setting.cli.parse(raw as string) : raw;
+      if (setting.shapesResult) givenFlags.push(setting.flag);
+    }
+    if (chosen.split && chosen.subsets?.length) throw new UserError('--split and --subset cannot be combined');
+    const method = chosen.method ?? TRAIN_DEFAULTS.method;
+    const { descriptor } = resolveMethod(method);
     const methodOptions: Record<string, unknown> = {};
     for (const m of methodFlags) {
       const raw = f[m.attribute];
       if (raw === undefined) continue;
-      if (m.descriptor !== descriptor) throw new UserError(`${m.option.flag} is an option of --method ${m.descriptor.variants?.usage ?? m.descriptor.name}, not of ${f.method}`);
+      if (m.descriptor !== descriptor) throw new UserError(`${m.option.flag} is an option of --method ${m.descriptor.variants?.usage ?? m.descriptor.name}, not of ${method}`);
       methodOptions[m.option.key] = parseOptionText(m.option, raw as string);
+      givenFlags.push(m.option.flag);
     }
-    const summary = await train({
-      data: f.data, out: f.out, split: f.split, subsets: f.subset, method: f.method,
-      size: parseIntFlag('--size', f.size, 32, MAX_INPUT_SIZE), batchSize: parseIntFlag('--batch-size', f.batchSize, 1, 4096),
-      lr: parseFloatFlag('--lr', f.lr, 1e-12, 10),
-      weightDecay: parseFloatFlag('--weight-decay', f.weightDecay, 0, 10),
-      schedule: parseChoice('--schedule', f.schedule, ['constant', 'poly', 'cosine'] as const),
-      steps: parseIntFlag('--steps', f.steps, 1),
-      encoder: parseChoice('--encoder', f.encoder, encoderNames()), featureChannels: TRAIN_DEFAULTS.featureChannels,
-      pretrained: f.pretrained, seed: parseIntFlag('--seed', f.seed, 0, 2 ** 31 - 1),
-      valFraction: f.valFraction === 'auto' ? 'auto' : parseFloatFlag('--val-fraction', f.valFraction, 0, 0.99),
-      normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
-      augment: f.augment, precision: parseChoice('--precision', f.precision, PRECISION_CHOICES), resume: f.resume, methodOptions, explicit: givenSettings(command),
-    });
+    const summary = await train({ ...chosen, data: f.data, out: f.out, methodOptions, givenFlags });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   });
-}
-
-/** The setting flags given on the command line (what a resumed run compares with its own); --no-augment counts as --augment. */
-function givenSettings(command: Command): string[] {
-  const notSettings = new Set(['--data', '--out', '--resume', '--threads']);
-  return command.options
-    .filter((o) => o.long && !notSettings.has(o.long) && command.getOptionValueSource(o.attributeName()) === 'cli')
-    .map((o) => (o.long === '--no-augment' ? '--augment' : o.long!));
 }

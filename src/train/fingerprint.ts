@@ -11,17 +11,11 @@ import type { CaseRecord, Dataset } from '../data/dataset';
 import { resolveOptions } from '../methods/descriptor';
 import { resolveMethod } from '../methods/registry';
 import type { RunRequest } from './setup';
+import { resultShapingSettings } from './settings';
 import { openRegular } from '../io/readBounded';
 
 export const FINGERPRINT_FILE = 'fingerprint.json';
 
-/** The shared settings that shape a run's result, each with the flag that sets it; a method's own options add theirs. */
-const SETTING_FLAGS = {
-  method: '--method', encoder: '--encoder', size: '--size', seed: '--seed', split: '--split', subsets: '--subset',
-  batchSize: '--batch-size', lr: '--lr', weightDecay: '--weight-decay', schedule: '--schedule', steps: '--steps',
-  pretrained: '--pretrained', valFraction: '--val-fraction', normalization: '--normalization', augment: '--augment',
-  precision: '--precision',
-} as const;
 /** A run's settings by the flag that sets each: { '--seed': 0, '--steps': 2000, '--preference-steps': 1000, … }. */
 export type RunSettings = Record<string, unknown>;
 
@@ -80,7 +74,7 @@ export function dataFingerprint(ds: Dataset, cases: CaseRecord[]): DataFingerpri
  */
 export function settingsOf(opts: RunRequest, annotators?: number): RunSettings {
   const out: RunSettings = {};
-  for (const [key, flag] of Object.entries(SETTING_FLAGS)) {
+  for (const { key, flag } of resultShapingSettings()) {
     const raw = (opts as unknown as Record<string, unknown>)[key];
     const value = key === 'pretrained' && opts.pretrained ? path.resolve(opts.pretrained) : raw;
     if (value !== undefined && !(Array.isArray(value) && value.length === 0)) out[flag] = value;

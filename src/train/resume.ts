@@ -15,7 +15,7 @@ const names = (xs: readonly string[]) => xs.join(', ');
 
 /**
  * Refuses to resume `run` on other data or with other settings, naming what differs; returns the line
- * telling which settings the resumed run takes from the run. `opts.explicit` lists the flags given
+ * telling which settings the resumed run takes from the run. `opts.givenFlags` lists the flags given
  * now (on the command line); only those are compared, as the others are taken from the run.
  */
 export function checkResume(run: RunDir, config: RunConfig, ds: Dataset, opts: RunRequest): string {
@@ -34,7 +34,7 @@ export function checkResume(run: RunDir, config: RunConfig, ds: Dataset, opts: R
   const stored = fingerprint.settings;
   const requested = settingsOf(opts, ds.annotators.length);
   // A setting newer than the run's fingerprint is compared only when its flag is given: the run keeps its own.
-  const compared = opts.explicit ?? Object.keys(stored);
+  const compared = opts.givenFlags ?? Object.keys(stored);
   const differing = [...new Set(compared)].filter((k) => k in stored || k in requested).filter((k) => JSON.stringify(stored[k] ?? null) !== JSON.stringify(requested[k] ?? null));
   if (differing.length > 0) {
     const what = differing.map((k) => `${k in requested ? asFlag(k, requested[k]) : `no ${asFlag(k, stored[k]).split(' ')[0]}`} (the run's: ${k in stored ? asFlag(k, stored[k]) : 'none'})`);

@@ -113,7 +113,7 @@ function fitBatchSize(o: RunRequest, nTrain: number, nHeld: number, emit: (e: Tr
     throw new UserError(`--batch-size ${o.batchSize} at --size ${o.size}: batch norm needs at least 2 values per channel, and the encoder's deepest level holds ${perImage} per image; use --batch-size ${needed} or more, or --size ${DEEPEST_REDUCTION * 2} or more`);
   }
   if (o.batchSize <= nTrain) return o.batchSize;
-  if (o.explicit?.includes('--batch-size')) {
+  if (o.givenFlags?.includes('--batch-size')) {
     throw new UserError(`--batch-size ${o.batchSize} is more than the ${nTrain} training cases${held}; use --batch-size ${nTrain} or less`);
   }
   emit({ type: 'note', text: `batch size ${nTrain}: the default ${o.batchSize} is more than the ${nTrain} training cases` });
