@@ -80,7 +80,7 @@ async function evaluate(method: Method, loader: DataLoader): Promise<Omit<EvalPo
   const truth: number[][] = loader.structures.map(() => []);
   method.model.eval();
   for await (const b of loader.epoch(0)) {
-    const mean = noGrad(() => tidy(() => method.predict(tensor(b.images, [b.size, loader.channels, S, S])).mean.data() as Float32Array));
+    const mean = noGrad(() => tidy(() => method.predict(tensor(b.images, [b.size, loader.channels, S, S])).calibrated.data() as Float32Array));
     for (let i = 0; i < b.size; i++) {
       for (let s = 0; s < K; s++) {
         const at = (i * K + s) * plane;

@@ -47,7 +47,7 @@ function maxDifference(a: EngineOutput, b: (s: number, annotator: number | null)
   let worst = 0;
   STRUCTURES.forEach((_, s) => {
     for (const k of [null, ...ANNOTATORS.map((_, i) => i + 1)]) {
-      const [p, q] = [k === null ? a.mean(0, s) : a.annotator(0, k, s), b(s, k)];
+      const [p, q] = [k === null ? a.calibrated(0, s) : a.annotator(0, k, s), b(s, k)];
       for (let i = 0; i < p.length; i++) worst = Math.max(worst, Math.abs(p[i] - q[i]));
     }
   });
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const reference = await torch.predict(normalised, 1);
   const nodeOut = await node.predict(unit, 1);
   const outputName = (s: number, k: number | null) => exported.info.outputs.find((o) => o.structure === STRUCTURES[s] && o.annotator === k)!.name;
-  const diffNode = maxDifference(reference, (s, k) => (k === null ? nodeOut.mean(0, s) : nodeOut.annotator(0, k, s)));
+  const diffNode = maxDifference(reference, (s, k) => (k === null ? nodeOut.calibrated(0, s) : nodeOut.annotator(0, k, s)));
   const diffWeb = web ? maxDifference(reference, (s, k) => web!.outputs[outputName(s, k)]) : null;
 
   const ms = Object.fromEntries([...times].map(([name, t]) => [name, median(t)]));

@@ -152,10 +152,10 @@ test('writePredictionCase / readPredictionCase: 16-bit round trip, clamped, exac
   assert.equal(back.width, w);
   assert.equal(back.height, h);
   // The maps hold float32 values: quantise those (fround(0.7)·65535 = 45874.4999…, not 45874.5).
-  assert.deepEqual(Array.from(back.mean[0]), Array.from(maps[0], q16));
+  assert.deepEqual(Array.from(back.calibrated[0]), Array.from(maps[0], q16));
   assert.deepEqual(Array.from(back.annotators[0][0]), Array.from(maps[1], q16));
   assert.deepEqual(Array.from(back.annotators[0][1]), Array.from(maps[0], q16));
-  assert.equal(back.mean[0][2], Math.fround(32768 / 65535)); // 0.5 is stored as 32768
+  assert.equal(back.calibrated[0][2], Math.fround(32768 / 65535)); // 0.5 is stored as 32768
   // No leftover temp files from the atomic writes.
   assert.deepEqual(fs.readdirSync(path.join(dir, 'case1')).sort(), ['disc_annotator1.png', 'disc_annotator2.png', 'disc_mean.png']);
   await assert.rejects(writePredictionCase(dir, 'case2', ['disc'], [Float32Array.from([NaN])], [[Float32Array.from([0])]], 1, 1), /NaN/);

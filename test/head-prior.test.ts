@@ -78,12 +78,12 @@ const BASELINES: PriorRow[] = [
   ...['single:2', 'mv-unet', 'ls-unet'].map((id): PriorRow => ({
     id,
     biases: (model, priorLogits) => [{ name: 'head', classifier: (model as SegmentationUnet).head.classifier, expected: priorLogits }],
-    atPrior: ['mean', 'annotators'],
+    atPrior: ['calibrated', 'annotators'],
   })),
   {
     id: 'mh-unet',
     biases: (model, priorLogits) => (model as MultiHeadUnet).heads.items.map((h, m) => ({ name: `head ${m + 1}`, classifier: h.classifier, expected: priorLogits })),
-    atPrior: ['mean', 'annotators'],
+    atPrior: ['calibrated', 'annotators'],
   },
   {
     // The annotators' maps A_r·p mix the clean map with the confusion matrices, which keep their identity prior.
@@ -95,7 +95,7 @@ const BASELINES: PriorRow[] = [
         { name: 'confusion matrices', classifier: net.confusion.classifier, expected: kept(M * K * 4) },
       ];
     },
-    atPrior: ['mean'],
+    atPrior: ['calibrated'],
   },
   {
     // The refined map is the coarse logits plus a residual: the residual starts at zero, not at the prior.
@@ -108,7 +108,7 @@ const BASELINES: PriorRow[] = [
         { name: 'refinement residual', classifier: net.refinement.classifier, expected: new Array(K).fill(0) },
       ];
     },
-    atPrior: ['mean', 'annotators'],
+    atPrior: ['calibrated', 'annotators'],
   },
   {
     id: 'padl',
@@ -119,7 +119,7 @@ const BASELINES: PriorRow[] = [
         ...net.preferences.items.map((h, m) => ({ name: `annotator ${m + 1} μ | log-variance`, classifier: h.classifier, expected: [...priorLogits, ...kept(K)] })),
       ];
     },
-    atPrior: ['mean', 'annotators'],
+    atPrior: ['calibrated', 'annotators'],
   },
 ];
 
@@ -163,7 +163,7 @@ for (const row of BASELINES) {
         assert.ok(Math.abs(data[i] - FREQUENCIES[structure]) < 1e-5, `${row.id} ${key} (${groupsPerImage} map(s) per structure): ${data[i]} vs p = ${FREQUENCIES[structure]}`);
       }
     }
-    noGrad(() => tidy(() => { prediction.mean.dispose(); prediction.annotators.dispose(); }));
+    noGrad(() => tidy(() => { prediction.calibrated.dispose(); prediction.annotators.dispose(); }));
     method.model.dispose();
   });
 }

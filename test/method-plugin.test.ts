@@ -28,8 +28,8 @@ class TinyMethod implements Method {
   }
   predict(images: torch.Tensor): Prediction {
     return torch.noGrad(() => torch.tidy(() => {
-      const mean = torch.F.sigmoid(this.model.forward(images).mul(this.config.gain));
-      return { mean, annotators: broadcastToAnnotators(mean, this.config.annotators.length) };
+      const calibrated = torch.F.sigmoid(this.model.forward(images).mul(this.config.gain));
+      return { calibrated, annotators: broadcastToAnnotators(calibrated, this.config.annotators.length) };
     }));
   }
 }

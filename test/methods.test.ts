@@ -105,7 +105,7 @@ test('mh-unet has one head per annotator, and its size grows with M', () => {
       method.model.eval();
       const p = method.predict(randn([1, 3, 32, 32]));
       assert.deepEqual(p.annotators.shape, [1, m, 2, 32, 32]);
-      assert.deepEqual(p.mean.shape, [1, 2, 32, 32]);
+      assert.deepEqual(p.calibrated.shape, [1, 2, 32, 32]);
     }));
     method.model.dispose();
     return result;

@@ -38,7 +38,7 @@ class BinaryMethod implements Method {
   predict(images: torch.Tensor): Prediction {
     return torch.noGrad(() => torch.tidy(() => {
       const annotators = this.logits(images).gt(0).float();
-      return { mean: annotators.mean(1), annotators };
+      return { calibrated: annotators.mean(1), annotators };
     }));
   }
 }

@@ -102,7 +102,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const pred = await readPredictionCase(path.join(evalDir, 'predictions'), c.id, structures, M);
     structures.forEach((_, s) => {
       const annotations = ann.masks[s].map((mask, k) => (ann.available[k] ? mask : null));
-      calibratedAverage[s].push(averageDice(Array(M).fill(pred.mean[s]), annotations).average);
+      calibratedAverage[s].push(averageDice(Array(M).fill(pred.calibrated[s]), annotations).average);
     });
     if (i < 2) figureRows.push(await figureRow(c.id, c.image, pred, ann, structures));
   }
@@ -141,11 +141,11 @@ async function figureRow(caseId: string, imageFile: string, pred: Awaited<Return
   ann: Awaited<ReturnType<typeof readAnnotations>>, structures: string[]): Promise<FigureRow> {
   const M = ann.available.length;
   const dice = (s: number, k: number) => (ann.available[k] ? (100 * hardDice(pred.annotators[s][k], ann.masks[s][k], { smooth: 1 })).toFixed(1) : '–');
-  const softVsVote = structures.map((_, s) => (100 * meanVotingDice(pred.mean[s], ann.masks[s].map((m, k) => (ann.available[k] ? m : null)))).toFixed(1));
+  const softVsVote = structures.map((_, s) => (100 * meanVotingDice(pred.calibrated[s], ann.masks[s].map((m, k) => (ann.available[k] ? m : null)))).toFixed(1));
   return {
     caseId,
     image: await readImage(imageFile),
-    mean: pred.mean,
+    calibrated: pred.calibrated,
     annotators: Array.from({ length: M }, (_, k) => structures.map((_, s) => pred.annotators[s][k])),
     annotations: Array.from({ length: M }, (_, k) => (ann.available[k] ? structures.map((_, s) => ann.masks[s][k]) : null)),
     captions: Array.from({ length: M }, (_, k) => `A${k + 1} ${structures.map((_, s) => dice(s, k)).join(', ')}`),

@@ -9,7 +9,7 @@ export interface FigureRow {
   caseId: string;
   image: RawImage;
   /** Calibrated map per structure (image size). */
-  mean: Float32Array[];
+  calibrated: Float32Array[];
   /** annotators[k][s]: predicted probability for annotator k (image size). */
   annotators: Float32Array[][];
   /** Annotation masks [k][s], for the thin reference outline; null when missing. */
@@ -55,7 +55,7 @@ export async function writeFigure(file: string, rows: FigureRow[], panel = 160):
     // The calibrated maps of all structures summed and scaled to [0, 1]: with nested structures each
     // level of the heat scale is one more structure, and soft edges show where annotators disagree.
     const combined = new Float32Array(w * h);
-    row.mean.forEach((m) => m.forEach((v, i) => (combined[i] += v / row.mean.length)));
+    row.calibrated.forEach((m) => m.forEach((v, i) => (combined[i] += v / row.calibrated.length)));
     await place(heat(combined), w, h, 1, r, row.meanCaption);
     for (const [k, maps] of row.annotators.entries()) {
       const rgb = toRgb8(row.image);

@@ -35,8 +35,8 @@ export interface PredictionFileRef {
 export interface PredictionCase {
   width: number;
   height: number;
-  /** mean[s]: calibrated map of structure s. */
-  mean: Float32Array[];
+  /** calibrated[s]: calibrated map of structure s. */
+  calibrated: Float32Array[];
   /** annotators[s][k]: map of structure s for annotator k + 1. */
   annotators: Float32Array[][];
 }
@@ -209,7 +209,7 @@ export async function readPredictionCase(dir: string, caseId: string, structures
   return {
     width: first?.width ?? expected?.width ?? 0,
     height: first?.height ?? expected?.height ?? 0,
-    mean: structures.map((_, s) => maps[s * per].data),
+    calibrated: structures.map((_, s) => maps[s * per].data),
     annotators: structures.map((_, s) => maps.slice(s * per + 1, (s + 1) * per).map((m) => m.data)),
   };
 }

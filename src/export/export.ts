@@ -96,7 +96,7 @@ export function exportMethod(method: Method, run: RunDescription, opts: ExportOp
       t.input(INPUT_NAME, example);
       const normalised = example.sub(tensor(perChannel(normalizer.mean), normShape)).mul(tensor(perChannel(normalizer.invStd), normShape));
       const p = method.predict(normalised);
-      return plan.map(({ s, info: o }) => (o.annotator === null ? p.mean.select(1, s) : p.annotators.select(1, o.annotator - 1).select(1, s)));
+      return plan.map(({ s, info: o }) => (o.annotator === null ? p.calibrated.select(1, s) : p.annotators.select(1, o.annotator - 1).select(1, s)));
     }));
     const info: ModelInfo = {
       format: METADATA_FORMAT,

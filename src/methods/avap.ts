@@ -218,14 +218,14 @@ export class AvapMethod implements Method {
   /** The dynamic head runs only for these annotators (default every one), in one grouped convolution. */
   predictAnnotators(images: Tensor, annotators?: number[]): Prediction {
     const { calibrated, annotators: maps } = this.model.predict(images, undefined, annotators);
-    return { mean: calibrated, annotators: maps };
+    return { calibrated, annotators: maps };
   }
 
   /** Both calibration rules from one pass, so validation shows which one the data favours. */
   predictForValidation(images: Tensor): ValidationPrediction {
     const p = this.model.predictBothCalibrations(images);
-    const mean = this.config.avm.calibration === 'argmax' ? p.argmax : p.expectation;
-    return { mean, annotators: p.annotators, alternatives: { calibration: { expectation: p.expectation, argmax: p.argmax } } };
+    const calibrated = this.config.avm.calibration === 'argmax' ? p.argmax : p.expectation;
+    return { calibrated, annotators: p.annotators, alternatives: { calibration: { expectation: p.expectation, argmax: p.argmax } } };
   }
 }
 

@@ -90,8 +90,8 @@ export abstract class SingleMapMethod<C extends BaselineConfig> extends Baseline
 
   predict(images: Tensor): Prediction {
     return noGrad(() => tidy(() => {
-      const mean = F.sigmoid(this.model.forward(images));
-      return { mean, annotators: broadcastToAnnotators(mean, this.config.annotators.length) };
+      const calibrated = F.sigmoid(this.model.forward(images));
+      return { calibrated, annotators: broadcastToAnnotators(calibrated, this.config.annotators.length) };
     }));
   }
 }

@@ -98,7 +98,7 @@ export class ConfusionMatrixMethod extends BaselineMethod<ConfusionMatrixConfig,
   predict(images: Tensor): Prediction {
     return noGrad(() => tidy(() => {
       const out = this.model.forward(images);
-      return { mean: out.clean, annotators: out.annotators };
+      return { calibrated: out.clean, annotators: out.annotators };
     }));
   }
 }

@@ -67,15 +67,15 @@ export interface Stage extends StagePlan {
 }
 
 export interface Prediction {
-  /** [B, K, H, W] calibrated probability per structure. */
-  mean: Tensor;
+  /** [B, K, H, W] calibrated probability per structure (the consensus map Mean Voting scores). */
+  calibrated: Tensor;
   /** [B, M, K, H, W] probability per annotator and structure. */
   annotators: Tensor;
 }
 
 /**
  * A prediction plus other calibrated maps ([B, K, H, W]) that validation scores by Mean Voting beside
- * `mean`, in named groups: AVAP's { calibration: { expectation, argmax } } lets the data choose its rule.
+ * `calibrated`, in named groups: AVAP's { calibration: { expectation, argmax } } lets the data choose its rule.
  */
 export interface ValidationPrediction extends Prediction {
   alternatives: Record<string, Record<string, Tensor>>;

@@ -56,7 +56,7 @@ export class MultiHeadMethod extends BaselineMethod<BaselineConfig, MultiHeadUne
   predict(images: Tensor): Prediction {
     return noGrad(() => tidy(() => {
       const annotators = F.sigmoid(this.model.forward(images));
-      return { mean: annotators.mean(1), annotators };
+      return { calibrated: annotators.mean(1), annotators };
     }));
   }
 }

@@ -108,7 +108,7 @@ export class MultiRaterMethod extends BaselineMethod<BaselineConfig, MultiRaterN
       const M = this.config.annotators.length;
       const uniform = tensor(new Float32Array(B * M).fill(1 / M), [B, M]);
       const out = this.model.forward(images, uniform);
-      return { mean: F.sigmoid(out.refined), annotators: F.sigmoid(out.raters) };
+      return { calibrated: F.sigmoid(out.refined), annotators: F.sigmoid(out.raters) };
     }));
   }
 }

@@ -111,7 +111,7 @@ export class PadlMethod extends BaselineMethod<PadlConfig, PadlNet> {
   predict(images: Tensor): Prediction {
     return noGrad(() => tidy(() => {
       const out = this.model.forward(images);
-      return { mean: F.sigmoid(out.meta.mean), annotators: F.sigmoid(out.annotators.mean) };
+      return { calibrated: F.sigmoid(out.meta.mean), annotators: F.sigmoid(out.annotators.mean) };
     }));
   }
 }

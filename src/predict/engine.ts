@@ -18,7 +18,8 @@ export type EngineName = (typeof ENGINES)[number];
 
 /** Probability maps of one batch, each [S, S] row-major. */
 export interface EngineOutput {
-  mean(image: number, structure: number): Float32Array;
+  /** The calibrated map of one image and structure. */
+  calibrated(image: number, structure: number): Float32Array;
   /** annotator: 1-based. */
   annotator(image: number, annotator: number, structure: number): Float32Array;
 }
@@ -67,15 +68,15 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
     async predict(images, count) {
       method.model.eval();
       const subset = wanted && wanted.length < M && method.predictAnnotators ? wanted : null;
-      const { mean, annotators } = tidy(() => {
+      const { calibrated, annotators } = tidy(() => {
         const x = tensor(images, [count, C, S, S]);
         const p = subset ? method.predictAnnotators!(x, subset.map((k) => k - 1)) : method.predict(x);
-        return { mean: p.mean.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
+        return { calibrated: p.calibrated.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
       });
       const A = subset ? subset.length : M;
       const row = (k: number) => (subset ? subset.indexOf(k) : k - 1);
       return {
-        mean: (i, s) => mean.subarray((i * K + s) * plane, (i * K + s + 1) * plane),
+        calibrated: (i, s) => calibrated.subarray((i * K + s) * plane, (i * K + s + 1) * plane),
         annotator: (i, k, s) => annotators.subarray(((i * A + row(k)) * K + s) * plane, ((i * A + row(k)) * K + s + 1) * plane),
       };
     },
@@ -119,7 +120,7 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spi
       }
       const map = (i: number, name: string) => results[i][name].data as Float32Array;
       return {
-        mean: (i, s) => map(i, outputOf(s, null)),
+        calibrated: (i, s) => map(i, outputOf(s, null)),
         annotator: (i, k, s) => map(i, outputOf(s, k)),
       };
     },

@@ -95,7 +95,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
     const out = await engine.predict(batch, chunk.length);
     for (let i = 0; i < chunk.length; i++) {
       const { originalWidth: W, originalHeight: H } = prepared[i];
-      const meanMaps = structures.map((_, s) => resizeBilinear(out.mean(i, s), S, S, 1, W, H));
+      const meanMaps = structures.map((_, s) => resizeBilinear(out.calibrated(i, s), S, S, 1, W, H));
       const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
       await writePredictionCase(outDir, chunk[i].id, structures, meanMaps, annotatorMaps, W, H, wanted);
       if (opts.overlay ?? true) await writeOverlay(pathInside('--out', outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);

@@ -41,7 +41,7 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
       const images = tensor(b.images, [b.size, C, S, S]);
       const out = method.predictForValidation?.(images) ?? { ...method.predict(images), alternatives: {} };
       return {
-        mean: out.mean.data() as Float32Array,
+        calibrated: out.calibrated.data() as Float32Array,
         annotators: out.annotators.data() as Float32Array,
         alternatives: Object.entries(out.alternatives).map(([group, maps]) => [group, Object.entries(maps).map(([name, t]) => [name, t.data() as Float32Array] as const)] as const),
       };
@@ -53,7 +53,7 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
       const at = (s: number) => (i * K + s) * plane;
       for (let s = 0; s < K; s++) {
         structures[s].add(evaluator.evaluate({
-          meanPrediction: p.mean.subarray(at(s), at(s) + plane),
+          meanPrediction: p.calibrated.subarray(at(s), at(s) + plane),
           annotatorPredictions: Array.from({ length: M }, (_, m) => p.annotators.subarray(row(m, s), row(m, s) + plane)),
           annotations: annotations[s],
         }));
