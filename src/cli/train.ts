@@ -5,12 +5,14 @@ import { methodDescriptors, methodUsages, resolveMethod } from '../methods/regis
 import { encoderNames } from '../models/encoders/registry';
 import { PRECISION_CHOICES } from '../torch/precision';
 import { TRAIN_DEFAULTS, train } from '../train/trainer';
+import { DEFAULT_DIST_TIMEOUT_SECONDS } from '../distributed/group';
 import { collectList, parseChoice, parseFloatFlag, parseIntFlag, setThreadsFlag } from '../util/flags';
 
 interface TrainFlags {
   data: string; out: string; split?: string; subset?: string[]; method: string; size: string; batchSize: string; lr: string;
   weightDecay: string; schedule: string; steps: string; encoder: string; pretrained?: string; seed: string;
   valFraction: string; normalization: string; augment: boolean; precision: string; resume: boolean; threads?: string;
+  distTimeout: string; localBatchNorm: boolean;
   [methodOption: string]: unknown;
 }
 
@@ -46,7 +48,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--no-augment', 'disable flips, rotations, scaling and colour jitter')
     .option('--precision <kind>', "convolutions in 'fp32' or 'bf16' (weights, batch norm, losses and the optimiser stay fp32); 'auto': bf16 on CPUs with AVX512-BF16 or AMX, else fp32", d.precision)
     .option('--resume', 'continue the run in --out from its last completed round of steps', false)
-    .option('--threads <n>', 'torch threads (default: all cores)');
+    .option('--threads <n>', 'torch threads (default: all cores, divided among the workers on this machine when launched by torchrun or avap launch)')
+    .option('--dist-timeout <s>', 'several processes: seconds a rendezvous or a collective waits for the other ranks before the run stops', String(DEFAULT_DIST_TIMEOUT_SECONDS))
+    .option('--local-batch-norm', "several processes: batch statistics of each rank's share of the batch (DDP's default) instead of the whole batch's", false);
   // Every method's own options; the one --method names may be given, the others are an error.
   const methodFlags = methodDescriptors().flatMap((descriptor) => (descriptor.options ?? []).map((option) => {
     const flag = new Option(`${option.flag} ${PLACEHOLDER[option.value.type]}`, helpOf(option));
@@ -76,6 +80,7 @@ export function registerTrainCommand(program: Command): void {
       valFraction: f.valFraction === 'auto' ? 'auto' : parseFloatFlag('--val-fraction', f.valFraction, 0, 0.99),
       normalization: parseChoice('--normalization', f.normalization, ['per-pixel', 'per-channel', 'imagenet'] as const),
       augment: f.augment, precision: parseChoice('--precision', f.precision, PRECISION_CHOICES), resume: f.resume, methodOptions, explicit: givenSettings(command),
+      distTimeout: parseIntFlag('--dist-timeout', f.distTimeout, 1, 86400), syncBatchNorm: !f.localBatchNorm,
     });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   });
@@ -83,7 +88,7 @@ export function registerTrainCommand(program: Command): void {
 
 /** The setting flags given on the command line (what a resumed run compares with its own); --no-augment counts as --augment. */
 function givenSettings(command: Command): string[] {
-  const notSettings = new Set(['--data', '--out', '--resume', '--threads']);
+  const notSettings = new Set(['--data', '--out', '--resume', '--threads', '--dist-timeout', '--local-batch-norm']);
   return command.options
     .filter((o) => o.long && !notSettings.has(o.long) && command.getOptionValueSource(o.attributeName()) === 'cli')
     .map((o) => (o.long === '--no-augment' ? '--augment' : o.long!));

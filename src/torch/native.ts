@@ -26,11 +26,16 @@ function loadAddon(): NativeAddon {
 
 export const native: NativeAddon = loadAddon();
 
-/** Threads torch uses for one op. AVAP_NUM_THREADS overrides; the default is every available core. */
+/**
+ * Threads torch uses for one op. AVAP_NUM_THREADS overrides; the default is every available core,
+ * shared among the workers torchrun or avap launch started on this machine (LOCAL_WORLD_SIZE).
+ */
 export function defaultThreadCount(): number {
   const fromEnv = Number(process.env.AVAP_NUM_THREADS);
   if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const workers = Number(process.env.LOCAL_WORLD_SIZE);
+  return Number.isInteger(workers) && workers > 1 ? Math.max(1, Math.floor(cores / workers)) : cores;
 }
 
 native.setNumThreads(defaultThreadCount());
