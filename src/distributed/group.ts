@@ -38,6 +38,19 @@ export class ProcessGroup {
     }
   }
 
+  /**
+   * A training step's failure: one that came from a collective inside the model (SyncBatchNorm's
+   * statistics, forward or backward) becomes one line naming this rank; anything else is rethrown.
+   */
+  step<T>(what: string, body: () => T): T {
+    try {
+      return body();
+    } catch (err) {
+      if (err instanceof UserError || !isCollectiveFailure((err as Error).message)) throw err;
+      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds)}`);
+    }
+  }
+
   allReduce(tensors: Tensor[]): void { this.run('allreduce', () => dist.allReduce(tensors)); }
   broadcast(tensors: Tensor[]): void { this.run('broadcast', () => dist.broadcast(tensors)); }
   barrier(): void { this.run('barrier', () => dist.barrier()); }
@@ -120,8 +133,12 @@ export class ProcessGroup {
   }
 }
 
+function isCollectiveFailure(message: string): boolean {
+  return /allReduceSumAutograd|gloo|c10d|Connection reset|Connection closed|Socket Timeout|Timed out waiting/i.test(message);
+}
+
 function describeFailure(message: string, what: string, env: WorkerEnv, timeoutSeconds: number): string {
-  const m = message.replace(/^\w+: /, '').replace(/\s*\n[\s\S]*$/, '');
+  const m = message.replace(/^\w+: /, '').replace(/\s*\n[\s\S]*$/, '').replace(/ \(inputs: [^)]*\)$/, '');
   if (/Socket Timeout|timed out|Timeout/i.test(m) && what === 'rendezvous') {
     return `not every rank of WORLD_SIZE ${env.worldSize} reached ${env.masterAddr}:${env.masterPort} within ${timeoutSeconds} s (${m})`;
   }

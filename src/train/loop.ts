@@ -119,7 +119,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
         while (step < ends[r]) {
           const { value: b } = await stream.next();
           optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
-          const loss = tidy(() => {
+          const takeStep = () => tidy(() => {
             optimizer.zeroGrad();
             const global = toTrainingBatch(b as Batch, config.input.channels, M, K);
             const batch = group ? shardBatch(global, group.rank, group.worldSize) : global;
@@ -132,6 +132,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
             optimizer.step();
             return group ? group.sumNumbers([l.item()])[0] / group.worldSize : l.item();
           });
+          const loss = group ? group.step(`step ${step + 1} of stage ${stage.name}`, takeStep) : takeStep();
           if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at stage ${stage.name}, step ${step + 1}`);
           lossSum += loss;
           step++;
