@@ -54,7 +54,24 @@ export class ProcessGroup {
   allReduce(tensors: Tensor[]): void { this.run('allreduce', () => dist.allReduce(tensors)); }
   broadcast(tensors: Tensor[]): void { this.run('broadcast', () => dist.broadcast(tensors)); }
   barrier(): void { this.run('barrier', () => dist.barrier()); }
-  averageGradients(params: Tensor[]): void { this.run('gradient allreduce', () => dist.averageGradients(params)); }
+  /** Seconds spent in the gradient allreduce and the fp32 bytes of the parameters it reduced, since the last take. */
+  private gradientSeconds = 0;
+  private gradientBytes = 0;
+
+  averageGradients(params: Tensor[]): void {
+    const t0 = process.hrtime.bigint();
+    this.run('gradient allreduce', () => dist.averageGradients(params));
+    this.gradientSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+    for (const p of params) this.gradientBytes += p.numel() * 4;
+  }
+
+  /** The gradient allreduce's time and payload since the previous call (a round's, in the log). */
+  takeGradientStats(): { seconds: number; bytes: number } {
+    const out = { seconds: this.gradientSeconds, bytes: this.gradientBytes };
+    this.gradientSeconds = 0;
+    this.gradientBytes = 0;
+    return out;
+  }
 
   /** The sum of each number over the ranks (float64). */
   sumNumbers(values: number[]): number[] {

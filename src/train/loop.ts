@@ -153,7 +153,10 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
         }
         const roundSeconds = (Date.now() - t0) / 1000;
         const meanLoss = lossSum / Math.max(1, step - roundFirst);
-        const event = { stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds };
+        const event = {
+          stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds,
+          ...(group ? { allreduce: group.takeGradientStats() } : {}),
+        };
         if (writes) run.log({ event: 'round', ...event });
         emit({ type: 'round', stageIndex: s, round: r + 1, rounds: ends.length, ...event });
         // The hand-over below checkpoints the last round; others when a checkpoint is due.
