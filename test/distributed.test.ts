@@ -177,10 +177,40 @@ test('kill -9 of rank 1 mid-training: the launch stops with one line naming the 
   assert.deepEqual(launchLines.length, 1, r.stderr);
   assert.match(launchLines[0], /rank 1 was killed by SIGKILL/);
   assert.doesNotMatch(r.stderr, /^\s+at /m);
-  // The folder is a consistent checkpoint: one process continues it to the end.
-  const resumed = await run([CLI, ...trainArgs('mv-unet', out, ['--steps', '60', '--resume'])]);
-  ok(resumed, 'resume with 1 rank');
+  // The folder is a consistent checkpoint: 2 ranks and one process each continue it to the end.
+  const copy = path.join(root, 'killed-copy');
+  fs.cpSync(out, copy, { recursive: true });
+  const again = await run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(port()), '--', ...trainArgs('mv-unet', out, ['--steps', '60', '--resume'])]);
+  ok(again, 'resume with 2 ranks');
   assert.ok(fs.existsSync(path.join(out, 'summary.json')));
+  ok(await run([CLI, ...trainArgs('mv-unet', copy, ['--steps', '60', '--resume'])]), 'resume with 1 rank');
+  assert.ok(fs.existsSync(path.join(copy, 'summary.json')));
+});
+
+test('ranks that disagree on WORLD_SIZE are refused in one line each, at once', async () => {
+  const p = String(port());
+  const env = (r: number, w: number) => ({ ...ENV, WORLD_SIZE: String(w), RANK: String(r), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: p });
+  const args = trainArgs('mv-unet', path.join(root, 'disagree'), ['--steps', '2', '--dist-timeout', '60']);
+  const started = Date.now();
+  const [r0, r1] = await Promise.all([run([CLI, ...args], env(0, 2)), run([CLI, ...args], env(1, 4))]);
+  assertOneLineError(r0, /rank 0: rendezvous failed: WORLD_SIZE is 2 here but 4 on rank 1/);
+  assertOneLineError(r1, /rank 1: rendezvous failed: WORLD_SIZE is 4 here but 2 on rank 0/);
+  assert.ok((Date.now() - started) / 1000 < 40, 'refused before the 60 s timeout');
+});
+
+test('a second run on a port in use is refused in one line, and the first run goes on', async () => {
+  const p = port();
+  const first = path.join(root, 'first');
+  const state = path.join(first, 'checkpoint', 'state.json');
+  const launched = run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(p), '--', ...trainArgs('mv-unet', first, ['--steps', '8'])]);
+  while (!fs.existsSync(state)) await new Promise((r) => setTimeout(r, 100));
+  const env = (r: number) => ({ ...ENV, WORLD_SIZE: '2', RANK: String(r), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(p) });
+  const args = trainArgs('mv-unet', path.join(root, 'second'), ['--steps', '2', '--dist-timeout', '20']);
+  const [r0, r1] = await Promise.all([run([CLI, ...args], env(0)), run([CLI, ...args], env(1))]);
+  assertOneLineError(r0, /rank 0: rendezvous failed: .*127\.0\.0\.1:\d+ is taken/);
+  assertOneLineError(r1, /rank 1: rendezvous failed: rank 1 has already joined the rendezvous at 127\.0\.0\.1:\d+: another run is using this port/);
+  ok(await launched, 'the first run');
+  assert.ok(fs.existsSync(path.join(first, 'summary.json')));
 });
 
 test('a rendezvous with a missing rank fails in one line within its timeout', async () => {

@@ -52,6 +52,31 @@ static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op) {
   }
 }
 
+static std::vector<uint8_t> bytesOf(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+static std::string stringOf(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
+
+// Before the process group's own key exchange, which would only time out: a second process claiming
+// a rank already in this store (another run on the same port) and ranks that disagree on WORLD_SIZE
+// are named at once. Rank 0 waits for every rank's entry, so a missing rank ends in the store timeout.
+static void checkJoin(c10d::Store& store, const std::string& host, int64_t port, int rank, int size) {
+  std::string where = host + ":" + std::to_string(port);
+  if (store.add("avap/joined/" + std::to_string(rank), 1) > 1) {
+    throw std::runtime_error("rank " + std::to_string(rank) + " has already joined the rendezvous at " + where + ": another run is using this port");
+  }
+  store.set("avap/world_size/" + std::to_string(rank), bytesOf(std::to_string(size)));
+  auto check = [&](int other) {
+    std::string theirs = stringOf(store.get("avap/world_size/" + std::to_string(other)));
+    if (theirs != std::to_string(size)) {
+      throw std::runtime_error("WORLD_SIZE is " + std::to_string(size) + " here but " + theirs + " on rank " + std::to_string(other));
+    }
+  };
+  if (rank == 0) {
+    for (int r = 1; r < size; ++r) check(r);
+  } else {
+    check(0);
+  }
+}
+
 // distInit(host, port, rank, worldSize, isStoreServer, timeoutMs, prefix, gloo device: {interface}|{address})
 static Napi::Value distInit(const Napi::CallbackInfo& info) {
   static const char* OPN = "distInit";
@@ -77,6 +102,7 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
     so.timeout = timeout;
     c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(host, so);
     if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
+    checkJoin(*store, host, port, rank, size);
 
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     opts->devices.push_back(deviceKind == "interface" ? c10d::ProcessGroupGloo::createDeviceForInterface(deviceName)
