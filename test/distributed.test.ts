@@ -159,7 +159,7 @@ function workerPids(rank: number, masterPort: number): number[] {
   return out;
 }
 
-test('kill -9 of rank 1 mid-training: the launch stops with one line naming the rank; --resume with 1 rank finishes', async () => {
+test('kill -9 of rank 1 mid-training: the launch stops with one line naming the rank; --resume with 2 ranks and with 1 rank finishes', async () => {
   const out = path.join(root, 'killed');
   const p = port();
   const state = path.join(out, 'checkpoint', 'state.json');
