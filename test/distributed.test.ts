@@ -8,9 +8,11 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { readWorkerEnv } from '../src/distributed/env';
 import { loadStateDict } from '../src/torch';
+import { defaultThreadCount } from '../src/torch/native';
 import { CLI, CliResult, assertOneLineError, avap, ok, sandbox } from './faults.helpers';
 
 const root = sandbox('distributed');
@@ -50,6 +52,27 @@ test('worker environment: unset or WORLD_SIZE 1 is one process; bad values are o
   assert.throws(() => readWorkerEnv({ ...base, MASTER_PORT: 'x' }), /MASTER_PORT must be an integer/);
   assert.throws(() => readWorkerEnv({ ...base, WORLD_SIZE: 'two' }), /WORLD_SIZE must be an integer/);
   assert.throws(() => readWorkerEnv({ RANK: '1' }), /WORLD_SIZE is not set/);
+});
+
+test("threads per worker: the machine's cores divided among LOCAL_WORLD_SIZE workers, unless AVAP_NUM_THREADS says", () => {
+  const saved = { threads: process.env.AVAP_NUM_THREADS, local: process.env.LOCAL_WORLD_SIZE };
+  try {
+    delete process.env.AVAP_NUM_THREADS;
+    process.env.LOCAL_WORLD_SIZE = '2';
+    assert.equal(defaultThreadCount(), Math.max(1, Math.floor(os.availableParallelism() / 2)));
+    process.env.LOCAL_WORLD_SIZE = String(4 * os.availableParallelism());
+    assert.equal(defaultThreadCount(), 1);
+    delete process.env.LOCAL_WORLD_SIZE;
+    assert.equal(defaultThreadCount(), os.availableParallelism());
+    process.env.AVAP_NUM_THREADS = '3';
+    process.env.LOCAL_WORLD_SIZE = '2';
+    assert.equal(defaultThreadCount(), 3);
+  } finally {
+    for (const [k, v] of [['AVAP_NUM_THREADS', saved.threads], ['LOCAL_WORLD_SIZE', saved.local]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 });
 
 test('2 ranks with SyncBatchNorm: averaged half-batch gradients equal the full batch gradient; an unused parameter keeps no gradient', async () => {
@@ -185,6 +208,22 @@ test('kill -9 of rank 1 mid-training: the launch stops with one line naming the 
   assert.ok(fs.existsSync(path.join(out, 'summary.json')));
   ok(await run([CLI, ...trainArgs('mv-unet', copy, ['--steps', '60', '--resume'])]), 'resume with 1 rank');
   assert.ok(fs.existsSync(path.join(copy, 'summary.json')));
+});
+
+test('Ctrl-C to avap launch reaches every worker: all stop, and the launch exits 130', async () => {
+  const p = port();
+  const out = path.join(root, 'interrupted');
+  const child = spawn(process.execPath, [CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(p), '--', ...trainArgs('mv-unet', out, ['--steps', '200'])],
+    { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  while (!/\[rank 0\] train step/.test(stderr)) await new Promise((r) => setTimeout(r, 100));
+  const code = await new Promise<number | null>((resolve) => {
+    child.on('close', (c) => resolve(c));
+    child.kill('SIGINT');
+  });
+  assert.equal(code, 130, stderr.slice(-500));
+  assert.deepEqual([...workerPids(0, p), ...workerPids(1, p)], [], 'workers left running');
 });
 
 test('ranks that disagree on WORLD_SIZE are refused in one line each, at once', async () => {
