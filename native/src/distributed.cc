@@ -64,16 +64,21 @@ static void checkJoin(c10d::Store& store, const std::string& host, int64_t port,
     throw std::runtime_error("rank " + std::to_string(rank) + " has already joined the rendezvous at " + where + ": another run is using this port");
   }
   store.set("avap/world_size/" + std::to_string(rank), bytesOf(std::to_string(size)));
-  auto check = [&](int other) {
-    std::string theirs = stringOf(store.get("avap/world_size/" + std::to_string(other)));
-    if (theirs != std::to_string(size)) {
-      throw std::runtime_error("WORLD_SIZE is " + std::to_string(size) + " here but " + theirs + " on rank " + std::to_string(other));
-    }
+  auto refuse = [&](const std::string& theirs, int other) {
+    throw std::runtime_error("WORLD_SIZE is " + std::to_string(size) + " here but " + theirs + " on rank " + std::to_string(other));
   };
   if (rank == 0) {
-    for (int r = 1; r < size; ++r) check(r);
+    for (int r = 1; r < size; ++r) {
+      std::string theirs = stringOf(store.get("avap/world_size/" + std::to_string(r)));
+      if (theirs == std::to_string(size)) continue;
+      // Rank 0 hosts the store: it stays until that rank has read its entry and can say so itself.
+      store.wait({"avap/checked/" + std::to_string(r)});
+      refuse(theirs, r);
+    }
   } else {
-    check(0);
+    std::string theirs = stringOf(store.get("avap/world_size/0"));
+    store.set("avap/checked/" + std::to_string(rank), bytesOf("1"));
+    if (theirs != std::to_string(size)) refuse(theirs, 0);
   }
 }
 

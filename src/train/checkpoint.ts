@@ -28,6 +28,7 @@ export function loadCheckpointWeights(run: RunDir, model: nn.Module, state: Chec
   loadWeights(model, path.join(run.checkpointDir, state.weights));
 }
 
-export function loadOptimizerState(run: RunDir, optimizer: optim.Optimizer, state: CheckpointState): void {
-  optimizer.loadState(fs.readFileSync(path.join(run.checkpointDir, state.optimizer)));
+/** The optimiser's state bytes of a mid-stage checkpoint. */
+export function readOptimizerState(run: RunDir, state: CheckpointState): Buffer {
+  return fs.readFileSync(path.join(run.checkpointDir, state.optimizer));
 }

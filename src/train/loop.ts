@@ -4,8 +4,6 @@
 // validated and the stage's selected weights are kept in model.safetensors; a crash-safe checkpoint is
 // written after a round when one is due (checkpointSeconds), so a run resumes exactly from its last
 // checkpointed round.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { CaseRecord } from '../data/dataset';
 import type { ProcessGroup } from '../distributed';
 import { Batch, DataLoader } from '../data/pipeline';
@@ -14,7 +12,7 @@ import { UserError } from '../errors';
 import { Tensor, nn, noGrad, optim, tidy } from '../torch';
 import { Rng } from '../util/random';
 import { shardBatch, toTrainingBatch } from './batch';
-import { loadWeights, saveCheckpoint, saveWeights } from './checkpoint';
+import { loadWeights, readOptimizerState, saveCheckpoint, saveWeights } from './checkpoint';
 import type { TrainEvent } from './events';
 import { CheckpointState, RunConfig, RunDir } from './run';
 import { learningRateAt } from './schedule';
@@ -241,7 +239,7 @@ function loadSelectedWeights(model: nn.Module, file: string, group: ProcessGroup
 
 /** Adam's moments of a resumed stage: rank 0 reads them and hands the bytes to the other ranks. */
 function loadOptimizerState(run: RunDir, optimizer: optim.Optimizer, state: CheckpointState, group: ProcessGroup | null): void {
-  let bytes: Uint8Array = !group || group.isWriter ? fs.readFileSync(path.join(run.checkpointDir, state.optimizer)) : new Uint8Array(0);
+  let bytes: Uint8Array = !group || group.isWriter ? readOptimizerState(run, state) : new Uint8Array(0);
   if (group) bytes = group.broadcastBytes(bytes);
   optimizer.loadState(bytes);
 }
