@@ -22,6 +22,11 @@ const ENV = { ...process.env, AVAP_NUM_THREADS: '1', AVAP_DEBUG: '', AVAP_CHECKP
 let nextPort = 29700 + (process.pid % 200) * 5;
 const port = () => nextPort++;
 
+/** The variables avap launch or torchrun give rank `rank` of a job on one machine. */
+function rankEnv(rank: number, masterPort: number | string, worldSize = 2, masterAddr = '127.0.0.1'): NodeJS.ProcessEnv {
+  return { ...ENV, WORLD_SIZE: String(worldSize), RANK: String(rank), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort) };
+}
+
 function run(argv: string[], env: NodeJS.ProcessEnv = ENV, program = process.execPath): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(program, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -81,7 +86,7 @@ test('2 ranks with SyncBatchNorm: averaged half-batch gradients equal the full b
   const two = path.join(root, 'grads-2.json');
   ok(await run([worker, one]), 'one process');
   const p = String(port());
-  const rank = (r: number) => run([worker, two], { ...ENV, WORLD_SIZE: '2', RANK: String(r), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: p });
+  const rank = (r: number) => run([worker, two], rankEnv(r, p));
   const results = await Promise.all([rank(0), rank(1)]);
   results.forEach((r, i) => ok(r, `rank ${i}`));
   const a = JSON.parse(fs.readFileSync(one, 'utf8')) as { grads: (number[] | null)[]; stats: number[][] };
@@ -228,7 +233,7 @@ test('Ctrl-C to avap launch reaches every worker: all stop, and the launch exits
 
 test('ranks that disagree on WORLD_SIZE are refused in one line each, at once', async () => {
   const p = String(port());
-  const env = (r: number, w: number) => ({ ...ENV, WORLD_SIZE: String(w), RANK: String(r), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: p });
+  const env = (r: number, w: number) => rankEnv(r, p, w);
   const args = trainArgs('mv-unet', path.join(root, 'disagree'), ['--steps', '2', '--dist-timeout', '60']);
   const started = Date.now();
   const [r0, r1] = await Promise.all([run([CLI, ...args], env(0, 2)), run([CLI, ...args], env(1, 4))]);
@@ -243,7 +248,7 @@ test('a second run on a port in use is refused in one line, and the first run go
   const state = path.join(first, 'checkpoint', 'state.json');
   const launched = run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(p), '--', ...trainArgs('mv-unet', first, ['--steps', '8'])]);
   while (!fs.existsSync(state)) await new Promise((r) => setTimeout(r, 100));
-  const env = (r: number) => ({ ...ENV, WORLD_SIZE: '2', RANK: String(r), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(p) });
+  const env = (r: number) => rankEnv(r, p);
   const args = trainArgs('mv-unet', path.join(root, 'second'), ['--steps', '2', '--dist-timeout', '20']);
   const [r0, r1] = await Promise.all([run([CLI, ...args], env(0)), run([CLI, ...args], env(1))]);
   assertOneLineError(r0, /rank 0: rendezvous failed: .*127\.0\.0\.1:\d+ is taken/);
@@ -255,7 +260,7 @@ test('a second run on a port in use is refused in one line, and the first run go
 test('a rendezvous with a missing rank fails in one line within its timeout', async () => {
   const started = Date.now();
   const r = await run([CLI, ...trainArgs('mv-unet', path.join(root, 'alone'), ['--steps', '2', '--dist-timeout', '3'])],
-    { ...ENV, WORLD_SIZE: '2', RANK: '0', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port()) });
+    rankEnv(0, port()));
   const seconds = (Date.now() - started) / 1000;
   assertOneLineError(r, /rank 0: rendezvous failed: not every rank of WORLD_SIZE 2 reached 127\.0\.0\.1:\d+ within 3 s/);
   // 3 s of waiting plus loading the engine and the dataset on a busy machine.
@@ -265,7 +270,7 @@ test('a rendezvous with a missing rank fails in one line within its timeout', as
 
 test('a batch that cannot be split over the ranks is refused in one line before the rendezvous', async () => {
   const r = await run([CLI, ...trainArgs('mv-unet', path.join(root, 'odd'), ['--steps', '2', '--batch-size', '3'])],
-    { ...ENV, WORLD_SIZE: '2', RANK: '0', LOCAL_RANK: '0', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port()) });
+    rankEnv(0, port()));
   assertOneLineError(r, /--batch-size 3 cannot be split over WORLD_SIZE 2 ranks/);
 });
 
@@ -295,7 +300,7 @@ test('netns: 2 ranks in their own network namespaces joined by a veth pair train
     const p = String(port());
     // Loopback is up in each namespace but reaches nothing of the other: only the veth pair joins them.
     const rank = (r: number) => run(['netns', 'exec', ns[r], process.execPath, CLI, ...trainArgs('mv-unet', out, ['--steps', '2', '--dist-timeout', '60'])],
-      { ...ENV, WORLD_SIZE: '2', RANK: String(r), LOCAL_RANK: String(r), LOCAL_WORLD_SIZE: '2', MASTER_ADDR: address[0], MASTER_PORT: p }, 'ip');
+      rankEnv(r, p, 2, address[0]), 'ip');
     const results = await Promise.all([rank(0), rank(1)]);
     results.forEach((r, i) => ok(r, `rank ${i} in ${ns[i]}`));
     // The same two ranks compute the same sums in the same order whatever carries the bytes.
