@@ -215,6 +215,31 @@ test('kill -9 of rank 1 mid-training: the launch stops with one line naming the 
   assert.ok(fs.existsSync(path.join(copy, 'summary.json')));
 });
 
+test('a hung rank (SIGSTOP) ends the run after --dist-timeout with one line from the waiting rank', async () => {
+  const out = path.join(root, 'hung');
+  const p = port();
+  const state = path.join(out, 'checkpoint', 'state.json');
+  let stoppedAt = 0;
+  const watcher = setInterval(() => {
+    if (stoppedAt || !fs.existsSync(state)) return;
+    const pids = workerPids(1, p);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    if (pids.length) stoppedAt = Date.now();
+  }, 50);
+  const r = await run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(p), '--', ...trainArgs('mv-unet', out, ['--steps', '60', '--dist-timeout', '5'])]);
+  clearInterval(watcher);
+  for (const pid of workerPids(1, p)) process.kill(pid, 'SIGKILL');
+  assert.ok(stoppedAt > 0, `rank 1 was never stopped: ${r.stderr.slice(-500)}`);
+  assert.notEqual(r.code, 0);
+  const seconds = (Date.now() - stoppedAt) / 1000;
+  // 5 s of waiting, then the launcher's grace for the stopped rank before SIGKILL.
+  assert.ok(seconds >= 4 && seconds < 40, `ended ${seconds} s after the hang`);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('[rank 0] avap:'));
+  assert.equal(errors.length, 1, r.stderr.slice(-800));
+  assert.match(errors[0], /rank 0: .* failed: no answer from another rank within 5 s \(--dist-timeout\)/);
+  assert.match(r.stderr, /avap launch: rank 0 exited with status 1; ending the other ranks/);
+});
+
 test('Ctrl-C to avap launch reaches every worker: all stop, and the launch exits 130', async () => {
   const p = port();
   const out = path.join(root, 'interrupted');
