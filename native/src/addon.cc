@@ -23,6 +23,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerTensorOps(env, exports);
   registerNNOps(env, exports);
   registerOptimizer(env, exports);
+  registerDistributed(env, exports);
   return exports;
 }
 

@@ -70,5 +70,6 @@ inline Napi::Value wrap(const Napi::CallbackInfo& info, at::Tensor t) { return T
 void registerTensorOps(Napi::Env env, Napi::Object exports);
 void registerNNOps(Napi::Env env, Napi::Object exports);
 void registerOptimizer(Napi::Env env, Napi::Object exports);
+void registerDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace avap

@@ -10,6 +10,7 @@ import { registerDemoCommand } from './demo';
 import { registerExperimentCommand } from './experiment';
 import { registerExportCommand } from './export';
 import { registerViewCommand } from './view';
+import { registerLaunchCommand } from './launch';
 
 /**
  * Entry point: only parses arguments and calls library functions. A UserError (bad file, bad flag)
@@ -27,9 +28,11 @@ export async function main(argv: string[]): Promise<number> {
   registerExperimentCommand(program);
   registerExportCommand(program);
   registerViewCommand(program);
+  registerLaunchCommand(program);
   try {
     await program.parseAsync(argv);
-    return 0;
+    // `avap launch` answers with its workers' status.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     return reportFailure(err);

@@ -4,7 +4,8 @@ import { MethodOption, OptionValue, parseOptionText } from '../methods/descripto
 import { methodDescriptors, resolveMethod } from '../methods/registry';
 import { TRAIN_DEFAULTS, TRAINING_SETTINGS, TrainSettings } from '../train/settings';
 import { train } from '../train/trainer';
-import { collectList, setThreadsFlag } from '../util/flags';
+import { DEFAULT_DIST_TIMEOUT_SECONDS } from '../distributed/group';
+import { collectList, parseIntFlag, setThreadsFlag } from '../util/flags';
 
 const PLACEHOLDER: Record<OptionValue['type'], string> = { int: '<n>', number: '<x>', choice: '<kind>', numbers: '<list>' };
 
@@ -38,7 +39,10 @@ export function registerTrainCommand(program: Command): void {
     .requiredOption('--out <run>', 'run folder to create (or to continue with --resume)');
   const settings = settingOptions();
   for (const { option } of settings) command.addOption(option);
-  command.option('--threads <n>', 'torch threads (default: all cores)');
+  command
+    .option('--threads <n>', 'torch threads (default: all cores, divided among the workers on this machine when launched by torchrun or avap launch)')
+    .option('--dist-timeout <s>', 'several processes: seconds a rendezvous or a collective waits for the other ranks before the run stops', String(DEFAULT_DIST_TIMEOUT_SECONDS))
+    .option('--local-batch-norm', "several processes: batch statistics of each rank's share of the batch (DDP's default) instead of the whole batch's", false);
   // Every method's own options; the one --method names may be given, the others are an error.
   const methodFlags = methodDescriptors().flatMap((descriptor) => (descriptor.options ?? []).map((option) => {
     const flag = new Option(`${option.flag} ${PLACEHOLDER[option.value.type]}`, helpOf(option));
@@ -68,7 +72,10 @@ export function registerTrainCommand(program: Command): void {
       methodOptions[m.option.key] = parseOptionText(m.option, raw as string);
       givenFlags.push(m.option.flag);
     }
-    const summary = await train({ ...chosen, data: f.data, out: f.out, methodOptions, givenFlags });
+    const summary = await train({
+      ...chosen, data: f.data, out: f.out, methodOptions, givenFlags,
+      distTimeout: parseIntFlag('--dist-timeout', f.distTimeout as string, 1, 86400), syncBatchNorm: !f.localBatchNorm,
+    });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   });
 }

@@ -1,7 +1,7 @@
 // Tensor plumbing for per-annotator targets and outputs, shared by the methods.
 import { Tensor, tensor, tidy } from '../torch';
 import { Rng } from '../util/random';
-import { TrainingBatch } from './method';
+import { TrainingBatch, drawingBatch } from './method';
 
 /**
  * A method with one output map gives it to every annotator ([B, K, H, W] → [B, M, K, H, W]), as the
@@ -33,11 +33,13 @@ export function pickRows(perAnnotator: Tensor, rows: Tensor): Tensor {
 
 /** A random available annotator per sample (section III-E: random annotator codes during APM training). */
 export function pickAnnotators(batch: TrainingBatch, M: number, rng: Rng): number[] {
-  return Array.from({ length: batch.size }, (_, b) => {
+  const all = drawingBatch(batch);
+  const chosen = Array.from({ length: all.size }, (_, b) => {
     const available = [];
-    for (let m = 0; m < M; m++) if (batch.available[b * M + m]) available.push(m);
+    for (let m = 0; m < M; m++) if (all.available[b * M + m]) available.push(m);
     return available.length ? available[rng.int(available.length)] : rng.int(M);
   });
+  return batch.shard ? chosen.slice(batch.shard.first, batch.shard.first + batch.size) : chosen;
 }
 
 /** Flat rows b·M + chosen[b] of one annotator per sample. */

@@ -18,6 +18,25 @@ export interface TrainingBatch {
   annotatorMasks: Tensor;
   /** Row-major [B, M]: 1 when annotator m annotated image b. */
   available: Uint8Array;
+  /**
+   * Set when this batch is one rank's rows of a global batch (data-parallel training): random
+   * per-sample choices are drawn for the global batch and sliced, as one process would draw them.
+   */
+  shard?: BatchShard;
+}
+
+export interface BatchShard {
+  /** This rank's first row within the global batch. */
+  first: number;
+  /** Rows of the global batch. */
+  global: number;
+  /** The global batch's `available`, row-major [global, M]. */
+  globalAvailable: Uint8Array;
+}
+
+/** The batch whose rows the random per-sample draws cover: the global batch when sharded. */
+export function drawingBatch(batch: TrainingBatch): Pick<TrainingBatch, 'size' | 'available'> {
+  return batch.shard ? { size: batch.shard.global, available: batch.shard.globalAvailable } : batch;
 }
 
 /** Validation score that selects a stage's best epoch: Mean Voting, Average, or their mean ('both'). */

@@ -19,7 +19,7 @@ import { Rng } from '../util/random';
 import { availableRows, pickRows } from './annotators';
 import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
 import { MethodDescriptor } from './descriptor';
-import { Prediction, TrainingBatch } from './method';
+import { Prediction, TrainingBatch, drawingBatch } from './method';
 
 export interface MultiRaterOutput {
   /** Coarse and refined calibrated logits [B, K, H, W] for the given expertise vectors. */
@@ -118,17 +118,18 @@ export class MultiRaterMethod extends BaselineMethod<BaselineConfig, MultiRaterN
  * Dirichlet: normalised exponential draws), row-major [B, M].
  */
 export function randomExpertise(batch: TrainingBatch, annotators: number, rng: Rng): Float32Array {
-  const v = new Float32Array(batch.size * annotators);
-  for (let b = 0; b < batch.size; b++) {
+  const all = drawingBatch(batch);
+  const v = new Float32Array(all.size * annotators);
+  for (let b = 0; b < all.size; b++) {
     let total = 0;
     for (let m = 0; m < annotators; m++) {
       const i = b * annotators + m;
-      v[i] = batch.available[i] ? -Math.log(1 - rng.next()) : 0;
+      v[i] = all.available[i] ? -Math.log(1 - rng.next()) : 0;
       total += v[i];
     }
     for (let m = 0; m < annotators; m++) v[b * annotators + m] = total > 0 ? v[b * annotators + m] / total : 1 / annotators;
   }
-  return v;
+  return batch.shard ? v.slice(batch.shard.first * annotators, (batch.shard.first + batch.size) * annotators) : v;
 }
 
 export const mrNet: MethodDescriptor<BaselineConfig> = {

@@ -94,15 +94,15 @@ export class PadlMethod extends BaselineMethod<PadlConfig, PadlNet> {
     return tidy(() => {
       this.generator.manualSeed(rng.int(2 ** 31));
       const out = this.model.forward(batch.images);
-      const term = (g: GaussianLogits, target: Tensor) => {
-        const noise = randn([this.config.samples, ...g.mean.shape], { generator: this.generator });
+      const term = (g: GaussianLogits, target: Tensor, rows: GlobalRows | null) => {
+        const noise = globalNoise(this.config.samples, g.mean.shape, rows, this.generator);
         return sampledLikelihoodLoss(g.mean, g.logVar, target, noise).add(softDiceLoss(F.sigmoid(g.mean), target));
       };
-      let loss = term(out.meta, batch.meanVotes);
+      let loss = term(out.meta, batch.meanVotes, batch.shard ? { first: batch.shard.first, total: batch.shard.global } : null);
       const rows = availableRows(batch, this.config.annotators.length);
       if (rows) {
         const picked = { mean: pickRows(out.annotators.mean, rows), logVar: pickRows(out.annotators.logVar, rows) };
-        loss = loss.add(term(picked, pickRows(batch.annotatorMasks, rows)));
+        loss = loss.add(term(picked, pickRows(batch.annotatorMasks, rows), availableGlobalRows(batch)));
       }
       return loss;
     });
@@ -126,3 +126,30 @@ export const padl: MethodDescriptor<PadlConfig> = {
   plan: (config) => singleStage(config, 'both'),
   build: (config) => new PadlMethod(config),
 };
+
+/** Where this rank's rows sit among the global batch's rows: the first one's index and their total. */
+interface GlobalRows { first: number; total: number }
+
+/** The annotator term's rows (images × available annotators) of a sharded batch within the global batch's. */
+function availableGlobalRows(batch: TrainingBatch): GlobalRows | null {
+  if (!batch.shard) return null;
+  const M = batch.shard.globalAvailable.length / batch.shard.global;
+  let first = 0;
+  let total = 0;
+  batch.shard.globalAvailable.forEach((a, i) => {
+    if (!a) return;
+    total++;
+    if (i < batch.shard!.first * M) first++;
+  });
+  return { first, total };
+}
+
+/**
+ * The reparameterisation noise [samples, rows, ...]: drawn for the global batch's rows and narrowed to
+ * this rank's when sharded, so every rank uses the numbers one process would.
+ */
+function globalNoise(samples: number, shape: number[], rows: GlobalRows | null, generator: Generator): Tensor {
+  if (!rows) return randn([samples, ...shape], { generator });
+  const [local, ...rest] = shape;
+  return randn([samples, rows.total, ...rest], { generator }).narrow(1, rows.first, local);
+}

@@ -4,5 +4,6 @@ export * from './creation';
 export * as F from './functional';
 export * as nn from './nn';
 export * as optim from './optim';
+export * as distributed from './distributed';
 export { saveStateDict, loadStateDict } from './serialization';
 export * from './precision';

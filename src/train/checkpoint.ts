@@ -30,10 +30,10 @@ export function loadCheckpointWeights(run: RunDir, model: nn.Module, state: Chec
 }
 
 /**
- * Adam keeps two moments per parameter, so its state is about twice the weights; three times their
- * file, plus room for the step counters, bounds it.
+ * The optimiser's state bytes of a mid-stage checkpoint. Adam keeps two moments per parameter, so its
+ * state is about twice the weights; three times their file, plus room for the step counters, bounds it.
  */
-export function loadOptimizerState(run: RunDir, optimizer: optim.Optimizer, state: CheckpointState): void {
+export function readOptimizerState(run: RunDir, state: CheckpointState): Buffer {
   const weights = fs.statSync(path.join(run.checkpointDir, state.weights)).size;
-  optimizer.loadState(readBounded(path.join(run.checkpointDir, state.optimizer), 3 * weights + 16 * MiB, 'the optimiser state of these weights'));
+  return readBounded(path.join(run.checkpointDir, state.optimizer), 3 * weights + 16 * MiB, 'the optimiser state of these weights');
 }

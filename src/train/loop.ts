@@ -5,13 +5,14 @@
 // written after a round when one is due (checkpointSeconds), so a run resumes exactly from its last
 // checkpointed round.
 import type { CaseRecord } from '../data/dataset';
+import type { ProcessGroup } from '../distributed';
 import { Batch, DataLoader } from '../data/pipeline';
 import { Method, Stage } from '../methods/method';
 import { UserError } from '../errors';
-import { noGrad, optim, tidy } from '../torch';
+import { Tensor, nn, noGrad, optim, tidy } from '../torch';
 import { Rng } from '../util/random';
-import { toTrainingBatch } from './batch';
-import { loadOptimizerState, loadWeights, saveCheckpoint, saveWeights } from './checkpoint';
+import { shardBatch, toTrainingBatch } from './batch';
+import { loadWeights, readOptimizerState, saveCheckpoint, saveWeights } from './checkpoint';
 import type { TrainEvent } from './events';
 import { CheckpointState, RunConfig, RunDir } from './run';
 import { learningRateAt } from './schedule';
@@ -35,6 +36,11 @@ export interface LoopContext {
   emit: (e: TrainEvent) => void;
   /** When this session started (Date.now()), for the run's total training time. */
   started: number;
+  /**
+   * Data-parallel training: this rank's process group (null for one process). Every rank walks the
+   * same global batches and trains on its rows; rank 0 alone validates and writes the run folder.
+   */
+  group?: ProcessGroup | null;
 }
 
 /**
@@ -70,6 +76,8 @@ async function* batchStream(loader: DataLoader, stageIndex: number, from: number
 /** Trains every stage not yet done; returns the selected weights' step and score per stage. */
 export async function trainStages(ctx: LoopContext): Promise<CheckpointState['best']> {
   const { run, config, method, trainLoader, valLoader, emit } = ctx;
+  const group = ctx.group ?? null;
+  const writes = !group || group.isWriter;
   let state = ctx.state;
   const elapsedBefore = ctx.state?.elapsedSeconds ?? 0;
   const seconds = () => elapsedBefore + (Date.now() - ctx.started) / 1000;
@@ -84,13 +92,14 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
     const firstStep = state && state.stage === s ? state.step : 0;
     if (firstStep >= stage.steps) {
       // A checkpoint after a stage's last round (written by earlier versions, which checkpointed every round): continue from its selected weights.
-      if (stage.steps > 0) loadWeights(method.model, run.modelFile);
+      if (stage.steps > 0) loadSelectedWeights(method.model, run.modelFile, group);
       continue;
     }
     if (firstStep === 0) stage.begin?.(config.seed);
     const lr = stageLearningRate(config, stage);
     const optimizer = prepareStage(stage, lr, config.optimizer.weightDecay);
-    if (state && state.stage === s && firstStep > 0) loadOptimizerState(run, optimizer, state);
+    if (state && state.stage === s && firstStep > 0) loadOptimizerState(run, optimizer, state, group);
+    const params = group ? [...new Set(stage.trained.flatMap((m) => m.parameters()))] : [];
     const ends = roundEnds(stage.steps);
     const folds = stage.crossFit ? crossFitCases(ctx.trainCases, stage.crossFit, config.seed) : null;
     const stageLoader = folds ? ctx.loaderFor(folds.trained, true) : trainLoader;
@@ -108,38 +117,48 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
         while (step < ends[r]) {
           const { value: b } = await stream.next();
           optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
-          const loss = tidy(() => {
+          const takeStep = () => tidy(() => {
             optimizer.zeroGrad();
-            const batch = toTrainingBatch(b as Batch, config.input.channels, M, K);
+            const global = toTrainingBatch(b as Batch, config.input.channels, M, K);
+            const batch = group ? shardBatch(global, group.rank, group.worldSize) : global;
             // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
             const l = tidy(() => stage.loss(batch, rng));
             l.backward();
+            // Each rank's loss is the mean over its equal share of the global batch: the mean of the
+            // ranks' gradients is the global batch's gradient, and the mean loss the global batch's loss.
+            if (group) group.averageGradients(params);
             optimizer.step();
-            return l.item();
+            return group ? group.sumNumbers([l.item()])[0] / group.worldSize : l.item();
           });
+          const loss = group ? group.step(`step ${step + 1} of stage ${stage.name}`, takeStep) : takeStep();
           if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at stage ${stage.name}, step ${step + 1}`);
           lossSum += loss;
           step++;
           emit({ type: 'step', stage: stage.name, stageIndex: s, step, steps: stage.steps, roundStep: step - roundFirst, roundSteps: ends[r] - roundFirst, loss });
         }
-        const val: ValidationScores | null = valLoader ? await validate(method, valLoader) : null;
+        if (group) group.checkSameParameters(params, `after step ${step} of stage ${stage.name}`);
+        const val: ValidationScores | null = valLoader && writes ? await validate(method, valLoader) : null;
         const score = val ? selectionScore(val, stage.select) : null;
         const previous = best.find((x) => x.stage === s);
         const last = r === ends.length - 1;
         // Without selection only the stage's final weights are kept, so they are written once.
-        const keep = selecting ? !previous || score! > previous.score! : last;
+        const decided = selecting ? !previous || score! > previous.score! : last;
+        const keep = group ? group.broadcastFlag(decided) : decided;
         if (keep) {
-          saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(step), ...(score !== null ? { score: score.toFixed(6) } : {}) });
+          if (writes) saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(step), ...(score !== null ? { score: score.toFixed(6) } : {}) });
           if (previous) Object.assign(previous, { score, step });
           else best.push({ stage: s, score, step });
         }
         const roundSeconds = (Date.now() - t0) / 1000;
         const meanLoss = lossSum / Math.max(1, step - roundFirst);
-        const event = { stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds };
-        run.log({ event: 'round', ...event });
+        const event = {
+          stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds,
+          ...(group ? { allreduce: group.takeGradientStats() } : {}),
+        };
+        if (writes) run.log({ event: 'round', ...event });
         emit({ type: 'round', stageIndex: s, round: r + 1, rounds: ends.length, ...event });
         // The hand-over below checkpoints the last round; others when a checkpoint is due.
-        if (!last && Date.now() - lastCheckpoint >= checkpointSeconds() * 1000) {
+        if (writes && !last && Date.now() - lastCheckpoint >= checkpointSeconds() * 1000) {
           saveCheckpoint(run, method.model, optimizer, { stage: s, step, best, elapsedSeconds: seconds() });
           lastCheckpoint = Date.now();
         }
@@ -149,19 +168,21 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
       if (stageLoader !== trainLoader) await stageLoader.close();
     }
     // The next stage builds on this stage's selected weights (its best round, or its last).
-    loadWeights(method.model, run.modelFile);
+    loadSelectedWeights(method.model, run.modelFile, group);
     if (folds && stage.heldOut) await showHeldOut(stage, ctx.loaderFor(folds.heldOut, false), config.input.channels, M, K);
     if (stage.end || (folds && stage.heldOut)) {
       const decided = stage.end?.();
       if (decided) {
-        run.log({ event: 'stageEnd', stage: stage.name, step: stage.steps, note: decided });
+        if (writes) run.log({ event: 'stageEnd', stage: stage.name, step: stage.steps, note: decided });
         emit({ type: 'note', text: decided });
       }
-      saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(stage.steps) });
+      // Every rank decided from the same held-out batches and weights; rank 0's result is the one kept.
+      if (group) group.broadcastState(stateTensors(method.model));
+      if (writes) saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(stage.steps) });
     }
     // Commit the hand-over: from here on model.safetensors belongs to the next stage, whose first
     // round overwrites it; a resume must restart that stage from this stage's selected weights.
-    saveCheckpoint(run, method.model, null, { stage: s + 1, step: 0, best, elapsedSeconds: seconds() });
+    if (writes) saveCheckpoint(run, method.model, null, { stage: s + 1, step: 0, best, elapsedSeconds: seconds() });
     state = null;
   }
   return best;
@@ -203,4 +224,22 @@ function prepareStage(stage: Stage, lr: number, weightDecay: number): optim.Opti
   setModes(stage);
   const params = [...new Set(stage.trained.flatMap((m) => m.parameters()))];
   return new optim.Adam(params, { lr, weightDecay });
+}
+
+/** Every parameter and buffer, in the state dict's order (what a rank hands the others). */
+export function stateTensors(model: nn.Module): Tensor[] {
+  return Object.values(model.stateDict());
+}
+
+/** A stage's selected weights: rank 0 reads model.safetensors and hands them to the other ranks. */
+function loadSelectedWeights(model: nn.Module, file: string, group: ProcessGroup | null): void {
+  if (!group || group.isWriter) loadWeights(model, file);
+  if (group) group.broadcastState(stateTensors(model));
+}
+
+/** Adam's moments of a resumed stage: rank 0 reads them and hands the bytes to the other ranks. */
+function loadOptimizerState(run: RunDir, optimizer: optim.Optimizer, state: CheckpointState, group: ProcessGroup | null): void {
+  let bytes: Uint8Array = !group || group.isWriter ? readOptimizerState(run, state) : new Uint8Array(0);
+  if (group) bytes = group.broadcastBytes(bytes);
+  optimizer.loadState(bytes);
 }

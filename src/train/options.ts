@@ -16,6 +16,10 @@ export interface TrainOptions extends Partial<TrainSettings> {
   progress?: boolean;
   /** With the default reporter: where status lines go (default: stderr). */
   print?: (line: string) => void;
+  /** Data-parallel training (torchrun's variables set): seconds a rendezvous or collective may wait for the other ranks. */
+  distTimeout?: number;
+  /** Data-parallel training: batch statistics over the global batch (SyncBatchNorm, default) or per rank. */
+  syncBatchNorm?: boolean;
 }
 
 export interface TrainSummary {

@@ -1,5 +1,6 @@
 // The standard layers, with PyTorch's parameter names, shapes and default initialisation.
-import { zeros, ones, tensor } from '../creation';
+import { cat, zeros, ones, tensor } from '../creation';
+import { allReduceSum } from '../distributed';
 import * as F from '../functional';
 import { Tensor, noGrad, tidy } from '../tensor';
 import { pair, positiveInt } from '../validate';
@@ -104,15 +105,56 @@ export class BatchNorm2d extends Module {
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', tensor(new BigInt64Array(1), []));
   }
 
+  /**
+   * PyTorch's SyncBatchNorm: in training, the batch statistics are those of the batch over every rank
+   * of the process group (convertSyncBatchNorm sets it; one process never does).
+   */
+  sync = false;
+
   forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new Error(`BatchNorm2d: input must be 4-D [N, C, H, W], got shape [${x.shape.join(', ')}]`);
     if (x.shape[1] !== this.numFeatures) throw new Error(`BatchNorm2d: input has ${x.shape[1]} channels, expected ${this.numFeatures}`);
     if (this.training) noGrad(() => tidy(() => void this.numBatchesTracked.copy_(this.numBatchesTracked.add(1))));
+    if (this.sync && this.training) return this.syncForward(x);
     return F.batchNorm(x, {
       weight: this.weight, bias: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
       training: this.training, momentum: this.opts.momentum ?? 0.1, eps: this.opts.eps ?? 1e-5,
     });
   }
+
+  /**
+   * One differentiable sum over the ranks of [Σx, Σx², n] per channel gives the global mean and
+   * (biased) variance; its backward sums the two gradient terms over the ranks, as SyncBatchNorm's
+   * backward does. Statistics in fp32 whatever the input's precision.
+   */
+  private syncForward(x: Tensor): Tensor {
+    const [N, C, H, W] = x.shape;
+    const eps = this.opts.eps ?? 1e-5;
+    const momentum = this.opts.momentum ?? 0.1;
+    const xf = x.dtype === 'float32' ? x : x.to('float32');
+    const local = cat([xf.sum([0, 2, 3]), xf.square().sum([0, 2, 3]), tensor(new Float32Array(C).fill(N * H * W), [C])]);
+    const total = allReduceSum(local);
+    const count = total.narrow(0, 2 * C, C);
+    const mean = total.narrow(0, 0, C).div(count);
+    const variance = total.narrow(0, C, C).div(count).sub(mean.square());
+    noGrad(() => tidy(() => {
+      const n = count.data()[0] as number;
+      const unbiased = variance.mul(n / Math.max(1, n - 1));
+      this.runningMean.copy_(this.runningMean.mul(1 - momentum).add(mean.mul(momentum)));
+      this.runningVar.copy_(this.runningVar.mul(1 - momentum).add(unbiased.mul(momentum)));
+    }));
+    const shape = [1, C, 1, 1];
+    const scale = variance.add(eps).rsqrt().mul(this.weight).view(shape);
+    const y = xf.sub(mean.view(shape)).mul(scale).add(this.bias.view(shape));
+    return y.dtype === x.dtype ? y : y.to(x.dtype);
+  }
+}
+
+/** PyTorch's SyncBatchNorm.convert_sync_batchnorm, in place: every BatchNorm2d of `module` synchronises its statistics. */
+export function convertSyncBatchNorm(module: Module): number {
+  let n = 0;
+  for (const [, m] of module.namedModules()) if (m instanceof BatchNorm2d) { m.sync = true; n++; }
+  return n;
 }
 
 export class GroupNorm extends Module {

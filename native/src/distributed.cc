@@ -1,0 +1,227 @@
+// PyTorch's own distributed engine (c10d: a TCPStore rendezvous and a Gloo process group) behind a few
+// synchronous collectives. One process group per process, as torch.distributed's default group; the
+// training logic (which tensors, when, how gradients are averaged) lives in TypeScript.
+#include "tensor_handle.h"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/utils/tensor_flatten.h>
+
+#include <chrono>
+#include <map>
+
+namespace avap {
+
+static c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+static int groupRank = 0;
+static int groupSize = 1;
+
+// DDP's default bucket: large enough that per-collective latency is negligible, small enough that the
+// flattened copy does not double a large model's memory.
+static const int64_t kBucketBytes = 25 * 1024 * 1024;
+
+static c10d::ProcessGroupGloo& pg(const char* op) {
+  if (!group) throw std::runtime_error(std::string(op) + " needs a process group: none is initialised");
+  return *group;
+}
+
+// Gloo reports a failed collective through the work object; waiting rethrows its exception here, on
+// the calling thread, where guard() turns it into a JS error.
+static void waitFor(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
+
+// Same-dtype runs of at most kBucketBytes, in order; each is flattened, reduced and copied back.
+static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op) {
+  auto& g = pg(op);
+  size_t i = 0;
+  while (i < tensors.size()) {
+    std::vector<at::Tensor> bucket{tensors[i]};
+    int64_t bytes = tensors[i].numel() * static_cast<int64_t>(tensors[i].element_size());
+    size_t j = i + 1;
+    for (; j < tensors.size(); ++j) {
+      int64_t b = tensors[j].numel() * static_cast<int64_t>(tensors[j].element_size());
+      if (tensors[j].scalar_type() != tensors[i].scalar_type() || bytes + b > kBucketBytes) break;
+      bucket.push_back(tensors[j]);
+      bytes += b;
+    }
+    std::vector<at::Tensor> flat{torch::utils::flatten_dense_tensors(bucket)};
+    waitFor(g.allreduce(flat));
+    auto parts = torch::utils::unflatten_dense_tensors(flat[0], bucket);
+    for (size_t k = 0; k < bucket.size(); ++k) bucket[k].copy_(parts[k]);
+    i = j;
+  }
+}
+
+static std::vector<uint8_t> bytesOf(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+static std::string stringOf(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
+
+// Before the process group's own key exchange, which would only time out: a second process claiming
+// a rank already in this store (another run on the same port) and ranks that disagree on WORLD_SIZE
+// are named at once. Rank 0 waits for every rank's entry, so a missing rank ends in the store timeout.
+static void checkJoin(c10d::Store& store, const std::string& host, int64_t port, int rank, int size) {
+  std::string where = host + ":" + std::to_string(port);
+  if (store.add("avap/joined/" + std::to_string(rank), 1) > 1) {
+    throw std::runtime_error("rank " + std::to_string(rank) + " has already joined the rendezvous at " + where + ": another run is using this port");
+  }
+  store.set("avap/world_size/" + std::to_string(rank), bytesOf(std::to_string(size)));
+  auto refuse = [&](const std::string& theirs, int other) {
+    throw std::runtime_error("WORLD_SIZE is " + std::to_string(size) + " here but " + theirs + " on rank " + std::to_string(other));
+  };
+  if (rank == 0) {
+    for (int r = 1; r < size; ++r) {
+      std::string theirs = stringOf(store.get("avap/world_size/" + std::to_string(r)));
+      if (theirs == std::to_string(size)) continue;
+      // Rank 0 hosts the store: it stays until that rank has read its entry and can say so itself.
+      store.wait({"avap/checked/" + std::to_string(r)});
+      refuse(theirs, r);
+    }
+  } else {
+    std::string theirs = stringOf(store.get("avap/world_size/0"));
+    store.set("avap/checked/" + std::to_string(rank), bytesOf("1"));
+    if (theirs != std::to_string(size)) refuse(theirs, 0);
+  }
+}
+
+// distInit(host, port, rank, worldSize, isStoreServer, timeoutMs, prefix, gloo device: {interface}|{address})
+static Napi::Value distInit(const Napi::CallbackInfo& info) {
+  static const char* OPN = "distInit";
+  return guard(info, OPN, [&]() -> Napi::Value {
+    if (group) throw std::runtime_error("a process group is already initialised in this process");
+    std::string host = stringArg(info, 0, OPN);
+    int64_t port = intArg(info, 1, OPN);
+    int rank = static_cast<int>(intArg(info, 2, OPN));
+    int size = static_cast<int>(intArg(info, 3, OPN));
+    bool isServer = boolArg(info, 4, OPN);
+    std::chrono::milliseconds timeout(intArg(info, 5, OPN));
+    std::string prefix = stringArg(info, 6, OPN);
+    std::string deviceKind = stringArg(info, 7, OPN);
+    std::string deviceName = stringArg(info, 8, OPN);
+
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(port);
+    so.isServer = isServer;
+    so.numWorkers = static_cast<size_t>(size);
+    // The process group's own key exchange is the rendezvous: a server that also waited for its workers
+    // to check in deadlocked with them in this libtorch (every rank timed out).
+    so.waitWorkers = false;
+    so.timeout = timeout;
+    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
+    checkJoin(*store, host, port, rank, size);
+
+    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+    opts->devices.push_back(deviceKind == "interface" ? c10d::ProcessGroupGloo::createDeviceForInterface(deviceName)
+                                                      : c10d::ProcessGroupGloo::createDeviceForHostname(deviceName));
+    opts->threads = 2;
+    group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
+    groupRank = rank;
+    groupSize = size;
+    return info.Env().Undefined();
+  });
+}
+
+static Napi::Value distDestroy(const Napi::CallbackInfo& info) {
+  return guard(info, "distDestroy", [&]() -> Napi::Value {
+    group.reset();
+    return info.Env().Undefined();
+  });
+}
+
+// distAllReduce(tensors[]): sums each tensor over the ranks, in place.
+static Napi::Value distAllReduce(const Napi::CallbackInfo& info) {
+  static const char* OPN = "allreduce";
+  return guard(info, OPN, [&]() -> Napi::Value {
+    torch::NoGradGuard noGrad;
+    auto tensors = tensorListArg(info, 0, OPN);
+    allreduceBuckets(tensors, OPN);
+    return info.Env().Undefined();
+  });
+}
+
+// distBroadcast(tensors[]): rank 0's values to every rank, in place (bucketed as allreduce).
+static Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
+  static const char* OPN = "broadcast";
+  return guard(info, OPN, [&]() -> Napi::Value {
+    torch::NoGradGuard noGrad;
+    auto tensors = tensorListArg(info, 0, OPN);
+    auto& g = pg(OPN);
+    std::map<at::ScalarType, std::vector<at::Tensor>> byType;
+    for (auto& t : tensors) byType[t.scalar_type()].push_back(t);
+    for (auto& [type, list] : byType) {
+      std::vector<at::Tensor> flat{torch::utils::flatten_dense_tensors(list)};
+      c10d::BroadcastOptions bo;
+      bo.rootRank = 0;
+      waitFor(g.broadcast(flat, bo));
+      auto parts = torch::utils::unflatten_dense_tensors(flat[0], list);
+      for (size_t k = 0; k < list.size(); ++k) list[k].copy_(parts[k]);
+    }
+    return info.Env().Undefined();
+  });
+}
+
+static Napi::Value distBarrier(const Napi::CallbackInfo& info) {
+  static const char* OPN = "barrier";
+  return guard(info, OPN, [&]() -> Napi::Value {
+    waitFor(pg(OPN).barrier());
+    return info.Env().Undefined();
+  });
+}
+
+// distAverageGradients(params[]): DDP's reduction after backward. A parameter that has a gradient on
+// some rank gets the mean over all ranks (zero where a rank had none); one with no gradient on any rank
+// keeps none, so the optimizer skips it exactly as in one process.
+static Napi::Value distAverageGradients(const Napi::CallbackInfo& info) {
+  static const char* OPN = "averageGradients";
+  return guard(info, OPN, [&]() -> Napi::Value {
+    torch::NoGradGuard noGrad;
+    auto params = tensorListArg(info, 0, OPN);
+    pg(OPN);
+    at::Tensor has = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat32);
+    auto h = has.accessor<float, 1>();
+    for (size_t i = 0; i < params.size(); ++i) h[i] = params[i].grad().defined() ? 1.0f : 0.0f;
+    std::vector<at::Tensor> mask{has};
+    allreduceBuckets(mask, OPN);
+    std::vector<at::Tensor> grads;
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (h[i] == 0.0f) continue;
+      if (!params[i].grad().defined()) params[i].mutable_grad() = torch::zeros_like(params[i]);
+      grads.push_back(params[i].grad());
+    }
+    allreduceBuckets(grads, OPN);
+    for (auto& g : grads) g.div_(groupSize);
+    return info.Env().Undefined();
+  });
+}
+
+// Sum over the ranks as an autograd op: forward sums the input, backward sums the incoming gradient
+// (the gradient of a sum that every rank computes and uses). SyncBatchNorm's statistics go through it.
+class AllReduceSum : public torch::autograd::Function<AllReduceSum> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& x) {
+    std::vector<at::Tensor> t{x.detach().clone().contiguous()};
+    allreduceBuckets(t, "allReduceSumAutograd");
+    return t[0];
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*, torch::autograd::variable_list grads) {
+    std::vector<at::Tensor> t{grads[0].detach().clone().contiguous()};
+    allreduceBuckets(t, "allReduceSumAutograd (backward)");
+    return {t[0]};
+  }
+};
+
+static Napi::Value allReduceSumAutograd(const Napi::CallbackInfo& info) {
+  static const char* OPN = "allReduceSumAutograd";
+  return guard(info, OPN, [&]() -> Napi::Value { return wrap(info, AllReduceSum::apply(tensorArg(info, 0, OPN))); });
+}
+
+void registerDistributed(Napi::Env env, Napi::Object e) {
+  e.Set("distInit", Napi::Function::New(env, distInit, "distInit"));
+  e.Set("distDestroy", Napi::Function::New(env, distDestroy, "distDestroy"));
+  e.Set("distAllReduce", Napi::Function::New(env, distAllReduce, "distAllReduce"));
+  e.Set("distBroadcast", Napi::Function::New(env, distBroadcast, "distBroadcast"));
+  e.Set("distBarrier", Napi::Function::New(env, distBarrier, "distBarrier"));
+  e.Set("distAverageGradients", Napi::Function::New(env, distAverageGradients, "distAverageGradients"));
+  e.Set("allReduceSumAutograd", Napi::Function::New(env, allReduceSumAutograd, "allReduceSumAutograd"));
+}
+
+}  // namespace avap

@@ -1,0 +1,173 @@
+// A worker's membership of the job: the rendezvous (c10d's TCPStore) and the Gloo process group, plus
+// what data-parallel training needs on top of the collectives: bytes and decisions from rank 0, a
+// check that every rank agrees, gradient averaging. Every failure is a UserError of one line naming
+// this rank and what happened.
+import { UserError } from '../errors';
+import { Tensor, distributed as dist, noGrad, tensor, tidy } from '../torch';
+import { chooseGlooDevice, WorkerEnv } from './env';
+
+/** Default collective and rendezvous timeout: longer than a validation round plus a checkpoint of a large run. */
+export const DEFAULT_DIST_TIMEOUT_SECONDS = 600;
+
+export class ProcessGroup {
+  private constructor(readonly env: WorkerEnv, readonly timeoutSeconds: number) {}
+
+  get rank(): number { return this.env.rank; }
+  get worldSize(): number { return this.env.worldSize; }
+  /** Rank 0 writes the run folder; the others only train. */
+  get isWriter(): boolean { return this.env.rank === 0; }
+
+  /** Joins the job: every rank blocks here until all WORLD_SIZE ranks have arrived, or the timeout ends it. */
+  static async init(env: WorkerEnv, timeoutSeconds: number): Promise<ProcessGroup> {
+    const device = await chooseGlooDevice(env.masterAddr, env.masterPort);
+    const g = new ProcessGroup(env, timeoutSeconds);
+    g.run('rendezvous', () => dist.initProcessGroup({
+      host: env.masterAddr, port: env.masterPort, rank: env.rank, worldSize: env.worldSize,
+      isStoreServer: env.rank === 0 && !env.useAgentStore, timeoutMs: timeoutSeconds * 1000,
+      prefix: env.useAgentStore ? `/worker/attempt_${env.restartCount}` : '', device,
+    }));
+    return g;
+  }
+
+  /** Runs a collective; c10d's failure becomes one line naming this rank. */
+  run<T>(what: string, body: () => T): T {
+    try {
+      return body();
+    } catch (err) {
+      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds)}`);
+    }
+  }
+
+  /**
+   * A training step's failure: one that came from a collective inside the model (SyncBatchNorm's
+   * statistics, forward or backward) becomes one line naming this rank; anything else is rethrown.
+   */
+  step<T>(what: string, body: () => T): T {
+    try {
+      return body();
+    } catch (err) {
+      if (err instanceof UserError || !isCollectiveFailure((err as Error).message)) throw err;
+      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds)}`);
+    }
+  }
+
+  allReduce(tensors: Tensor[]): void { this.run('allreduce', () => dist.allReduce(tensors)); }
+  broadcast(tensors: Tensor[]): void { this.run('broadcast', () => dist.broadcast(tensors)); }
+  barrier(): void { this.run('barrier', () => dist.barrier()); }
+  /** Seconds spent in the gradient allreduce and the fp32 bytes of the parameters it reduced, since the last take. */
+  private gradientSeconds = 0;
+  private gradientBytes = 0;
+
+  averageGradients(params: Tensor[]): void {
+    const t0 = process.hrtime.bigint();
+    this.run('gradient allreduce', () => dist.averageGradients(params));
+    this.gradientSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+    for (const p of params) this.gradientBytes += p.numel() * 4;
+  }
+
+  /** The gradient allreduce's time and payload since the previous call (a round's, in the log). */
+  takeGradientStats(): { seconds: number; bytes: number } {
+    const out = { seconds: this.gradientSeconds, bytes: this.gradientBytes };
+    this.gradientSeconds = 0;
+    this.gradientBytes = 0;
+    return out;
+  }
+
+  /** The sum of each number over the ranks (float64). */
+  sumNumbers(values: number[]): number[] {
+    return tidy(() => {
+      const t = tensor(Float64Array.from(values), [values.length]);
+      this.allReduce([t]);
+      return Array.from(t.data() as Float64Array);
+    });
+  }
+
+  /** Rank 0's bytes on every rank (the others pass anything; their own bytes are ignored). */
+  broadcastBytes(bytes: Uint8Array): Uint8Array {
+    return tidy(() => {
+      const length = tensor(Float64Array.of(bytes.length), [1]);
+      this.broadcast([length]);
+      const n = (length.data() as Float64Array)[0];
+      const buffer = new Uint8Array(n);
+      if (this.isWriter) buffer.set(bytes);
+      const t = tensor(buffer, [n]);
+      if (n > 0) this.broadcast([t]);
+      return new Uint8Array(t.data() as Uint8Array);
+    });
+  }
+
+  broadcastJson<T>(value: T): T {
+    const bytes = this.broadcastBytes(this.isWriter ? Buffer.from(JSON.stringify(value)) : new Uint8Array(0));
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+  }
+
+  /** Rank 0's decision on every rank. */
+  broadcastFlag(flag: boolean): boolean {
+    return tidy(() => {
+      const t = tensor(Float64Array.of(flag ? 1 : 0), [1]);
+      this.broadcast([t]);
+      return (t.data() as Float64Array)[0] === 1;
+    });
+  }
+
+  /**
+   * Every rank compares its `text` (settings, data) with rank 0's; when any differs, every rank
+   * stops with one line (the differing ranks say what differs).
+   */
+  agree(what: string, text: string): void {
+    const reference = Buffer.from(this.broadcastBytes(Buffer.from(text))).toString('utf8');
+    const differs = reference !== text;
+    const [count] = this.sumNumbers([differs ? 1 : 0]);
+    if (differs) throw new UserError(`rank ${this.rank}: ${what} differ from rank 0's: ${firstDifference(reference, text)}`);
+    if (count > 0) throw new UserError(`rank ${this.rank}: ${count} other rank(s) have ${what} that differ from rank 0's (see their message)`);
+  }
+
+  /** Rank 0's parameters and buffers on every rank. */
+  broadcastState(tensors: Tensor[]): void {
+    noGrad(() => this.broadcast(tensors));
+  }
+
+  /**
+   * Compares a checksum of the parameters (sum and sum of squares per tensor) across the ranks; the
+   * ranks apply the same averaged gradients, so they differ only through a bug or a faulty machine.
+   */
+  checkSameParameters(params: Tensor[], where: string): void {
+    const local = tidy(() => params.flatMap((p) => {
+      const f = p.detach().to('float64');
+      return [f.sum().item(), f.square().sum().item()];
+    }));
+    const total = this.sumNumbers(local);
+    for (let i = 0; i < local.length; i++) {
+      const mean = total[i] / this.worldSize;
+      if (Math.abs(local[i] - mean) > 1e-9 * Math.max(1, Math.abs(mean))) {
+        throw new UserError(`rank ${this.rank}: parameters differ between ranks ${where} (tensor ${Math.floor(i / 2)}: ${local[i]} here, mean ${mean}); stopping`);
+      }
+    }
+  }
+
+  destroy(): void {
+    try { dist.destroyProcessGroup(); } catch { /* the group is gone with the process anyway */ }
+  }
+}
+
+function isCollectiveFailure(message: string): boolean {
+  return /allReduceSumAutograd|gloo|c10d|Connection reset|Connection closed|Socket Timeout|Timed out waiting/i.test(message);
+}
+
+function describeFailure(message: string, what: string, env: WorkerEnv, timeoutSeconds: number): string {
+  const m = message.replace(/^\w+: /, '').replace(/\s*\n[\s\S]*$/, '').replace(/ \(inputs: [^)]*\)$/, '');
+  if (/Socket Timeout|timed out|Timeout/i.test(m) && what === 'rendezvous') {
+    return `not every rank of WORLD_SIZE ${env.worldSize} reached ${env.masterAddr}:${env.masterPort} within ${timeoutSeconds} s (${m})`;
+  }
+  if (/Address already in use|bind/i.test(m)) return `${env.masterAddr}:${env.masterPort} is taken, perhaps by another run (${m}); choose another --master-port`;
+  if (/Timeout|timed out/i.test(m)) return `no answer from another rank within ${timeoutSeconds} s (--dist-timeout): a rank hung or stopped (${m})`;
+  if (/reset by peer|closed|EOF|Broken pipe|Connection refused/i.test(m)) return `another rank stopped (${m})`;
+  return m;
+}
+
+function firstDifference(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const from = Math.max(0, i - 30);
+  return `rank 0 has '…${a.slice(from, i + 30)}…', this rank '…${b.slice(from, i + 30)}…'`;
+}

@@ -1,0 +1,59 @@
+// torch.distributed's collectives over the addon's one Gloo process group (c10d). Every call blocks
+// until the collective is done on every rank; a failure (a peer gone, a timeout) throws an Error whose
+// message is c10d's, prefixed with the collective's name.
+import { native } from './native';
+import { Tensor } from './tensor';
+
+/** Where the Gloo transport binds: a network interface (GLOO_SOCKET_IFNAME) or a local address. */
+export type GlooDevice = { interface: string } | { address: string };
+
+export interface InitOptions {
+  /** The TCPStore's host and port (MASTER_ADDR, MASTER_PORT). */
+  host: string;
+  port: number;
+  rank: number;
+  worldSize: number;
+  /** This process hosts the store (rank 0, unless torchrun's agent does). */
+  isStoreServer: boolean;
+  /** Rendezvous and collective timeout. */
+  timeoutMs: number;
+  /** Key prefix inside the store ('' for none; '/worker/attempt_<n>' under torchrun's agent store). */
+  prefix: string;
+  device: GlooDevice;
+}
+
+export function initProcessGroup(o: InitOptions): void {
+  const [kind, name] = 'interface' in o.device ? ['interface', o.device.interface] : ['address', o.device.address];
+  native.distInit(o.host, o.port, o.rank, o.worldSize, o.isStoreServer, Math.round(o.timeoutMs), o.prefix, kind, name);
+}
+
+export function destroyProcessGroup(): void {
+  native.distDestroy();
+}
+
+/** Sums each tensor over the ranks, in place (flattened into buckets). */
+export function allReduce(tensors: Tensor[]): void {
+  if (tensors.length) native.distAllReduce(tensors.map((t) => t.handle));
+}
+
+/** Rank 0's values into every rank's tensors, in place. */
+export function broadcast(tensors: Tensor[]): void {
+  if (tensors.length) native.distBroadcast(tensors.map((t) => t.handle));
+}
+
+export function barrier(): void {
+  native.distBarrier();
+}
+
+/**
+ * DDP's gradient reduction after backward: each parameter's gradient becomes the mean over the ranks;
+ * a parameter without a gradient on every rank keeps none.
+ */
+export function averageGradients(params: Tensor[]): void {
+  if (params.length) native.distAverageGradients(params.map((p) => p.handle));
+}
+
+/** The sum over the ranks, differentiable: backward sums the gradient over the ranks too. */
+export function allReduceSum(t: Tensor): Tensor {
+  return new Tensor(native.allReduceSumAutograd(t.handle));
+}
