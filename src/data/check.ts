@@ -8,11 +8,14 @@
  */
 import { UserError } from '../errors';
 import { readImage } from '../io/image';
+import { isNiftiPath } from '../io/nifti';
+import { readNiftiImage } from './niftiImage';
+import { readQubiqRater } from './qubiq';
 import { CaseRecord, Dataset, displayPath, formatProblem, labelDecoderFor, Problem, scanDataset } from './dataset';
 
 export interface CheckSummary {
   name: string;
-  layout: 'riga' | 'native';
+  layout: Dataset['layout'];
   root: string;
   cases: number;
   /** Subset -> number of cases (empty when the dataset has no subsets). */
@@ -39,7 +42,7 @@ export interface CheckSummary {
 export interface CheckReport {
   /** The folder as given. */
   dir: string;
-  layout: 'riga' | 'native' | null;
+  layout: Dataset['layout'] | null;
   /** True when there is no problem (warnings do not count). */
   ok: boolean;
   problems: Problem[];
@@ -78,12 +81,13 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   let width = 0;
   let height = 0;
   try {
-    const img = await readImage(c.image);
+    const img = await (isNiftiPath(c.image) ? readNiftiImage(c.image) : readImage(c.image));
     ({ width, height } = img);
     out.image = { width, height, channels: img.channels, alpha: img.alpha === true, bitDepth: img.bitDepth };
     if (img.alpha) out.warnings.push(problem(c.image, 'image has an alpha channel, which is ignored (the models see only its colour or grey channels)'));
-    if (ds.layout === 'native' && img.channels !== ds.channels) {
-      out.problems.push(problem(c.image, `image has ${img.channels} channel${img.channels > 1 ? 's' : ''} but dataset.json declares channels ${ds.channels}`));
+    if (ds.layout !== 'riga' && img.channels !== ds.channels) {
+      const declared = ds.layout === 'native' ? `dataset.json declares channels ${ds.channels}` : `the first case's image has ${ds.channels}`;
+      out.problems.push(problem(c.image, `image has ${img.channels} channel${img.channels > 1 ? 's' : ''} but ${declared}`));
     }
   } catch (err) {
     out.problems.push(problem(c.image, messageFor(c.image, err)));
@@ -91,7 +95,7 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
     try {
-      const label = await decoder.decode(file);
+      const label = c.parts ? await readQubiqRater(c.parts[m]) : await decoder.decode(file);
       if (out.image && (label.width !== width || label.height !== height)) {
         out.problems.push(problem(file, `label map is ${label.width}x${label.height} but its image ${displayPath(c.image)} is ${width}x${height}`));
         return;

@@ -106,8 +106,21 @@ async function inflatePrefix(bytes: Uint8Array, want: number): Promise<Buffer> {
   });
 }
 
-/** Reads a `.nii` or `.nii.gz` file. Throws a UserError naming the file for anything it cannot or will not read. */
-export async function readNifti(file: string): Promise<NiftiVolume> {
+interface CheckedHeader {
+  raw: Buffer;
+  gz: boolean;
+  head: Buffer;
+  version: 1 | 2;
+  header: Awaited<ReturnType<NiftiReaderModule['readHeaderAsync']>>;
+  shape: number[];
+  datatype: NiftiDatatype;
+  voxels: number;
+  offset: number;
+  needed: number;
+}
+
+/** Reads the file's bytes and decodes and checks its header, inflating only the header's bytes. */
+async function readCheckedHeader(file: string): Promise<CheckedHeader> {
   let raw: Buffer;
   try {
     const size = fs.statSync(file).size;
@@ -133,7 +146,7 @@ export async function readNifti(file: string): Promise<NiftiVolume> {
     throw new UserError(`${file}: not a NIfTI volume (the file ${what})`);
   }
   const version: 1 | 2 = lib.isNIFTI2(headBuffer) ? 2 : 1;
-  let header: ReturnType<NiftiReaderModule['readHeader']>;
+  let header: CheckedHeader['header'];
   try {
     header = lib.readHeader(headBuffer);
   } catch (err) {
@@ -161,6 +174,18 @@ export async function readNifti(file: string): Promise<NiftiVolume> {
   if (!Number.isInteger(offset) || offset < HEADER_BYTES[version]) throw new UserError(`${file}: the header's vox_offset ${offset} lies inside the header`);
   const needed = offset + dataBytes;
 
+  return { raw, gz, head, version, header, shape, datatype, voxels, offset, needed };
+}
+
+/** The size of each axis of a `.nii` or `.nii.gz` file, from its (checked) header, without decoding the voxels. */
+export async function readNiftiShape(file: string): Promise<{ shape: number[]; datatype: NiftiDatatype; pixdim: number[] }> {
+  const h = await readCheckedHeader(file);
+  return { shape: h.shape, datatype: h.datatype, pixdim: h.header.pixDims.slice(1, h.shape.length + 1) };
+}
+
+/** Reads a `.nii` or `.nii.gz` file. Throws a UserError naming the file for anything it cannot or will not read. */
+export async function readNifti(file: string): Promise<NiftiVolume> {
+  const { raw, gz, head, version, header, shape, datatype, voxels, offset, needed } = await readCheckedHeader(file);
   let body: Uint8Array;
   if (gz) {
     try {
@@ -192,7 +217,7 @@ export async function readNifti(file: string): Promise<NiftiVolume> {
     shape,
     datatype: outType,
     data,
-    pixdim: header.pixDims.slice(1, rank + 1),
+    pixdim: header.pixDims.slice(1, shape.length + 1),
     qformCode: header.qform_code,
     sformCode: header.sform_code,
     header: new Uint8Array(head.subarray(0, HEADER_BYTES[version])),
