@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { evaluate } from '../predict/evaluateModel';
-import { collectList, parseIntFlag, setThreadsFlag, splitList } from '../util/flags';
+import { evaluateQubiq } from '../predict/qubiq';
+import { collectList, parseChoice, parseIntFlag, setThreadsFlag, splitList } from '../util/flags';
 import { perStructure, plural } from '../util/format';
 import { progressBar } from '../util/progress';
 import { UserError } from '../errors';
@@ -77,8 +78,22 @@ export function registerEvaluateCommand(program: Command): void {
     .option('--label <name>', "row label in report.md (default: the predictions folder's name)")
     .option('--no-progress', 'no progress bar')
     .option('--threads <n>', 'torch threads (default: all cores)')
-    .action(async (opts: EvaluateCliOptions) => {
+    .option('--format <fmt>', "'avap' (the predictions above) or 'qubiq' (--data a QUBIQ dataset; --predictions a submission tree SUB/<dataset>/<case>/taskTT.nii.gz, or --model a run to write one into OUT_DIR/submission): QUBIQ's score and soft Dice per task", 'avap')
+    .action(async (opts: EvaluateCliOptions & { format: string }) => {
       await setThreadsFlag(opts.threads);
+      if (parseChoice('--format', opts.format, ['avap', 'qubiq'] as const) === 'qubiq') {
+        if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
+        if (!opts.data) throw new UserError('evaluate: --data DIR is required');
+        const e = await evaluateQubiq({ data: opts.data, split: opts.split, predictions: opts.predictions, model: opts.model, out: opts.out, label: opts.label });
+        const pct = (v: number) => (100 * v).toFixed(2);
+        process.stdout.write([
+          `QUBIQ score ${pct(e.qubiq.overall)} (${e.tasks.map((t, k) => `${t} ${pct(e.qubiq.perTask[k])}`).join(', ')}) over ${e.rows.length / e.tasks.length} cases of ${e.dataset}`,
+          `soft Dice ${e.tasks.map((t, k) => `${t} ${pct(e.softDice[k])}`).join(', ')}`,
+          ...(e.unscored.length > 0 ? [`not scored (no rater's mask): ${e.unscored.length} cases`] : []),
+          `Wrote ${e.files.join(', ')}`,
+        ].join('\n') + '\n');
+        return;
+      }
       const options = evaluateOptionsFromCli(opts);
       if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
       if (!opts.data) throw new UserError('evaluate: --data DIR is required');
