@@ -95,7 +95,7 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
     try {
-      const label = c.parts ? await readQubiqRater(c.parts[m]) : await decoder.decode(file);
+      const label = c.parts ? await readQubiqRater(c.parts[m], out.image ? { width, height, imageFile: c.image } : undefined) : await decoder.decode(file);
       if (out.image && (label.width !== width || label.height !== height)) {
         out.problems.push(problem(file, `label map is ${label.width}x${label.height} but its image ${displayPath(c.image)} is ${width}x${height}`));
         return;
@@ -117,7 +117,9 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
       }
       out.areas[m] = counts.map((n) => n / v.length);
     } catch (err) {
-      out.problems.push(problem(file, messageFor(file, err)));
+      // A rater's annotation read from several files (QUBIQ): name the one at fault.
+      const culprit = c.parts?.[m].find((p) => p !== null && err instanceof UserError && err.message.startsWith(`${p}: `)) ?? file;
+      out.problems.push(problem(culprit, messageFor(culprit, err)));
     }
   }));
   if (c.labels.every((l) => l === null)) out.warnings.push(problem(c.image, `case '${c.id}' has no annotation from any annotator`));

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readNifti } from '../src/io/nifti';
+import { tmpDir } from './data-fixtures';
+
+const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
+
+function avap(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AVAP_NUM_THREADS: '1' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(r: { code: number | null; stdout: string; stderr: string }): string {
+  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The header bytes that carry the geometry: pixdim (76–107), and qform/sform codes, quaternion and srows (252–343). */
+function geometry(header: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(header.subarray(80, 92)), Buffer.from(header.subarray(252, 344))]);
+}
+
+test('synth qubiq (4 channels) → train AVAP and MV-UNet a few steps → predict --format qubiq → evaluate --format qubiq', () => {
+  const root = tmpDir('qubiq-cli');
+  ok(avap('synth', '--layout', 'qubiq', '--variant', 'multichannel', '--out', path.join(root, 'qubiq'), '--cases', '8', '--train', '6', '--annotators', '3', '--size', '32', '--seed', '2'));
+  const data = path.join(root, 'qubiq', 'synthetic-multichannel');
+  assert.match(ok(avap('data', 'check', path.join(root, 'qubiq'))), /synthetic-multichannel \(qubiq layout\)[\s\S]*models get 4 channels[\s\S]*OK:/);
+  const scores: Record<string, number> = {};
+  for (const method of ['avap', 'mv-unet']) {
+    const run = path.join(root, `run-${method}`);
+    const steps = method === 'avap' ? ['--steps', '2', '--preference-steps', '1'] : ['--steps', '2'];
+    ok(avap('train', '--data', data, '--split', 'Training', '--method', method, '--out', run, '--size', '32', '--batch-size', '4', '--encoder', 'resnet18', '--seed', '3', '--threads', '1', ...steps));
+    const sub = path.join(root, `sub-${method}`);
+    assert.match(ok(avap('predict', '--model', run, '--input', data, '--split', 'Validation', '--format', 'qubiq', '--out', sub, '--threads', '1')), /QUBIQ submission for 2 cases/);
+    for (const c of ['case01', 'case02']) {
+      assert.deepEqual(fs.readdirSync(path.join(sub, 'synthetic-multichannel', c)).sort(), ['task01.nii.gz', 'task02.nii.gz']);
+    }
+    const ev = path.join(root, `eval-${method}`);
+    const out = ok(avap('evaluate', '--data', data, '--split', 'Validation', '--format', 'qubiq', '--predictions', sub, '--out', ev));
+    assert.match(out, /^QUBIQ score \d+\.\d\d \(task01 \d+\.\d\d, task02 \d+\.\d\d\) over 2 cases of synthetic-multichannel/);
+    const summary = JSON.parse(fs.readFileSync(path.join(ev, 'qubiq.json'), 'utf8'));
+    assert.equal(summary.cases, 2);
+    for (const v of [summary.qubiq.overall, ...Object.values(summary.qubiq.per_task), ...Object.values(summary.soft_dice)] as number[]) assert.ok(v >= 0 && v <= 1, String(v));
+    assert.equal(fs.readFileSync(path.join(ev, 'qubiq_per_case.csv'), 'utf8').trim().split('\n').length, 1 + 2 * 2);
+    scores[method] = summary.qubiq.overall;
+  }
+  // Geometry: each map carries its image's voxel sizes, qform and sform, over the image's x-y plane.
+  return (async () => {
+    const image = await readNifti(path.join(data, 'Validation', 'case02', 'image.nii.gz'));
+    const map = await readNifti(path.join(root, 'sub-avap', 'synthetic-multichannel', 'case02', 'task02.nii.gz'));
+    assert.deepEqual(image.shape, [32, 32, 4]);
+    assert.deepEqual(map.shape, [32, 32]);
+    assert.equal(map.datatype, 'float32');
+    assert.ok(Buffer.compare(geometry(map.header), geometry(image.header)) === 0);
+    assert.ok(map.data.every((v) => v >= 0 && v <= 1));
+    // Scoring a tree with a missing map names the file.
+    fs.rmSync(path.join(root, 'sub-avap', 'synthetic-multichannel', 'case01', 'task02.nii.gz'));
+    const bad = avap('evaluate', '--data', data, '--split', 'Validation', '--format', 'qubiq', '--predictions', path.join(root, 'sub-avap'), '--out', path.join(root, 'eval-bad'));
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr.trim(), /case01\/task02\.nii\.gz: file not found/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+  })();
+});
