@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
-import { readImage } from '../io/image';
+import { readAnyImage } from '../data/prepare';
 import { isSafePathComponent, resolvesInside } from '../io/paths';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
@@ -14,7 +14,12 @@ import { LoadedRun, loadRun } from '../train/loadRun';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.nii', '.gz']);
+
+/** The case id an image file gives: its name without the extension (both of `.nii.gz`). */
+function caseIdOf(file: string): string {
+  return path.basename(file).replace(/\.nii\.gz$/i, '').replace(/\.[^.]*$/, '');
+}
 
 export interface PredictInput {
   id: string;
@@ -34,11 +39,11 @@ export interface PredictOptions {
 /** An image file, or every image in a folder (its images/ subfolder for a native dataset), as cases. */
 export function listInputs(input: string): PredictInput[] {
   if (!fs.existsSync(input)) throw new UserError(`--input: ${input}: no such file or folder`);
-  if (fs.statSync(input).isFile()) return [checkCaseId({ id: path.parse(input).name, image: path.resolve(input) })];
+  if (fs.statSync(input).isFile()) return [checkCaseId({ id: caseIdOf(input), image: path.resolve(input) })];
   const dir = fs.existsSync(path.join(input, 'dataset.json')) && fs.existsSync(path.join(input, 'images')) ? path.join(input, 'images') : input;
-  const files = fs.readdirSync(dir).filter((f) => IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase())).sort();
-  if (files.length === 0) throw new UserError(`--input: ${dir} holds no PNG, JPEG or TIFF images`);
-  const inputs = files.map((f) => ({ id: path.parse(f).name, image: path.resolve(dir, f) }));
+  const files = fs.readdirSync(dir).filter((f) => IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase()) && (!f.toLowerCase().endsWith('.gz') || /\.nii\.gz$/i.test(f))).sort();
+  if (files.length === 0) throw new UserError(`--input: ${dir} holds no PNG, JPEG, TIFF or NIfTI images`);
+  const inputs = files.map((f) => ({ id: caseIdOf(f), image: path.resolve(dir, f) }));
   const seen = new Set<string>();
   for (const i of inputs) {
     checkCaseId(i);
@@ -86,7 +91,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
       const meanMaps = structures.map((_, s) => resizeBilinear(out.mean(i, s), S, S, 1, W, H));
       const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
       await writePredictionCase(outDir, chunk[i].id, structures, meanMaps, annotatorMaps, W, H, wanted);
-      if (opts.overlay ?? true) await writeOverlay(path.join(outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
+      if (opts.overlay ?? true) await writeOverlay(path.join(outDir, chunk[i].id, 'overlay.png'), await readAnyImage(chunk[i].image), meanMaps);
       done++;
       opts.onProgress?.(done, inputs.length);
     }
