@@ -162,11 +162,20 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
   const all = Array.from({ length: 2 ** tasks.length }, (_, v) => v);
   const structures: Structure[] = tasks.map((t, k) => ({ name: `task${pad(t)}`, values: all.filter((v) => (v & (1 << k)) !== 0), rule: `task${pad(t)}_segRR mask > 0.5` }));
   let channels = 1;
+  const first = found[0];
+  const firstMask = [...first.masks.values()][0] ?? [...found.flatMap((f) => [...f.masks.values()])][0];
   try {
-    channels = planeShape(found[0].image, (await readNiftiShape(found[0].image)).shape).channels;
+    const maskShape = (await readNiftiShape(firstMask)).shape;
+    // The 2021 pancreas sets are 3D: their masks have slices. They are refused rather than misread as channels.
+    if (maskShape.slice(2).some((n) => n > 1)) {
+      blocking(firstMask, `a 3D mask (${maskShape.join('×')}); this version reads 2D QUBIQ sets only (one slice per case, as in the 2020 sets)`);
+      return fail();
+    }
+    channels = planeShape(first.image, (await readNiftiShape(first.image)).shape).channels;
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
-    blocking(found[0].image, err.message.replace(`${found[0].image}: `, ''));
+    const file = err.message.startsWith(`${firstMask}: `) ? firstMask : first.image;
+    blocking(file, err.message.replace(`${file}: `, ''));
   }
   const dataset: Dataset = {
     root,
