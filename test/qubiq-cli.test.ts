@@ -64,3 +64,36 @@ test('synth qubiq (4 channels) → train AVAP and MV-UNet a few steps → predic
     assert.equal(bad.stderr.trim().split('\n').length, 1);
   })();
 });
+
+/** The command block under docs/data.md's "Commands a QUBIQ participant runs", one command a line. */
+function participantCommands(): string[][] {
+  const doc = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'data.md'), 'utf8');
+  const section = doc.split('**Commands a QUBIQ participant runs**')[1];
+  assert.ok(section, 'docs/data.md lists the commands a QUBIQ participant runs');
+  const block = /```\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(block);
+  return block.trim().split('\n').map((l) => l.trim().split(/\s+/));
+}
+
+test('the QUBIQ participant\'s commands in docs/data.md run as written on a synthetic QUBIQ folder (shorter training)', () => {
+  const root = tmpDir('qubiq-docs');
+  ok(avap('synth', '--layout', 'qubiq', '--variant', 'ct', '--out', path.join(root, 'download'), '--cases', '6', '--train', '4', '--annotators', '2', '--size', '32'));
+  // As downloaded: QUBIQ's Testing folder holds images without masks.
+  const data = path.join(root, 'qubiq', 'brain-tumor');
+  fs.mkdirSync(path.join(root, 'qubiq'));
+  fs.renameSync(path.join(root, 'download', 'synthetic-ct'), data);
+  fs.mkdirSync(path.join(data, 'Testing', 'case01'), { recursive: true });
+  fs.copyFileSync(path.join(data, 'Validation', 'case01', 'image.nii.gz'), path.join(data, 'Testing', 'case01', 'image.nii.gz'));
+  const commands = participantCommands();
+  assert.deepEqual(commands.map((c) => c[1]), ['data', 'train', 'evaluate', 'predict']);
+  for (const argv of commands) {
+    assert.equal(argv[0], 'avap');
+    const args = argv.slice(1).map((a) => (/^(qubiq|runs|eval)\/|^submission$/.test(a) ? path.join(root, a) : a));
+    if (args[0] === 'train') args.push('--steps', '2', '--preference-steps', '1', '--size', '32', '--batch-size', '4', '--encoder', 'resnet18', '--threads', '1');
+    ok(avap(...args));
+  }
+  const summary = JSON.parse(fs.readFileSync(path.join(root, 'eval', 'brain-tumor', 'qubiq.json'), 'utf8'));
+  assert.equal(summary.dataset, 'brain-tumor');
+  assert.ok(summary.qubiq.overall >= 0 && summary.qubiq.overall <= 1);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'submission', 'brain-tumor', 'case01')).sort(), ['task01.nii.gz', 'task02.nii.gz']);
+});
