@@ -18,13 +18,14 @@ import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from '../train/loadRun';
 import { EngineName, openOnnxModel, PredictionEngine, torchEngine } from './engine';
+import { forEachPrediction } from './predict';
 
 const TASK_NAME = /^task\d+$/;
 
 /** Predicts `cases` of a QUBIQ-layout dataset into a submission tree under `outDir`. Returns the number of cases. */
 export async function predictQubiqSubmission(source: LoadedRun | PredictionEngine, ds: Dataset, cases: CaseRecord[], outDir: string, opts: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
   const engine = 'method' in source ? torchEngine(source) : source;
-  const { size: S, channels: C, structures } = engine;
+  const { size: S, structures } = engine;
   const notTasks = structures.filter((s) => !TASK_NAME.test(s));
   if (notTasks.length > 0) throw new UserError(`--format qubiq: the model's structures (${structures.join(', ')}) are not QUBIQ tasks (task01, task02, …); it was not trained on QUBIQ data`);
   const seen = new Map<string, string>();
@@ -35,31 +36,23 @@ export async function predictQubiqSubmission(source: LoadedRun | PredictionEngin
     if (prev !== undefined) throw new UserError(`--format qubiq: cases ${prev} and ${c.id} would both be written to ${ds.name}/${name}/; pick one split with --split`);
     seen.set(name, c.id);
   }
-  const batchSize = opts.batchSize ?? 4;
   let done = 0;
-  for (let start = 0; start < cases.length; start += batchSize) {
-    const chunk = cases.slice(start, start + batchSize);
-    const prepared = await Promise.all(chunk.map((c) => engine.loadImage(c.image)));
-    const batch = new Float32Array(chunk.length * C * S * S);
-    prepared.forEach((p, i) => batch.set(p.input, i * C * S * S));
-    const out = await engine.predict(batch, chunk.length);
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i];
-      const image = await readNifti(c.image);
-      const { width: W, height: H, channels } = planeShape(c.image, image.shape);
-      // The map has the image's axes without its channel axis (an X×Y×1 image gives an X×Y×1 map).
-      const shape = channels > 1 ? image.shape.filter((n, axis) => axis < 2 || n !== channels) : image.shape;
-      fs.mkdirSync(path.join(outDir, ds.name, c.name ?? c.id), { recursive: true });
-      structures.forEach((task, s) => {
-        const map = resizeBilinear(out.mean(i, s), S, S, 1, W, H);
-        const probs = new Float32Array(W * H);
-        for (let p = 0; p < probs.length; p++) probs[p] = Math.min(1, Math.max(0, map[p]));
-        writeNifti(submissionFile(outDir, ds, c, task), image, shape, probs);
-      });
-      done++;
-      opts.onProgress?.(done, cases.length);
-    }
-  }
+  await forEachPrediction(engine, cases.map((c) => c.image), opts.batchSize ?? 4, async (index, out, i) => {
+    const c = cases[index];
+    const image = await readNifti(c.image);
+    const { width: W, height: H, channels } = planeShape(c.image, image.shape);
+    // The map has the image's axes without its channel axis (an X×Y×1 image gives an X×Y×1 map).
+    const shape = channels > 1 ? image.shape.filter((n, axis) => axis < 2 || n !== channels) : image.shape;
+    fs.mkdirSync(path.join(outDir, ds.name, c.name ?? c.id), { recursive: true });
+    structures.forEach((task, s) => {
+      const map = resizeBilinear(out.mean(i, s), S, S, 1, W, H);
+      const probs = new Float32Array(W * H);
+      for (let p = 0; p < probs.length; p++) probs[p] = Math.min(1, Math.max(0, map[p]));
+      writeNifti(submissionFile(outDir, ds, c, task), image, shape, probs);
+    });
+    done++;
+    opts.onProgress?.(done, cases.length);
+  });
   return done;
 }
 
