@@ -76,6 +76,8 @@ export interface Dataset {
    * PIL's convert('L'). Native: a label map must be single-channel (or RGB with R = G = B).
    */
   colourLabels: 'luma' | 'reject';
+  /** The challenge score this data is judged by, which evaluation and experiments report beside the paper's. */
+  challengeScore?: 'qubiq';
 }
 
 /** Something wrong with a dataset, tied to the file it is about. */

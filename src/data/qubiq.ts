@@ -189,6 +189,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     background: [0],
     labelValues: all,
     colourLabels: 'reject',
+    challengeScore: 'qubiq',
   };
   return { layout: 'qubiq', dataset: problems.some((p) => p.blocking) ? null : dataset, problems };
 }

@@ -71,7 +71,7 @@ export interface QubiqPredictRequest {
 export async function predictQubiq(request: QubiqPredictRequest): Promise<{ cases: number; dataset: string }> {
   checkOutputFolder('--out', request.out);
   const ds = await openDataset(request.input);
-  if (ds.layout !== 'qubiq') throw new UserError(`--input: ${request.input} is a ${ds.layout} dataset; --format qubiq predicts a QUBIQ-layout dataset`);
+  if (ds.challengeScore !== 'qubiq') throw new UserError(`--input: ${request.input} is a ${ds.layout} dataset; --format qubiq predicts a QUBIQ-layout dataset`);
   const cases = selectCases(ds, { split: request.split });
   if (cases.length === 0) throw new UserError(`--input: ${request.input} has no case to predict${request.split ? ` in split '${request.split}'` : ''}`);
   const run = async (source: LoadedRun | PredictionEngine) => withOutputRollback(request.out, () => predictQubiqSubmission(source, ds, cases, request.out, { onProgress: request.onProgress }));
@@ -111,7 +111,7 @@ export const QUBIQ_REPORT_FILE = 'qubiq.md';
 export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<QubiqEvaluation & { files: string[] }> {
   if ((request.predictions === undefined) === (request.model === undefined)) throw new UserError('evaluate --format qubiq: give exactly one of --predictions SUBMISSION or --model RUN');
   const ds = await openDataset(request.data);
-  if (ds.layout !== 'qubiq') throw new UserError(`--data: ${request.data} is a ${ds.layout} dataset; --format qubiq scores QUBIQ-layout data`);
+  if (ds.challengeScore !== 'qubiq') throw new UserError(`--data: ${request.data} is a ${ds.layout} dataset; --format qubiq scores QUBIQ-layout data`);
   const cases = selectCases(ds, { split: request.split });
   fs.mkdirSync(request.out, { recursive: true });
   let submission = request.predictions!;
@@ -120,15 +120,37 @@ export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<Qubi
     await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission });
   }
   const e = await scoreQubiqSubmission(ds, cases, submission);
-  const label = request.label ?? path.basename(path.resolve(request.model ?? submission));
+  const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
+  return { ...e, files };
+}
+
+/** qubiq.json, qubiq_per_case.csv and qubiq.md in `out`; returns their paths. */
+export function writeQubiqEvaluation(e: QubiqEvaluation, out: string, label: string, split?: string): string[] {
   const summary = {
-    dataset: e.dataset, split: request.split ?? null, cases: e.rows.length / Math.max(1, e.tasks.length), unscored: e.unscored,
+    dataset: e.dataset, split: split ?? null, cases: e.rows.length / Math.max(1, e.tasks.length), unscored: e.unscored,
     qubiq: { overall: e.qubiq.overall, per_task: Object.fromEntries(e.tasks.map((t, k) => [t, e.qubiq.perTask[k]])) },
     soft_dice: Object.fromEntries(e.tasks.map((t, k) => [t, e.softDice[k]])),
   };
-  const files = [QUBIQ_SUMMARY_FILE, QUBIQ_PER_CASE_FILE, QUBIQ_REPORT_FILE].map((f) => path.join(request.out, f));
-  writeFileAtomic(files[0], `${JSON.stringify(summary, null, 2)}\n`);
+  const files = [QUBIQ_SUMMARY_FILE, QUBIQ_PER_CASE_FILE, QUBIQ_REPORT_FILE].map((f) => path.join(out, f));
+  // The summary last: its presence says the evaluation is complete.
   writeFileAtomic(files[1], `case,task,qubiq,soft_dice\n${e.rows.map((r) => `${r.case},${r.task},${r.qubiq},${r.softDice}`).join('\n')}\n`);
-  writeFileAtomic(files[2], `# QUBIQ score and soft Dice (%), ${e.dataset}${request.split ? `, split ${request.split}` : ''}\n\n${formatQubiqTable(e, label)}\n`);
-  return { ...e, files };
+  writeFileAtomic(files[2], `# QUBIQ score and soft Dice (%), ${e.dataset}${split ? `, split ${split}` : ''}\n\n${formatQubiqTable(e, label)}\n`);
+  writeFileAtomic(files[0], `${JSON.stringify(summary, null, 2)}\n`);
+  return files;
+}
+
+/** A trained run's QUBIQ submission for `cases` (into OUT/submission) and its score, written to `out`. */
+export async function scoreRunQubiq(runDir: string, ds: Dataset, cases: CaseRecord[], out: string, label: string): Promise<QubiqEvaluation> {
+  const submission = path.join(out, 'submission');
+  fs.rmSync(submission, { recursive: true, force: true }); // an interrupted earlier attempt's maps
+  fs.mkdirSync(submission, { recursive: true });
+  const loaded = loadRun(runDir, resolvePrecision('fp32'));
+  try {
+    await predictQubiqSubmission(loaded, ds, cases, submission);
+  } finally {
+    loaded.method.model.dispose();
+  }
+  const e = await scoreQubiqSubmission(ds, cases, submission);
+  writeQubiqEvaluation(e, out, label);
+  return e;
 }
