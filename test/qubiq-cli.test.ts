@@ -47,6 +47,13 @@ test('synth qubiq (4 channels) → train AVAP and MV-UNet a few steps → predic
     assert.equal(fs.readFileSync(path.join(ev, 'qubiq_per_case.csv'), 'utf8').trim().split('\n').length, 1 + 2 * 2);
     scores[method] = summary.qubiq.overall;
   }
+  // The plain evaluation of a run on QUBIQ data gives the paper's tables and QUBIQ's score, which on its
+  // 16-bit maps agrees with the submission's float32 maps up to the rounding of values near a threshold.
+  const plain = ok(avap('evaluate', '--data', data, '--split', 'Validation', '--model', path.join(root, 'run-avap'), '--out', path.join(root, 'eval-plain'), '--threads', '1'));
+  assert.match(plain, /Mean Voting[\s\S]*QUBIQ score \d+\.\d\d/);
+  assert.ok(fs.existsSync(path.join(root, 'eval-plain', 'summary.json')));
+  const plainScore = JSON.parse(fs.readFileSync(path.join(root, 'eval-plain', 'qubiq.json'), 'utf8')).qubiq.overall;
+  assert.ok(Math.abs(plainScore - scores.avap) < 0.01, `${plainScore} vs ${scores.avap}`);
   // Geometry: each map carries its image's voxel sizes, qform and sform, over the image's x-y plane.
   return (async () => {
     const image = await readNifti(path.join(data, 'Validation', 'case02', 'image.nii.gz'));

@@ -16,6 +16,7 @@ import { softDice } from '../metrics/dice';
 import { meanVote } from '../metrics/plain';
 import { QubiqAccumulator, qubiqCaseScore, QubiqScore } from '../metrics/qubiq';
 import { NanMeanAccumulator } from '../metrics/accumulator';
+import { meanPredictionFile, readPredictionMap } from './predictions';
 
 /** The submission file of a case and task (the task's structure name is `taskTT`). */
 export function submissionFile(submission: string, ds: Pick<Dataset, 'name'>, c: CaseRecord, task: string): string {
@@ -56,11 +57,21 @@ export interface QubiqEvaluation {
 
 /** Scores every annotated case of `cases` from the submission tree in `submission`. */
 export async function scoreQubiqSubmission(ds: Dataset, cases: CaseRecord[], submission: string): Promise<QubiqEvaluation> {
-  const tasks = ds.structures.map((s) => s.name);
   const folder = path.join(submission, ds.name);
   if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
     throw new UserError(`${submission}: no folder ${ds.name}/ (a QUBIQ submission holds <dataset>/<case>/taskTT.nii.gz)`);
   }
+  return scoreQubiq(ds, cases, (c, task, width, height) => readSubmittedMap(submissionFile(submission, ds, c, task), width, height));
+}
+
+/** Scores the calibrated maps of an `avap predict` folder (<case>/<task>_mean.png) the QUBIQ way. */
+export async function scoreQubiqPredictions(ds: Dataset, cases: CaseRecord[], predictions: string): Promise<QubiqEvaluation> {
+  return scoreQubiq(ds, cases, async (c, task, width, height) => (await readPredictionMap(meanPredictionFile(predictions, c.id, task), [{ width, height }])).data);
+}
+
+/** Scores every annotated case of `cases`, each task's map read by `readMap` at the image's size. */
+async function scoreQubiq(ds: Dataset, cases: CaseRecord[], readMap: (c: CaseRecord, task: string, width: number, height: number) => Promise<Float32Array>): Promise<QubiqEvaluation> {
+  const tasks = ds.structures.map((s) => s.name);
   const acc = new QubiqAccumulator(tasks.length);
   const soft = new NanMeanAccumulator(tasks.length);
   const rows: QubiqCaseRow[] = [];
@@ -74,7 +85,7 @@ export async function scoreQubiqSubmission(ds: Dataset, cases: CaseRecord[], sub
     const scores: number[] = [];
     const softs: number[] = [];
     for (let k = 0; k < tasks.length; k++) {
-      const map = await readSubmittedMap(submissionFile(submission, ds, c, tasks[k]), a.width, a.height);
+      const map = await readMap(c, tasks[k], a.width, a.height);
       const raters = a.masks[k].map((m, r) => (a.available[r] ? m : null));
       const q = qubiqCaseScore(map, raters);
       const s = softDice(map, meanVote(raters));
