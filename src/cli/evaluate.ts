@@ -95,6 +95,7 @@ export function registerEvaluateCommand(program: Command): void {
       if (parseChoice('--format', opts.format, ['avap', 'qubiq'] as const) === 'qubiq') {
         if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
         if (!opts.data) throw new UserError('evaluate: --data DIR is required');
+        if (opts.subset?.length) throw new UserError('--subset: with --format qubiq, pick the cases with --split (Training, Validation, Testing)');
         const e = await evaluateQubiq({ data: opts.data, split: opts.split, predictions: opts.predictions, model: opts.model, out: opts.out, label: opts.label });
         process.stdout.write([...qubiqLines(e), `Wrote ${e.files.join(', ')}`].join('\n') + '\n');
         return;

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { readNiftiShape } from '../io/nifti';
 import { resolvesInside } from '../io/paths';
-import { CaseRecord, Dataset, Problem, ScanResult, Structure } from './dataset';
+import { CaseRecord, Dataset, MAX_STRUCTURES, Problem, ScanResult, Structure } from './dataset';
 import { compareIds } from './native';
 import { planeShape, readNiftiMask } from './niftiImage';
 
@@ -136,6 +136,10 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     return fail();
   }
   const tasks = [...taskSet].sort((a, b) => a - b);
+  if (tasks.length > MAX_STRUCTURES) {
+    blocking(root, `${tasks.length} tasks; at most ${MAX_STRUCTURES} are supported (a rater's tasks are packed into one byte per pixel)`);
+    return fail();
+  }
   const raters = [...raterSet].sort((a, b) => a - b);
   // Tasks and raters are numbered from 01 without gaps in every QUBIQ set; a gap is a missing file.
   for (const [what, list] of [['task', tasks], ['rater', raters]] as const) {

@@ -113,15 +113,18 @@ export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<Qubi
   const ds = await openDataset(request.data);
   if (ds.challengeScore !== 'qubiq') throw new UserError(`--data: ${request.data} is a ${ds.layout} dataset; --format qubiq scores QUBIQ-layout data`);
   const cases = selectCases(ds, { split: request.split });
-  fs.mkdirSync(request.out, { recursive: true });
-  let submission = request.predictions!;
-  if (request.model !== undefined) {
-    submission = path.join(request.out, 'submission');
-    await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission });
-  }
-  const e = await scoreQubiqSubmission(ds, cases, submission);
-  const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
-  return { ...e, files };
+  checkOutputFolder('--out', request.out);
+  return withOutputRollback(request.out, async () => {
+    fs.mkdirSync(request.out, { recursive: true });
+    let submission = request.predictions!;
+    if (request.model !== undefined) {
+      submission = path.join(request.out, 'submission');
+      await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission });
+    }
+    const e = await scoreQubiqSubmission(ds, cases, submission);
+    const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
+    return { ...e, files };
+  });
 }
 
 /** qubiq.json, qubiq_per_case.csv and qubiq.md in `out`; returns their paths. */
