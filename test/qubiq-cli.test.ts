@@ -3,6 +3,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { readNifti } from '../src/io/nifti';
 import { tmpDir } from './data-fixtures';
 
@@ -103,4 +104,25 @@ test('the QUBIQ participant\'s commands in docs/data.md run as written on a synt
   assert.equal(summary.dataset, 'brain-tumor');
   assert.ok(summary.qubiq.overall >= 0 && summary.qubiq.overall <= 1);
   assert.deepEqual(fs.readdirSync(path.join(root, 'submission', 'brain-tumor', 'case01')).sort(), ['task01.nii.gz', 'task02.nii.gz']);
+});
+
+test('a hostile NIfTI in a QUBIQ set: data check names it, train stops in one line naming it', () => {
+  const root = tmpDir('qubiq-hostile');
+  ok(avap('synth', '--layout', 'qubiq', '--out', root, '--cases', '4', '--train', '3', '--annotators', '2', '--size', '32'));
+  const data = path.join(root, 'synthetic-mr');
+  const image = path.join(data, 'Training', 'case02', 'image.nii.gz');
+  // The header now declares 1000×1000×1000 voxels; the file still holds 32×32.
+  const bytes = zlib.gunzipSync(fs.readFileSync(image));
+  bytes.writeInt16LE(3, 40);
+  for (const at of [42, 44, 46]) bytes.writeInt16LE(1000, at);
+  fs.writeFileSync(image, zlib.gzipSync(bytes));
+  const check = avap('data', 'check', data);
+  assert.notEqual(check.code, 0);
+  assert.match(check.stdout, new RegExp(`${image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the header declares 1000×1000×1000 = 1000000000 voxels, more than`));
+  const train = avap('train', '--data', data, '--split', 'Training', '--out', path.join(root, 'run'), '--size', '32', '--batch-size', '2', '--encoder', 'resnet18', '--steps', '1', '--preference-steps', '1', '--threads', '1');
+  assert.notEqual(train.code, 0);
+  const lines = train.stderr.trim().split('\n').filter((l) => l.startsWith('avap:'));
+  assert.equal(lines.length, 1, train.stderr);
+  assert.ok(lines[0].includes(image) && lines[0].includes('1000000000 voxels'), lines[0]);
+  assert.ok(!train.stderr.includes('    at '), 'no stack trace');
 });
