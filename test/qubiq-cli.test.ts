@@ -28,7 +28,7 @@ test('synth qubiq (4 channels) → train AVAP and MV-UNet a few steps → predic
   const root = tmpDir('qubiq-cli');
   ok(avap('synth', '--layout', 'qubiq', '--variant', 'multichannel', '--out', path.join(root, 'qubiq'), '--cases', '8', '--train', '6', '--annotators', '3', '--size', '32', '--seed', '2'));
   const data = path.join(root, 'qubiq', 'synthetic-multichannel');
-  assert.match(ok(avap('data', 'check', path.join(root, 'qubiq'))), /synthetic-multichannel \(qubiq layout\)[\s\S]*models get 4 channels[\s\S]*OK:/);
+  assert.match(ok(avap('data', 'check', path.join(root, 'qubiq'))), /synthetic-multichannel \(qubiq layout\)[\s\S]*images      4-channel NIfTI float32 ×8; sizes 32x32 ×8; models get 4 channels[\s\S]*OK:/);
   const scores: Record<string, number> = {};
   for (const method of ['avap', 'mv-unet']) {
     const run = path.join(root, `run-${method}`);

@@ -32,8 +32,8 @@ export interface CheckSummary {
   }[];
   /** Distinct image sizes, most frequent first. */
   imageSizes: { width: number; height: number; cases: number }[];
-  /** Distinct (channels, alpha, bit depth) of the images; channels exclude alpha, which is dropped on reading. */
-  imageFormats: { channels: number; alpha: boolean; bitDepth: number; cases: number }[];
+  /** Distinct (channels, alpha, bit depth) of the images; channels exclude alpha, which is dropped on reading. NIfTI images: their datatype. */
+  imageFormats: { channels: number; alpha: boolean; bitDepth: number; nifti?: string; cases: number }[];
   channels: number;
   /** Every (case, annotator) without a label map. */
   missing: { caseId: string; annotator: string }[];
@@ -60,7 +60,7 @@ export interface CheckOptions {
 interface CaseFindings {
   problems: Problem[];
   warnings: Problem[];
-  image?: { width: number; height: number; channels: number; alpha: boolean; bitDepth: number };
+  image?: { width: number; height: number; channels: number; alpha: boolean; bitDepth: number; nifti?: string };
   /** [annotator][structure] share of the image, or null when the label map was missing or unreadable. */
   areas: (number[] | null)[];
   nearCupPixels: number;
@@ -81,9 +81,10 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   let width = 0;
   let height = 0;
   try {
-    const img = await (isNiftiPath(c.image) ? readNiftiImage(c.image) : readImage(c.image));
+    const nifti = isNiftiPath(c.image) ? await readNiftiImage(c.image) : null;
+    const img = nifti ?? await readImage(c.image);
     ({ width, height } = img);
-    out.image = { width, height, channels: img.channels, alpha: img.alpha === true, bitDepth: img.bitDepth };
+    out.image = { width, height, channels: img.channels, alpha: img.alpha === true, bitDepth: img.bitDepth, ...(nifti ? { nifti: nifti.volume.datatype } : {}) };
     if (img.alpha) out.warnings.push(problem(c.image, 'image has an alpha channel, which is ignored (the models see only its colour or grey channels)'));
     if (ds.layout !== 'riga' && img.channels !== ds.channels) {
       const declared = ds.layout === 'native' ? `dataset.json declares channels ${ds.channels}` : `the first case's image has ${ds.channels}`;
@@ -184,7 +185,7 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
     structures: ds.structures.map((s) => ({ name: s.name, rule: s.rule })),
     annotators,
     imageSizes: tally(images, (i) => `${i.width}x${i.height}`).map(({ item, n }) => ({ width: item.width, height: item.height, cases: n })),
-    imageFormats: tally(images, (i) => `${i.channels}/${i.alpha}/${i.bitDepth}`).map(({ item, n }) => ({ channels: item.channels, alpha: item.alpha, bitDepth: item.bitDepth, cases: n })),
+    imageFormats: tally(images, (i) => `${i.channels}/${i.alpha}/${i.bitDepth}/${i.nifti}`).map(({ item, n }) => ({ channels: item.channels, alpha: item.alpha, bitDepth: item.bitDepth, ...(item.nifti ? { nifti: item.nifti } : {}), cases: n })),
     channels: ds.channels,
     missing: ds.cases.flatMap((c) => c.labels.map((l, m) => (l === null ? { caseId: c.id, annotator: ds.annotators[m] } : null)).filter((x): x is { caseId: string; annotator: string } => x !== null)),
   };
@@ -204,7 +205,9 @@ export function formatCheckReport(r: CheckReport, maxListed = 50): string {
     lines.push(`cases       ${s.cases}${Object.keys(s.subsets).length > 0 ? `; subsets: ${counts(s.subsets)}` : ''}${Object.keys(s.splits).length > 0 ? `; splits: ${counts(s.splits)}` : '; no splits'}`);
     lines.push(`annotators  ${s.annotators.length}: ${s.annotators.map((a) => a.name).join(', ')}`);
     lines.push(`structures  ${s.structures.map((x) => `${x.name} (${x.rule})`).join('; ')}`);
-    const fmt = (f: { channels: number; alpha: boolean; bitDepth: number; cases: number }) => `${f.channels === 1 ? 'greyscale' : f.channels === 3 ? 'RGB' : `${f.channels}-channel`}${f.alpha ? (f.channels === 3 ? 'A' : '+alpha') : ''} ${f.bitDepth}-bit ×${f.cases}`;
+    const fmt = (f: { channels: number; alpha: boolean; bitDepth: number; nifti?: string; cases: number }) => f.nifti
+      ? `${f.channels}-channel NIfTI ${f.nifti} ×${f.cases}`
+      : `${f.channels === 1 ? 'greyscale' : f.channels === 3 ? 'RGB' : `${f.channels}-channel`}${f.alpha ? (f.channels === 3 ? 'A' : '+alpha') : ''} ${f.bitDepth}-bit ×${f.cases}`;
     const sizes = s.imageSizes.slice(0, 5).map((x) => `${x.width}x${x.height} ×${x.cases}`).join(', ') + (s.imageSizes.length > 5 ? `, … (${s.imageSizes.length} sizes)` : '');
     lines.push(`images      ${s.imageFormats.map(fmt).join(', ') || 'none readable'}; sizes ${sizes || '-'}; models get ${s.channels} channel${s.channels > 1 ? 's' : ''}`);
     const total = s.cases * s.annotators.length;
