@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings a fresh Debian bookworm + Node 20 machine to a working avap, doing only what is missing:
-# Debian's libtorch, pthreads OpenBLAS and Chromium (the viewer's browser test), the npm packages, the
+# Debian's libtorch, pthreads OpenBLAS, Gloo's headers, Chromium (the viewer's browser test) and nibabel (the NIfTI tests), the npm packages, the
 # native addon, the TypeScript build (the library and the viewer's browser scripts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,15 @@ if [ -z "${AVAP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
     || log "could not install chromium: the browser test will be skipped"
+fi
+
+# The NIfTI tests compare against nibabel, the field's reference reader (never used at run time).
+# Without it only those tests are skipped, saying why.
+if ! /usr/bin/python3 -c 'import nibabel' >/dev/null 2>&1; then
+  log "installing Debian's python3-nibabel (for the NIfTI tests)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-nibabel >/dev/null; } \
+    || log "could not install python3-nibabel: the NIfTI cross-checks will be skipped"
 fi
 
 # onnxruntime-node's install script would fetch CUDA libraries from outside the npm registry; the CPU

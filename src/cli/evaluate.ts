@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { evaluate } from '../predict/evaluateModel';
-import { collectList, parseIntFlag, setThreadsFlag, splitList } from '../util/flags';
+import { evaluateQubiq } from '../predict/qubiq';
+import { QubiqEvaluation } from '../eval/qubiq';
+import { collectList, parseChoice, parseIntFlag, setThreadsFlag, splitList } from '../util/flags';
 import { perStructure, plural } from '../util/format';
 import { progressBar } from '../util/progress';
 import { UserError } from '../errors';
@@ -59,6 +61,16 @@ export function formatSummaryLines(summary: EvaluationSummary, outDir: string): 
   ];
 }
 
+/** QUBIQ's score per task and overall, and the maps' soft Dice, as printed. */
+function qubiqLines(e: QubiqEvaluation): string[] {
+  const pct = (v: number) => (100 * v).toFixed(2);
+  return [
+    `QUBIQ score ${pct(e.qubiq.overall)} (${e.tasks.map((t, k) => `${t} ${pct(e.qubiq.perTask[k])}`).join(', ')}) over ${e.rows.length / e.tasks.length} cases of ${e.dataset}`,
+    `soft Dice ${e.tasks.map((t, k) => `${t} ${pct(e.softDice[k])}`).join(', ')}`,
+    ...(e.unscored.length > 0 ? [`not scored (no rater's mask): ${e.unscored.length} cases`] : []),
+  ];
+}
+
 /** `avap evaluate`: only parses arguments and calls evaluatePredictions. */
 export function registerEvaluateCommand(program: Command): void {
   program
@@ -77,13 +89,22 @@ export function registerEvaluateCommand(program: Command): void {
     .option('--label <name>', "row label in report.md (default: the predictions folder's name)")
     .option('--no-progress', 'no progress bar')
     .option('--threads <n>', 'torch threads (default: all cores)')
-    .action(async (opts: EvaluateCliOptions) => {
+    .option('--format <fmt>', "'avap' (the predictions above) or 'qubiq' (--data a QUBIQ dataset; --predictions a submission tree SUB/<dataset>/<case>/taskTT.nii.gz, or --model a run to write one into OUT_DIR/submission): QUBIQ's score and soft Dice per task", 'avap')
+    .action(async (opts: EvaluateCliOptions & { format: string }) => {
       await setThreadsFlag(opts.threads);
+      if (parseChoice('--format', opts.format, ['avap', 'qubiq'] as const) === 'qubiq') {
+        if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
+        if (!opts.data) throw new UserError('evaluate: --data DIR is required');
+        if (opts.subset?.length) throw new UserError('--subset: with --format qubiq, pick the cases with --split (Training, Validation, Testing)');
+        const e = await evaluateQubiq({ data: opts.data, split: opts.split, predictions: opts.predictions, model: opts.model, out: opts.out, label: opts.label });
+        process.stdout.write([...qubiqLines(e), `Wrote ${e.files.join(', ')}`].join('\n') + '\n');
+        return;
+      }
       const options = evaluateOptionsFromCli(opts);
       if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
       if (!opts.data) throw new UserError('evaluate: --data DIR is required');
       const bar = progressBar('evaluating cases', opts.progress !== false && process.stderr.isTTY === true);
-      let summary: EvaluationSummary;
+      let summary: EvaluationSummary & { qubiq?: QubiqEvaluation };
       try {
         summary = await evaluate({
           ...options, data: opts.data, split: opts.split, subsets: opts.subset, predictions: opts.predictions, model: opts.model, out: opts.out,
@@ -93,5 +114,6 @@ export function registerEvaluateCommand(program: Command): void {
         bar.stop();
       }
       process.stdout.write(`${formatSummaryLines(summary, opts.out).join('\n')}\n`);
+      if (summary.qubiq) process.stdout.write(`${qubiqLines(summary.qubiq).join('\n')}\n`);
     });
 }

@@ -8,11 +8,14 @@
  */
 import { UserError } from '../errors';
 import { readImage } from '../io/image';
+import { isNiftiPath } from '../io/nifti';
+import { readNiftiImage } from './niftiImage';
+import { readQubiqRater } from './qubiq';
 import { CaseRecord, Dataset, displayPath, formatProblem, labelDecoderFor, Problem, scanDataset } from './dataset';
 
 export interface CheckSummary {
   name: string;
-  layout: 'riga' | 'native';
+  layout: Dataset['layout'];
   root: string;
   cases: number;
   /** Subset -> number of cases (empty when the dataset has no subsets). */
@@ -29,8 +32,8 @@ export interface CheckSummary {
   }[];
   /** Distinct image sizes, most frequent first. */
   imageSizes: { width: number; height: number; cases: number }[];
-  /** Distinct (channels, alpha, bit depth) of the images; channels exclude alpha, which is dropped on reading. */
-  imageFormats: { channels: number; alpha: boolean; bitDepth: number; cases: number }[];
+  /** Distinct (channels, alpha, bit depth) of the images; channels exclude alpha, which is dropped on reading. NIfTI images: their datatype. */
+  imageFormats: { channels: number; alpha: boolean; bitDepth: number; nifti?: string; cases: number }[];
   channels: number;
   /** Every (case, annotator) without a label map. */
   missing: { caseId: string; annotator: string }[];
@@ -39,7 +42,7 @@ export interface CheckSummary {
 export interface CheckReport {
   /** The folder as given. */
   dir: string;
-  layout: 'riga' | 'native' | null;
+  layout: Dataset['layout'] | null;
   /** True when there is no problem (warnings do not count). */
   ok: boolean;
   problems: Problem[];
@@ -57,7 +60,7 @@ export interface CheckOptions {
 interface CaseFindings {
   problems: Problem[];
   warnings: Problem[];
-  image?: { width: number; height: number; channels: number; alpha: boolean; bitDepth: number };
+  image?: { width: number; height: number; channels: number; alpha: boolean; bitDepth: number; nifti?: string };
   /** [annotator][structure] share of the image, or null when the label map was missing or unreadable. */
   areas: (number[] | null)[];
   nearCupPixels: number;
@@ -78,12 +81,14 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   let width = 0;
   let height = 0;
   try {
-    const img = await readImage(c.image);
+    const nifti = isNiftiPath(c.image) ? await readNiftiImage(c.image) : null;
+    const img = nifti ?? await readImage(c.image);
     ({ width, height } = img);
-    out.image = { width, height, channels: img.channels, alpha: img.alpha === true, bitDepth: img.bitDepth };
+    out.image = { width, height, channels: img.channels, alpha: img.alpha === true, bitDepth: img.bitDepth, ...(nifti ? { nifti: nifti.volume.datatype } : {}) };
     if (img.alpha) out.warnings.push(problem(c.image, 'image has an alpha channel, which is ignored (the models see only its colour or grey channels)'));
-    if (ds.layout === 'native' && img.channels !== ds.channels) {
-      out.problems.push(problem(c.image, `image has ${img.channels} channel${img.channels > 1 ? 's' : ''} but dataset.json declares channels ${ds.channels}`));
+    if (ds.layout !== 'riga' && img.channels !== ds.channels) {
+      const declared = ds.layout === 'native' ? `dataset.json declares channels ${ds.channels}` : `the first case's image has ${ds.channels}`;
+      out.problems.push(problem(c.image, `image has ${img.channels} channel${img.channels > 1 ? 's' : ''} but ${declared}`));
     }
   } catch (err) {
     out.problems.push(problem(c.image, messageFor(c.image, err)));
@@ -91,7 +96,7 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
     try {
-      const label = await decoder.decode(file);
+      const label = c.parts ? await readQubiqRater(c.parts[m], out.image ? { width, height, imageFile: c.image } : undefined) : await decoder.decode(file);
       if (out.image && (label.width !== width || label.height !== height)) {
         out.problems.push(problem(file, `label map is ${label.width}x${label.height} but its image ${displayPath(c.image)} is ${width}x${height}`));
         return;
@@ -113,7 +118,9 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
       }
       out.areas[m] = counts.map((n) => n / v.length);
     } catch (err) {
-      out.problems.push(problem(file, messageFor(file, err)));
+      // A rater's annotation read from several files (QUBIQ): name the one at fault.
+      const culprit = c.parts?.[m].find((p) => p !== null && err instanceof UserError && err.message.startsWith(`${p}: `)) ?? file;
+      out.problems.push(problem(culprit, messageFor(culprit, err)));
     }
   }));
   if (c.labels.every((l) => l === null)) out.warnings.push(problem(c.image, `case '${c.id}' has no annotation from any annotator`));
@@ -178,7 +185,7 @@ export async function checkDataset(dir: string, opts: CheckOptions = {}): Promis
     structures: ds.structures.map((s) => ({ name: s.name, rule: s.rule })),
     annotators,
     imageSizes: tally(images, (i) => `${i.width}x${i.height}`).map(({ item, n }) => ({ width: item.width, height: item.height, cases: n })),
-    imageFormats: tally(images, (i) => `${i.channels}/${i.alpha}/${i.bitDepth}`).map(({ item, n }) => ({ channels: item.channels, alpha: item.alpha, bitDepth: item.bitDepth, cases: n })),
+    imageFormats: tally(images, (i) => `${i.channels}/${i.alpha}/${i.bitDepth}/${i.nifti}`).map(({ item, n }) => ({ channels: item.channels, alpha: item.alpha, bitDepth: item.bitDepth, ...(item.nifti ? { nifti: item.nifti } : {}), cases: n })),
     channels: ds.channels,
     missing: ds.cases.flatMap((c) => c.labels.map((l, m) => (l === null ? { caseId: c.id, annotator: ds.annotators[m] } : null)).filter((x): x is { caseId: string; annotator: string } => x !== null)),
   };
@@ -198,7 +205,9 @@ export function formatCheckReport(r: CheckReport, maxListed = 50): string {
     lines.push(`cases       ${s.cases}${Object.keys(s.subsets).length > 0 ? `; subsets: ${counts(s.subsets)}` : ''}${Object.keys(s.splits).length > 0 ? `; splits: ${counts(s.splits)}` : '; no splits'}`);
     lines.push(`annotators  ${s.annotators.length}: ${s.annotators.map((a) => a.name).join(', ')}`);
     lines.push(`structures  ${s.structures.map((x) => `${x.name} (${x.rule})`).join('; ')}`);
-    const fmt = (f: { channels: number; alpha: boolean; bitDepth: number; cases: number }) => `${f.channels === 1 ? 'greyscale' : f.channels === 3 ? 'RGB' : `${f.channels}-channel`}${f.alpha ? (f.channels === 3 ? 'A' : '+alpha') : ''} ${f.bitDepth}-bit ×${f.cases}`;
+    const fmt = (f: { channels: number; alpha: boolean; bitDepth: number; nifti?: string; cases: number }) => f.nifti
+      ? `${f.channels}-channel NIfTI ${f.nifti} ×${f.cases}`
+      : `${f.channels === 1 ? 'greyscale' : f.channels === 3 ? 'RGB' : `${f.channels}-channel`}${f.alpha ? (f.channels === 3 ? 'A' : '+alpha') : ''} ${f.bitDepth}-bit ×${f.cases}`;
     const sizes = s.imageSizes.slice(0, 5).map((x) => `${x.width}x${x.height} ×${x.cases}`).join(', ') + (s.imageSizes.length > 5 ? `, … (${s.imageSizes.length} sizes)` : '');
     lines.push(`images      ${s.imageFormats.map(fmt).join(', ') || 'none readable'}; sizes ${sizes || '-'}; models get ${s.channels} channel${s.channels > 1 ? 's' : ''}`);
     const total = s.cases * s.annotators.length;

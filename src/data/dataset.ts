@@ -6,16 +6,19 @@
  * label values that mark it. The number of annotators M and the structures always come from the data
  * (dataset.json, or the RIGA CSVs), never from constants.
  *
- * Two on-disk layouts are understood (see docs/data.md): RIGA's published 'DiscRegion' folder
- * (./riga.ts) and the project's native layout (./native.ts). `openDataset` detects which one a folder
- * holds.
+ * Three on-disk layouts are understood (see docs/data.md): RIGA's published 'DiscRegion' folder
+ * (./riga.ts), the QUBIQ challenge's folders of NIfTI files (./qubiq.ts) and the project's native
+ * layout (./native.ts). `openDataset` detects which one a folder holds.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
+import { isNiftiPath } from '../io/nifti';
 import { LabelDecoder } from './labels';
 import { scanNative } from './native';
+import { readNiftiImageInfo } from './niftiImage';
+import { isQubiqDataset, qubiqDatasetsIn, readQubiqRater, scanQubiq } from './qubiq';
 import { findRigaCsvs, scanRiga } from './riga';
 import { hasEntry } from '../io/readBounded';
 
@@ -43,12 +46,19 @@ export interface CaseRecord {
   labels: (string | null)[];
   /** RIGA only: the fused 'FinalLabel' (rater 0) mask, which is not an annotator. */
   fused?: string | null;
+  /** The case's name in its layout when the id had to qualify it (QUBIQ: the case folder's name). */
+  name?: string;
+  /**
+   * When each structure of an annotation is a file of its own (QUBIQ): [annotator][structure] files,
+   * null = not drawn. `labels[m]` is then any one of annotator m's files, or null when there is none.
+   */
+  parts?: (string | null)[][];
 }
 
 export interface Dataset {
   /** Absolute path of the dataset folder. */
   root: string;
-  layout: 'riga' | 'native';
+  layout: 'riga' | 'native' | 'qubiq';
   name: string;
   annotators: string[];
   /** At most 8 (the input pipeline packs a pixel's structures into one byte). */
@@ -67,6 +77,8 @@ export interface Dataset {
    * PIL's convert('L'). Native: a label map must be single-channel (or RGB with R = G = B).
    */
   colourLabels: 'luma' | 'reject';
+  /** The challenge score this data is judged by, which evaluation and experiments report beside the paper's. */
+  challengeScore?: 'qubiq';
 }
 
 /** Something wrong with a dataset, tied to the file it is about. */
@@ -79,7 +91,7 @@ export interface Problem {
 
 /** What a layout reader found: the dataset (null when it cannot be described) and its problems. */
 export interface ScanResult {
-  layout: 'riga' | 'native' | null;
+  layout: 'riga' | 'native' | 'qubiq' | null;
   dataset: Dataset | null;
   problems: Problem[];
 }
@@ -109,8 +121,9 @@ export async function scanDataset(dir: string): Promise<ScanResult> {
   if (!fs.statSync(root).isDirectory()) return fail('not a directory (expected a dataset folder)');
   if (hasEntry(path.join(root, 'dataset.json'))) return scanNative(root);
   if (findRigaCsvs(root).length > 0) return scanRiga(root);
+  if (isQubiqDataset(root) || qubiqDatasetsIn(root).length > 0) return scanQubiq(root);
   const entries = fs.readdirSync(root).filter((e) => !e.startsWith('.'));
-  if (entries.length === 0) return fail('folder is empty (expected dataset.json, or RIGA\'s Glaucoma_multirater_<Subset>.csv files)');
+  if (entries.length === 0) return fail('folder is empty (expected dataset.json, RIGA\'s Glaucoma_multirater_<Subset>.csv files, or QUBIQ\'s Training/<case>/image.nii.gz)');
   // A common slip: pointing at the folder above RIGA's DiscRegion.
   const nested = entries.find((e) => {
     const sub = path.join(root, e);
@@ -121,7 +134,7 @@ export async function scanDataset(dir: string): Promise<ScanResult> {
     }
   });
   const hint = nested ? ` — did you mean ${displayPath(path.join(root, nested))}?` : '';
-  return fail(`no dataset found (expected dataset.json, or RIGA's Glaucoma_multirater_<Subset>.csv files)${hint}`);
+  return fail(`no dataset found (expected dataset.json, RIGA's Glaucoma_multirater_<Subset>.csv files, or QUBIQ's Training/<case>/image.nii.gz)${hint}`);
 }
 
 /**
@@ -210,13 +223,14 @@ export function labelDecoderFor(ds: Dataset): LabelDecoder {
  */
 export async function readAnnotations(ds: Dataset, c: CaseRecord): Promise<CaseAnnotations> {
   const decoder = labelDecoderFor(ds);
-  const { width, height } = await readImageInfo(c.image);
+  const { width, height } = await (isNiftiPath(c.image) ? readNiftiImageInfo(c.image) : readImageInfo(c.image));
   const n = width * height;
   const masks = ds.structures.map(() => ds.annotators.map(() => new Uint8Array(n)));
   const available = c.labels.map((l) => l !== null);
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
-    const label = await decoder.read(file, { width, height, imageFile: c.image });
+    const expect = { width, height, imageFile: c.image };
+    const label = c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
     const bits = decoder.structureBits(label.values);
     for (let k = 0; k < ds.structures.length; k++) {
       const mask = masks[k][m];

@@ -9,7 +9,10 @@
  */
 import { UserError } from '../errors';
 import { readImage, RawImage } from '../io/image';
+import { isNiftiPath } from '../io/nifti';
 import { CaseRecord, Dataset, labelDecoderFor, MAX_STRUCTURES } from './dataset';
+import { readNiftiImage } from './niftiImage';
+import { readQubiqRater } from './qubiq';
 import { resizeBilinear, resizeNearest } from './resize';
 
 /** An image at the model's size, planar [C,S,S], in its source integer range. */
@@ -23,7 +26,7 @@ export interface PreparedImage {
   originalHeight: number;
 }
 
-/** Converts an interleaved image to `channels` (1 ↔ 3): grey is replicated; RGB becomes luma. */
+/** Converts an interleaved image to `channels` (1 ↔ 3): grey is replicated; RGB becomes luma. Other counts must match. */
 function toChannels(img: RawImage, channels: number): { data: RawImage['data'] | Float32Array; channels: number; replicate: boolean } {
   if (img.channels === channels) return { data: img.data, channels, replicate: false };
   if (img.channels === 1 && channels === 3) return { data: img.data, channels: 1, replicate: true }; // replicate after resizing: 3x cheaper
@@ -33,7 +36,7 @@ function toChannels(img: RawImage, channels: number): { data: RawImage['data'] |
     for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = 0.299 * img.data[j] + 0.587 * img.data[j + 1] + 0.114 * img.data[j + 2];
     return { data: out, channels: 1, replicate: false };
   }
-  throw new Error(`toChannels: cannot convert ${img.channels} channels to ${channels}`);
+  throw new UserError(`the image has ${img.channels} channels but the model takes ${channels}`);
 }
 
 /** Resizes a decoded image to size×size with `channels` channels, rounding back to its integer type. */
@@ -53,7 +56,12 @@ export function prepareRawImage(img: RawImage, size: number, channels: number): 
 
 /** Decodes an image file and prepares it (see prepareRawImage). Throws a UserError naming a bad file. */
 export async function prepareImage(file: string, size: number, channels: number): Promise<PreparedImage> {
-  return prepareRawImage(await readImage(file), size, channels);
+  return prepareRawImage(await readAnyImage(file), size, channels);
+}
+
+/** PNG/JPEG/TIFF as stored; NIfTI z-scored per channel (./niftiImage.ts). */
+export async function readAnyImage(file: string): Promise<RawImage> {
+  return isNiftiPath(file) ? readNiftiImage(file) : readImage(file);
 }
 
 /** A case as the pipeline caches it. */
@@ -70,14 +78,15 @@ export interface PreparedCase {
 export async function prepareCase(ds: Dataset, c: CaseRecord, size: number): Promise<PreparedCase> {
   if (ds.structures.length > MAX_STRUCTURES) throw new UserError(`${ds.root}: ${ds.structures.length} structures; at most ${MAX_STRUCTURES} are supported`);
   const decoder = labelDecoderFor(ds);
-  const raw = await readImage(c.image);
+  const raw = await readAnyImage(c.image);
   const image = prepareRawImage(raw, size, ds.channels);
   const plane = size * size;
   const labels = new Uint8Array(ds.annotators.length * plane);
   const available = new Uint8Array(ds.annotators.length);
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
-    const label = await decoder.read(file, { width: raw.width, height: raw.height, imageFile: c.image });
+    const expect = { width: raw.width, height: raw.height, imageFile: c.image };
+    const label = c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
     // Nearest on the raw values, then the value→structures table: same result as resizing each binary
     // mask, at 1/K of the work.
     const small = resizeNearest(label.values, label.width, label.height, size, size);

@@ -4,6 +4,8 @@ import { CaseAnnotations, CaseRecord, Dataset, readAnnotations } from '../data/d
 import { resizeBilinear, resizeNearest } from '../data/resize';
 import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
+import { isNiftiPath } from '../io/nifti';
+import { readNiftiImageInfo } from '../data/niftiImage';
 import { StructureAccumulator } from '../metrics/aggregate';
 import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } from '../metrics/dice';
 import { BINARY_THRESHOLD, CaseStructureEvaluator, CaseStructureMetrics, ECE_BINS, Mask } from '../metrics/multiAnnotator';
@@ -289,7 +291,7 @@ export function referenceFromDataset(ds: Dataset, cases: readonly CaseRecord[]):
       id: c.id,
       load: () => readAnnotations(ds, c),
       size: async () => {
-        const info = await readImageInfo(c.image);
+        const info = await (isNiftiPath(c.image) ? readNiftiImageInfo(c.image) : readImageInfo(c.image));
         return { width: info.width, height: info.height };
       },
     })),

@@ -21,6 +21,7 @@ import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, sel
 import { EvaluationSummary } from '../eval/evaluate';
 import { SUMMARY_FILE } from '../eval/report';
 import { evaluateModel } from '../predict/evaluateModel';
+import { QUBIQ_SUMMARY_FILE, scoreRunQubiq } from '../predict/qubiq';
 import { AnyMethodDescriptor, optionsFor } from '../methods/descriptor';
 import { defaultMethods, methodDescriptors, resolveMethod } from '../methods/registry';
 import { checkInputSize } from '../models/encoders/registry';
@@ -76,6 +77,8 @@ interface RunsResult extends MethodScores {
   train_seconds: number | null;
   /** Still improving over the last quarter of a stage's steps (of a method: in any seed; marked †); null: too few rounds to tell. */
   still_improving: boolean | null;
+  /** The challenge's score when the data has one (QUBIQ: overall and per task, fractions; of a method: means over seeds). */
+  qubiq?: { overall: number; per_task: Record<string, number> };
 }
 
 /** One method's run at one seed. */
@@ -178,11 +181,14 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     } else {
       print(`${tag} reusing ${path.relative(out, evalDir)}`);
     }
+    const qubiqFile = path.join(evalDir, QUBIQ_SUMMARY_FILE);
+    if (ds.challengeScore === 'qubiq' && !fs.existsSync(qubiqFile)) await scoreRunQubiq(runDir, ds, testCases, evalDir, run.label);
     const summary = readEvaluation(evalFile);
     const curve = readRunCurve(runDir);
     results.set(job, {
       seed: combination.seed, run: runDir, evaluation: evalDir, train_seconds: readTrainSeconds(runDir),
       average: summary.average, mean_voting: summary.mean_voting, per_annotator: summary.per_annotator, still_improving: curve.still_improving, summary, curve,
+      ...(fs.existsSync(qubiqFile) ? { qubiq: (JSON.parse(fs.readFileSync(qubiqFile, 'utf8')) as { qubiq: { overall: number; per_task: Record<string, number> } }).qubiq } : {}),
     });
     await writeOutputs(outputs);
     print(`${tag} done: Average ${pair(summary, summary.average)}, Mean Voting ${pair(summary, summary.mean_voting)}; ${progress.describe()}`);
@@ -343,6 +349,8 @@ async function writeOutputs(ctx: OutputContext): Promise<{ table: string; budget
   });
   const table = tables[budgetResults[budgetResults.length - 1].table];
   if (budgets.length > 1) tables['table2.md'] = table;
+  const qubiqTable = challengeTable(ctx, budgetResults[budgetResults.length - 1]);
+  if (qubiqTable) tables['qubiq.md'] = qubiqTable;
   for (const [name, text] of Object.entries(tables)) writeFileAtomic(path.join(out, name), text);
   writeFileAtomic(path.join(out, 'differences.md'), differencesMarkdown(ctx, budgetResults));
 
@@ -371,6 +379,24 @@ async function writeOutputs(ctx: OutputContext): Promise<{ table: string; budget
   return { table, budgets: budgetResults, ablations };
 }
 
+/** QUBIQ's score per method at the largest budget (qubiq.md), when the data is judged by it; null otherwise. */
+function challengeTable(ctx: OutputContext, top: BudgetResult): string | null {
+  const methods = top.methods.filter((m) => m.qubiq);
+  if (methods.length === 0) return null;
+  const tasks = Object.keys(methods[0].qubiq!.per_task);
+  const pct = (v: number | null) => (v === null || Number.isNaN(v) ? '-' : (100 * v).toFixed(2));
+  return [
+    `# QUBIQ score (%), ${ctx.ds.name}, ${ctx.testCases} test cases (${describeSelection(ctx.shared.test)}), ${plural(top.steps, 'step')}${ctx.seeds.length > 1 ? `, mean over seeds ${ctx.seeds.join(', ')}` : ''}`,
+    '',
+    `| method | ${tasks.join(' | ')} | QUBIQ | ${tasks.map((t) => `${t} Mean Voting`).join(' | ')} |`,
+    `|${'---|'.repeat(2 * tasks.length + 2)}`,
+    ...methods.map((m) => `| ${m.label} | ${tasks.map((t) => pct(m.qubiq!.per_task[t])).join(' | ')} | ${pct(m.qubiq!.overall)} | ${tasks.map((t) => pct(m.mean_voting[t])).join(' | ')} |`),
+    '',
+    'QUBIQ: the raters\' mean as ground truth, Dice at thresholds 0.1…0.9 averaged, then over cases and tasks (docs/data.md). Mean Voting: the paper\'s soft Dice against the same mean.',
+    '',
+  ].join('\n');
+}
+
 /** A method's result at one budget from its evaluated seeds: means, standard deviations, and whether any seed was still improving. */
 function methodResult(run: PlannedRun, seeds: Evaluated[]): MethodResult {
   const structures = seeds[0].summary.structures;
@@ -381,7 +407,12 @@ function methodResult(run: PlannedRun, seeds: Evaluated[]): MethodResult {
     per_annotator: Object.fromEntries(structures.map((s) => [s, Array.from({ length: M }, (_, k) => f(seeds.map((e) => e.per_annotator[s]?.[k] ?? null)))])),
   });
   const seconds = seeds.map((e) => e.train_seconds);
+  const scored = seeds.flatMap((e) => (e.qubiq ? [e.qubiq] : []));
+  const qubiq = scored.length === seeds.length && scored.length > 0
+    ? { overall: meanOf(scored.map((q) => q.overall)) as number, per_task: Object.fromEntries(Object.keys(scored[0].per_task).map((t) => [t, meanOf(scored.map((q) => q.per_task[t])) as number])) }
+    : undefined;
   return {
+    ...(qubiq ? { qubiq } : {}),
     id: run.id, label: run.label, run: seeds[0].run, evaluation: seeds[0].evaluation,
     train_seconds: seconds.includes(null) ? null : sum(seconds as number[]),
     ...over(meanOf), sd: seeds.length > 1 ? over(sdOf) : null,

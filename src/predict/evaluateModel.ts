@@ -9,7 +9,9 @@ import { CaseRecord, CaseSelection, Dataset, openDataset, selectCases } from '..
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from '../train/loadRun';
 import { checkNotRunFiles } from '../train/run';
+import { QubiqEvaluation, scoreQubiqPredictions } from '../eval/qubiq';
 import { predictToFolder } from './predict';
+import { writeQubiqEvaluation } from './qubiq';
 
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
   const loaded = loadRun(runDir);
@@ -56,16 +58,26 @@ export async function selectEvaluationCases(data: string, selection: CaseSelecti
   return { ds, cases };
 }
 
-/** Scores predictions (or a run's predictions, written to OUT/predictions) and writes the evaluation outputs. */
-export async function evaluate(request: EvaluateRequest): Promise<EvaluationSummary> {
+/**
+ * Scores predictions (or a run's predictions, written to OUT/predictions) and writes the evaluation
+ * outputs; on data judged by a challenge score (QUBIQ), that score too (qubiq.json, …).
+ */
+export async function evaluate(request: EvaluateRequest): Promise<EvaluationSummary & { qubiq?: QubiqEvaluation }> {
   const { data, split, subsets, predictions, model, out, ...options } = request;
   if (!predictions === !model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
   checkOutputFolder('--out', out);
   checkNotRunFiles('--out', out);
   const { ds, cases } = await selectEvaluationCases(data, { split, subsets });
-  return withOutputRollback(out, () => {
-    if (model) return evaluateModel(model, ds, cases, out, options);
-    checkPredictionsForEvaluation(predictions!, ds.annotators.length);
-    return evaluatePredictions(referenceFromDataset(ds, cases), predictions!, out, options);
+  return withOutputRollback(out, async () => {
+    let summary: EvaluationSummary;
+    if (model) summary = await evaluateModel(model, ds, cases, out, options);
+    else {
+      checkPredictionsForEvaluation(predictions!, ds.annotators.length);
+      summary = await evaluatePredictions(referenceFromDataset(ds, cases), predictions!, out, options);
+    }
+    if (ds.challengeScore !== 'qubiq') return summary;
+    const qubiq = await scoreQubiqPredictions(ds, cases, predictions ?? path.join(out, 'predictions'));
+    writeQubiqEvaluation(qubiq, out, options.label ?? path.basename(path.resolve(model ?? predictions!)), split);
+    return { ...summary, qubiq };
   });
 }

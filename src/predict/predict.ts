@@ -5,19 +5,24 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
-import { readImage } from '../io/image';
+import { readAnyImage } from '../data/prepare';
 import { isSafePathComponent } from '../io/paths';
 import { checkStaysInside, pathInside } from '../io/confine';
+import { checkNotRunFiles } from '../train/run';
+import { hasEntry } from '../io/readBounded';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
-import { EngineName, PredictionEngine, describeAnnotators, openOnnxModel, torchEngine } from './engine';
+import { EngineName, EngineOutput, PredictionEngine, PreparedInput, describeAnnotators, openOnnxModel, torchEngine } from './engine';
 import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from '../train/loadRun';
-import { checkNotRunFiles } from '../train/run';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
-import { hasEntry } from '../io/readBounded';
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff']);
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.nii', '.gz']);
+
+/** The case id an image file gives: its name without the extension (both of `.nii.gz`). */
+function caseIdOf(file: string): string {
+  return path.basename(file).replace(/\.nii\.gz$/i, '').replace(/\.[^.]*$/, '');
+}
 
 export interface PredictInput {
   id: string;
@@ -46,11 +51,11 @@ function isFolder(p: string): boolean {
 /** An image file, or every image in a folder (its images/ subfolder for a native dataset), as cases. */
 export function listInputs(input: string): PredictInput[] {
   if (!hasEntry(input)) throw new UserError(`--input: ${input}: no such file or folder`);
-  if (!isFolder(input)) return [checkCaseId({ id: path.parse(input).name, image: path.resolve(input) })];
+  if (!isFolder(input)) return [checkCaseId({ id: caseIdOf(input), image: path.resolve(input) })];
   const dir = fs.existsSync(path.join(input, 'dataset.json')) && fs.existsSync(path.join(input, 'images')) ? path.join(input, 'images') : input;
-  const files = fs.readdirSync(dir).filter((f) => IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase())).sort();
-  if (files.length === 0) throw new UserError(`--input: ${dir} holds no PNG, JPEG or TIFF images`);
-  const inputs = files.map((f) => ({ id: path.parse(f).name, image: path.resolve(dir, f) }));
+  const files = fs.readdirSync(dir).filter((f) => IMAGE_EXTENSIONS.has(path.extname(f).toLowerCase()) && (!f.toLowerCase().endsWith('.gz') || /\.nii\.gz$/i.test(f))).sort();
+  if (files.length === 0) throw new UserError(`--input: ${dir} holds no PNG, JPEG, TIFF or NIfTI images`);
+  const inputs = files.map((f) => ({ id: caseIdOf(f), image: path.resolve(dir, f) }));
   const seen = new Set<string>();
   for (const i of inputs) {
     checkCaseId(i);
@@ -74,7 +79,7 @@ function checkCaseId(input: PredictInput): PredictInput {
  */
 export async function predictToFolder(source: LoadedRun | PredictionEngine, inputs: PredictInput[], outDir: string, opts: PredictOptions = {}): Promise<number> {
   const engine = 'method' in source ? torchEngine(source, opts.annotators) : source;
-  const { size: S, channels: C, structures } = engine;
+  const { size: S, structures } = engine;
   const wanted = opts.annotators ?? engine.annotators;
   for (const k of wanted) if (!engine.annotators.includes(k)) throw new UserError(`--annotators: ${k} is not an annotator of this model (${describeAnnotators(engine.annotators)})`);
   const batchSize = opts.batchSize ?? 4;
@@ -87,24 +92,33 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
     cases: inputs.map((c) => c.id), complete: false, time: new Date().toISOString(),
   }, opts.replace);
   let done = 0;
-  for (let start = 0; start < inputs.length; start += batchSize) {
-    const chunk = inputs.slice(start, start + batchSize);
-    const prepared = await Promise.all(chunk.map((c) => engine.loadImage(c.image)));
+  await forEachPrediction(engine, inputs.map((c) => c.image), batchSize, async (index, out, i, prepared) => {
+    const { originalWidth: W, originalHeight: H } = prepared;
+    const meanMaps = structures.map((_, s) => resizeBilinear(out.calibrated(i, s), S, S, 1, W, H));
+    const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
+    await writePredictionCase(outDir, inputs[index].id, structures, meanMaps, annotatorMaps, W, H, wanted);
+    if (opts.overlay ?? true) await writeOverlay(pathInside('--out', outDir, inputs[index].id, 'overlay.png'), await readAnyImage(inputs[index].image), meanMaps);
+    done++;
+    opts.onProgress?.(done, inputs.length);
+  });
+  finishManifest(outDir, manifest);
+  return done;
+}
+
+/**
+ * Runs `engine` on `images` in batches of `batchSize` and calls `each` for every image in order, with
+ * its index in `images`, its batch's output and its row in that batch, and its prepared input.
+ */
+export async function forEachPrediction(engine: PredictionEngine, images: string[], batchSize: number, each: (index: number, out: EngineOutput, row: number, prepared: PreparedInput) => Promise<void>): Promise<void> {
+  const { size: S, channels: C } = engine;
+  for (let start = 0; start < images.length; start += batchSize) {
+    const chunk = images.slice(start, start + batchSize);
+    const prepared = await Promise.all(chunk.map((file) => engine.loadImage(file)));
     const batch = new Float32Array(chunk.length * C * S * S);
     prepared.forEach((p, i) => batch.set(p.input, i * C * S * S));
     const out = await engine.predict(batch, chunk.length);
-    for (let i = 0; i < chunk.length; i++) {
-      const { originalWidth: W, originalHeight: H } = prepared[i];
-      const meanMaps = structures.map((_, s) => resizeBilinear(out.calibrated(i, s), S, S, 1, W, H));
-      const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
-      await writePredictionCase(outDir, chunk[i].id, structures, meanMaps, annotatorMaps, W, H, wanted);
-      if (opts.overlay ?? true) await writeOverlay(pathInside('--out', outDir, chunk[i].id, 'overlay.png'), await readImage(chunk[i].image), meanMaps);
-      done++;
-      opts.onProgress?.(done, inputs.length);
-    }
+    for (let i = 0; i < chunk.length; i++) await each(start + i, out, i, prepared[i]);
   }
-  finishManifest(outDir, manifest);
-  return done;
 }
 
 export interface PredictRequest extends PredictOptions {

@@ -1,0 +1,232 @@
+/**
+ * The QUBIQ challenge layout, read as downloaded (docs/data.md):
+ *
+ *   ROOT/<dataset>/Training/<case>/image.nii.gz
+ *   ROOT/<dataset>/Training/<case>/task01_seg01.nii.gz … taskTT_segRR.nii.gz   one mask per task and rater
+ *   ROOT/<dataset>/Validation/…, ROOT/<dataset>/Testing/…                       the other splits
+ *
+ * Tasks are the structures (task01, task02, …) and raters the annotators (seg01, seg02, …). A dataset
+ * folder without split folders (some 2021 sets) holds its case folders directly; they form the split
+ * 'Training'. Pointing at ROOT picks its dataset when it holds one; with several, the error names them.
+ * Case ids are `<split>-<case>` (QUBIQ reuses case names across splits); the case folder's own name is
+ * kept for submissions.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors';
+import { readNiftiShape } from '../io/nifti';
+import { fileNameProblem } from '../io/names';
+import { resolvesInside } from '../io/paths';
+import { CaseRecord, Dataset, MAX_STRUCTURES, Problem, ScanResult, Structure } from './dataset';
+import { compareIds } from './native';
+import { planeShape, readNiftiMask } from './niftiImage';
+
+export const QUBIQ_SPLITS = ['Training', 'Validation', 'Testing'] as const;
+const MASK_NAME = /^task(\d+)_seg(\d+)\.nii(\.gz)?$/i;
+const IMAGE_NAMES = ['image.nii.gz', 'image.nii'];
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function visible(dir: string): string[] {
+  return fs.readdirSync(dir).filter((e) => !e.startsWith('.')).sort(compareIds);
+}
+
+function isCaseDir(dir: string): boolean {
+  return isDir(dir) && IMAGE_NAMES.some((n) => fs.existsSync(path.join(dir, n)));
+}
+
+/** Does `dir` hold one QUBIQ dataset (split folders of case folders, or case folders)? */
+export function isQubiqDataset(dir: string): boolean {
+  if (!isDir(dir)) return false;
+  const entries = visible(dir);
+  if (entries.some((e) => (QUBIQ_SPLITS as readonly string[]).includes(e) && isDir(path.join(dir, e)) && visible(path.join(dir, e)).some((c) => isCaseDir(path.join(dir, e, c))))) return true;
+  return entries.some((e) => isCaseDir(path.join(dir, e)));
+}
+
+/** The QUBIQ datasets directly under `dir` (a downloaded challenge folder). */
+export function qubiqDatasetsIn(dir: string): string[] {
+  if (!isDir(dir)) return [];
+  return visible(dir).filter((e) => isQubiqDataset(path.join(dir, e)));
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+export async function scanQubiq(root: string): Promise<ScanResult> {
+  const problems: Problem[] = [];
+  const blocking = (file: string, message: string) => problems.push({ file, message, blocking: true });
+  const finding = (file: string, message: string) => problems.push({ file, message, blocking: false });
+  const fail = (): ScanResult => ({ layout: 'qubiq', dataset: null, problems });
+
+  if (!isQubiqDataset(root)) {
+    const found = qubiqDatasetsIn(root);
+    if (found.length === 1) return scanQubiq(path.join(root, found[0]));
+    blocking(root, `holds ${found.length} QUBIQ datasets (${found.join(', ')}); point at one of them, e.g. ${path.join(root, found[0] ?? '')}`);
+    return fail();
+  }
+
+  const splitDirs = QUBIQ_SPLITS.filter((s) => isDir(path.join(root, s)));
+  const groups: { split: string; dir: string }[] = splitDirs.length > 0
+    ? splitDirs.map((s) => ({ split: s, dir: path.join(root, s) }))
+    : [{ split: 'Training', dir: root }];
+  if (splitDirs.length > 0) {
+    for (const e of visible(root)) {
+      if (!(QUBIQ_SPLITS as readonly string[]).includes(e)) finding(path.join(root, e), `not a QUBIQ split folder (expected ${QUBIQ_SPLITS.join(', ')}); ignored`);
+    }
+  }
+
+  interface Found { split: string; name: string; dir: string; image: string; masks: Map<string, string> }
+  const found: Found[] = [];
+  const taskSet = new Set<number>();
+  const raterSet = new Set<number>();
+  for (const g of groups) {
+    for (const name of visible(g.dir)) {
+      const dir = path.join(g.dir, name);
+      if (!isDir(dir)) {
+        finding(dir, `unexpected file in ${g.split}/ (expected one folder per case)`);
+        continue;
+      }
+      if (!resolvesInside(root, dir)) {
+        blocking(dir, 'is a symbolic link leading outside the dataset folder');
+        continue;
+      }
+      // The case's folder name becomes prediction and submission folder names.
+      const unsafe = fileNameProblem(name);
+      if (unsafe !== null) {
+        blocking(dir, `case folder name ${unsafe}`);
+        continue;
+      }
+      const entries = visible(dir);
+      const images = IMAGE_NAMES.filter((n) => entries.includes(n));
+      if (images.length === 0) {
+        blocking(dir, 'case folder without image.nii.gz');
+        continue;
+      }
+      if (images.length > 1) blocking(path.join(dir, images[1]), `a second image beside ${images[0]}`);
+      const masks = new Map<string, string>();
+      for (const e of entries) {
+        if (IMAGE_NAMES.includes(e)) continue;
+        const m = MASK_NAME.exec(e);
+        if (!m) {
+          finding(path.join(dir, e), 'not a QUBIQ file (expected image.nii.gz or taskTT_segRR.nii.gz); ignored');
+          continue;
+        }
+        const task = Number(m[1]);
+        const rater = Number(m[2]);
+        if (task < 1 || rater < 1) {
+          blocking(path.join(dir, e), 'task and rater numbers start at 01');
+          continue;
+        }
+        const key = `${task}/${rater}`;
+        if (masks.has(key)) {
+          blocking(path.join(dir, e), `task ${pad(task)} of rater ${pad(rater)} twice (also ${path.basename(masks.get(key)!)})`);
+          continue;
+        }
+        masks.set(key, path.join(dir, e));
+        taskSet.add(task);
+        raterSet.add(rater);
+      }
+      found.push({ split: g.split, name, dir, image: path.join(dir, images[0]), masks });
+    }
+  }
+  if (found.length === 0) {
+    blocking(root, 'holds no case folders');
+    return fail();
+  }
+  if (taskSet.size === 0) {
+    blocking(root, 'no case holds a taskTT_segRR.nii.gz mask, so there are no tasks to learn');
+    return fail();
+  }
+  const tasks = [...taskSet].sort((a, b) => a - b);
+  if (tasks.length > MAX_STRUCTURES) {
+    blocking(root, `${tasks.length} tasks; at most ${MAX_STRUCTURES} are supported (a rater's tasks are packed into one byte per pixel)`);
+    return fail();
+  }
+  const raters = [...raterSet].sort((a, b) => a - b);
+  // Tasks and raters are numbered from 01 without gaps in every QUBIQ set; a gap is a missing file.
+  for (const [what, list] of [['task', tasks], ['rater', raters]] as const) {
+    const missing = Array.from({ length: list[list.length - 1] }, (_, i) => i + 1).filter((n) => !list.includes(n));
+    if (missing.length > 0) finding(root, `no case holds ${what} ${missing.map(pad).join(', ')} (found ${list.map(pad).join(', ')})`);
+  }
+
+  const cases: CaseRecord[] = found.map((f) => {
+    const parts = raters.map((r) => tasks.map((t) => f.masks.get(`${t}/${r}`) ?? null));
+    // A rater's annotation exists when any of their task masks does.
+    const labels = parts.map((perTask) => perTask.find((p) => p !== null) ?? null);
+    return { id: `${f.split}-${f.name}`, name: f.name, subset: f.split, image: f.image, labels, parts };
+  });
+  for (const c of cases) {
+    for (let r = 0; r < raters.length; r++) {
+      const have = c.parts![r].filter((p) => p !== null).length;
+      if (have > 0 && have < tasks.length) finding(path.dirname(c.image), `rater seg${pad(raters[r])} has ${have} of the ${tasks.length} task masks (a missing task mask is read as empty)`);
+    }
+  }
+  const splits: Record<string, string[]> = {};
+  for (const c of cases) (splits[c.subset!] ??= []).push(c.id);
+
+  // A rater's label map packs the tasks as bits: task k is bit k, so value v marks every task whose bit is set.
+  const all = Array.from({ length: 2 ** tasks.length }, (_, v) => v);
+  const structures: Structure[] = tasks.map((t, k) => ({ name: `task${pad(t)}`, values: all.filter((v) => (v & (1 << k)) !== 0), rule: `task${pad(t)}_segRR mask > 0.5` }));
+  let channels = 1;
+  const first = found[0];
+  const firstMask = [...first.masks.values()][0] ?? [...found.flatMap((f) => [...f.masks.values()])][0];
+  try {
+    const maskShape = (await readNiftiShape(firstMask)).shape;
+    // The 2021 pancreas sets are 3D: their masks have slices. They are refused rather than misread as channels.
+    if (maskShape.slice(2).some((n) => n > 1)) {
+      blocking(firstMask, `a 3D mask (${maskShape.join('×')}); this version reads 2D QUBIQ sets only (one slice per case, as in the 2020 sets)`);
+      return fail();
+    }
+    channels = planeShape(first.image, (await readNiftiShape(first.image)).shape).channels;
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const file = err.message.startsWith(`${firstMask}: `) ? firstMask : first.image;
+    blocking(file, err.message.replace(`${file}: `, ''));
+  }
+  const dataset: Dataset = {
+    root,
+    layout: 'qubiq',
+    name: path.basename(root),
+    annotators: raters.map((r) => `seg${pad(r)}`),
+    structures,
+    channels,
+    cases,
+    splits,
+    background: [0],
+    labelValues: all,
+    colourLabels: 'reject',
+    challengeScore: 'qubiq',
+  };
+  return { layout: 'qubiq', dataset: problems.some((p) => p.blocking) ? null : dataset, problems };
+}
+
+/**
+ * One rater's masks of a case packed into one label map (bit k = task k), as the pipeline's label maps
+ * are. A missing task mask is empty. Sizes must agree with each other and with `expect` (the image).
+ */
+export async function readQubiqRater(parts: (string | null)[], expect?: { width: number; height: number; imageFile: string }): Promise<{ width: number; height: number; values: Uint8Array }> {
+  let width = expect?.width ?? 0;
+  let height = expect?.height ?? 0;
+  let values: Uint8Array | null = null;
+  for (let k = 0; k < parts.length; k++) {
+    const file = parts[k];
+    if (file === null) continue;
+    const m = await readNiftiMask(file);
+    if (values === null && !expect) {
+      width = m.width;
+      height = m.height;
+    }
+    if (m.width !== width || m.height !== height) {
+      throw new UserError(`${file}: mask is ${m.width}x${m.height} but ${expect ? `its image ${expect.imageFile}` : 'the other task masks'} ${expect ? 'is' : 'are'} ${width}x${height}`);
+    }
+    values ??= new Uint8Array(width * height);
+    for (let i = 0; i < values.length; i++) if (m.mask[i]) values[i] |= 1 << k;
+  }
+  if (values === null) throw new Error('readQubiqRater: no mask file');
+  return { width, height, values };
+}

@@ -1,0 +1,102 @@
+/**
+ * `avap synth --layout qubiq`: the synthetic fundus cases of ./synth.ts written as a QUBIQ-layout
+ * dataset of NIfTI files, so tests and the demo exercise the challenge's layout without a download.
+ * The disc is task01 and the cup task02; the simulated annotators are the raters seg01, seg02, ….
+ *
+ * Variants, each carrying one of the quirks of the published sets:
+ *   mr            float32 X×Y image; masks stored X×Y×1 (3D with one slice) as uint8 0/1
+ *   ct            int16 image in Hounsfield-like units (air −1000), stored X×Y×1 (a trailing size-1 axis)
+ *   multichannel  float32 X×Y×4 image (four "modalities"); masks as float32 with values 0 and 0.75,
+ *                 which binarising with `> 0.5` reads as 0/1
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors';
+import { blankNiftiTemplate, encodeNifti } from '../io/nifti';
+import { writeFileInNewFolder } from '../io/atomic';
+import { annotatorStyles, synthCase, SYNTH_LABELS } from './synth';
+
+export const QUBIQ_SYNTH_VARIANTS = ['mr', 'ct', 'multichannel'] as const;
+export type QubiqSynthVariant = (typeof QUBIQ_SYNTH_VARIANTS)[number];
+
+export interface QubiqSynthOptions {
+  out: string;
+  variant?: QubiqSynthVariant;
+  cases?: number;
+  /** Cases in Training; the rest go to Validation. */
+  train?: number;
+  annotators?: number;
+  size?: number;
+  seed?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The voxel size and origin every synthetic image carries, so that copied geometry can be checked. */
+export const QUBIQ_SYNTH_GEOMETRY = { pixdim: [0.5, 0.5, 2], origin: [-30, 12.5, 4] };
+
+export async function writeQubiqSynth(opts: QubiqSynthOptions): Promise<{ out: string; dataset: string; cases: number; splits: Record<string, number> }> {
+  const variant = opts.variant ?? 'mr';
+  const cases = opts.cases ?? 12;
+  const M = opts.annotators ?? 3;
+  const size = opts.size ?? 64;
+  const seed = opts.seed ?? 1;
+  const nTrain = opts.train ?? Math.max(1, cases - Math.max(1, Math.floor(cases / 4)));
+  if (nTrain < 1 || nTrain > cases) throw new UserError(`--train: must be 1 to ${cases} (got ${nTrain})`);
+  const out = path.resolve(opts.out);
+  if (fs.existsSync(out) && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
+    throw new UserError(`${opts.out}: already exists and is not an empty folder (synth writes a new dataset)`);
+  }
+  const dataset = `synthetic-${variant}`;
+  const styles = annotatorStyles(M, seed);
+  const template = blankNiftiTemplate(QUBIQ_SYNTH_GEOMETRY.pixdim, QUBIQ_SYNTH_GEOMETRY.origin);
+  const plane = size * size;
+  const width = String(cases).length < 2 ? 2 : String(cases).length;
+  const splits: Record<string, number> = {};
+  for (let i = 0; i < cases; i++) {
+    const split = i < nTrain ? 'Training' : 'Validation';
+    const index = i < nTrain ? i + 1 : i - nTrain + 1;
+    splits[split] = (splits[split] ?? 0) + 1;
+    const dir = path.join(out, dataset, split, `case${String(index).padStart(width, '0')}`);
+    const c = synthCase(i, seed, size, styles);
+    fs.mkdirSync(dir, { recursive: true });
+    // Luma of the RGB fundus crop, and its channels as separate "modalities".
+    const luma = new Float32Array(plane);
+    for (let p = 0; p < plane; p++) luma[p] = 0.299 * c.image[3 * p] + 0.587 * c.image[3 * p + 1] + 0.114 * c.image[3 * p + 2];
+    let image: Buffer;
+    if (variant === 'ct') {
+      const hu = new Int16Array(plane);
+      for (let p = 0; p < plane; p++) hu[p] = Math.round(luma[p] * 6 - 1000);
+      image = encodeNifti(template, [size, size, 1], hu, true);
+    } else if (variant === 'multichannel') {
+      const data = new Float32Array(4 * plane);
+      for (let p = 0; p < plane; p++) {
+        data[p] = c.image[3 * p];
+        data[plane + p] = c.image[3 * p + 1];
+        data[2 * plane + p] = c.image[3 * p + 2];
+        data[3 * plane + p] = 255 - luma[p];
+      }
+      image = encodeNifti(template, [size, size, 4], data, true);
+    } else {
+      image = encodeNifti(template, [size, size], luma, true);
+    }
+    writeFileInNewFolder(path.join(dir, 'image.nii.gz'), image);
+    c.labels.forEach((label, m) => {
+      const tasks = [(v: number) => v === SYNTH_LABELS.disc || v === SYNTH_LABELS.cup, (v: number) => v === SYNTH_LABELS.cup];
+      tasks.forEach((inTask, k) => {
+        let bytes: Buffer;
+        if (variant === 'multichannel') {
+          const mask = new Float32Array(plane);
+          for (let p = 0; p < plane; p++) mask[p] = inTask(label[p]) ? 0.75 : 0;
+          bytes = encodeNifti(template, [size, size], mask, true);
+        } else {
+          const mask = new Uint8Array(plane);
+          for (let p = 0; p < plane; p++) mask[p] = inTask(label[p]) ? 1 : 0;
+          bytes = encodeNifti(template, [size, size, 1], mask, true);
+        }
+        writeFileInNewFolder(path.join(dir, `task${String(k + 1).padStart(2, '0')}_seg${String(m + 1).padStart(2, '0')}.nii.gz`), bytes);
+      });
+    });
+    opts.onProgress?.(i + 1, cases);
+  }
+  return { out, dataset, cases, splits };
+}

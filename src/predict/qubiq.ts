@@ -1,0 +1,166 @@
+/**
+ * `avap predict --format qubiq`: the QUBIQ submission tree, one continuous map per case and task,
+ *
+ *   OUT/<dataset>/<case>/taskTT.nii.gz
+ *
+ * each with the header of its case's image (qform, sform, voxel sizes), so it lines up voxel for voxel.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../errors';
+import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
+import { planeShape } from '../data/niftiImage';
+import { resizeBilinear } from '../data/resize';
+import { formatQubiqTable, QubiqEvaluation, scoreQubiqSubmission, submissionFile } from '../eval/qubiq';
+import { writeFileAtomic } from '../io/atomic';
+import { isNiftiPath, readNifti, writeNifti } from '../io/nifti';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { checkStaysInside } from '../io/confine';
+import { csvField } from '../eval/report';
+import { checkNotRunFiles } from '../train/run';
+import { PrecisionChoice, resolvePrecision } from '../torch/precision';
+import { LoadedRun, loadRun } from '../train/loadRun';
+import { EngineName, openOnnxModel, PredictionEngine, torchEngine } from './engine';
+import { forEachPrediction } from './predict';
+
+const TASK_NAME = /^task\d+$/;
+
+/** Predicts `cases` of a QUBIQ-layout dataset into a submission tree under `outDir`. Returns the number of cases. */
+export async function predictQubiqSubmission(source: LoadedRun | PredictionEngine, ds: Dataset, cases: CaseRecord[], outDir: string, opts: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
+  const engine = 'method' in source ? torchEngine(source) : source;
+  const { size: S, structures } = engine;
+  const notTasks = structures.filter((s) => !TASK_NAME.test(s));
+  if (notTasks.length > 0) throw new UserError(`--format qubiq: the model's structures (${structures.join(', ')}) are not QUBIQ tasks (task01, task02, …); it was not trained on QUBIQ data`);
+  const seen = new Map<string, string>();
+  for (const c of cases) {
+    if (!isNiftiPath(c.image)) throw new UserError(`${c.image}: --format qubiq writes NIfTI maps with the image's geometry, so the images must be NIfTI`);
+    const name = c.name ?? c.id;
+    const prev = seen.get(name);
+    if (prev !== undefined) throw new UserError(`--format qubiq: cases ${prev} and ${c.id} would both be written to ${ds.name}/${name}/; pick one split with --split`);
+    seen.set(name, c.id);
+    // The dataset's and the case's folder names become submission folders: they must stay inside --out.
+    checkStaysInside('--out', outDir, path.join(outDir, ds.name, name));
+  }
+  let done = 0;
+  await forEachPrediction(engine, cases.map((c) => c.image), opts.batchSize ?? 4, async (index, out, i) => {
+    const c = cases[index];
+    const image = await readNifti(c.image);
+    const { width: W, height: H, channels } = planeShape(c.image, image.shape);
+    // The map has the image's axes without its channel axis (an X×Y×1 image gives an X×Y×1 map).
+    const shape = channels > 1 ? image.shape.filter((n, axis) => axis < 2 || n !== channels) : image.shape;
+    fs.mkdirSync(path.join(outDir, ds.name, c.name ?? c.id), { recursive: true });
+    structures.forEach((task, s) => {
+      const map = resizeBilinear(out.calibrated(i, s), S, S, 1, W, H);
+      const probs = new Float32Array(W * H);
+      for (let p = 0; p < probs.length; p++) probs[p] = Math.min(1, Math.max(0, map[p]));
+      writeNifti(submissionFile(outDir, ds, c, task), image, shape, probs);
+    });
+    done++;
+    opts.onProgress?.(done, cases.length);
+  });
+  return done;
+}
+
+export interface QubiqPredictRequest {
+  model: string;
+  engine?: EngineName;
+  precision?: PrecisionChoice;
+  /** A QUBIQ dataset folder (or the challenge folder holding one dataset). */
+  input: string;
+  split?: string;
+  out: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** `avap predict --format qubiq`: the selected cases of a QUBIQ dataset through a run, as a submission tree. */
+export async function predictQubiq(request: QubiqPredictRequest): Promise<{ cases: number; dataset: string }> {
+  checkOutputFolder('--out', request.out);
+  checkNotRunFiles('--out', request.out);
+  const ds = await openDataset(request.input);
+  if (ds.challengeScore !== 'qubiq') throw new UserError(`--input: ${request.input} is a ${ds.layout} dataset; --format qubiq predicts a QUBIQ-layout dataset`);
+  const cases = selectCases(ds, { split: request.split });
+  if (cases.length === 0) throw new UserError(`--input: ${request.input} has no case to predict${request.split ? ` in split '${request.split}'` : ''}`);
+  const run = async (source: LoadedRun | PredictionEngine) => withOutputRollback(request.out, () => predictQubiqSubmission(source, ds, cases, request.out, { onProgress: request.onProgress }));
+  if (request.engine === 'onnx') {
+    if (request.precision === 'bf16') throw new UserError('--precision bf16 applies to --engine torch; onnxruntime runs the exported float32 model');
+    const onnx = await openOnnxModel(request.model);
+    try {
+      return { cases: await run(onnx), dataset: ds.name };
+    } finally {
+      await onnx.dispose();
+    }
+  }
+  const loaded = loadRun(request.model, resolvePrecision(request.precision ?? 'fp32'));
+  try {
+    return { cases: await run(loaded), dataset: ds.name };
+  } finally {
+    loaded.method.model.dispose();
+  }
+}
+
+export interface QubiqEvaluateRequest {
+  data: string;
+  split?: string;
+  /** A submission tree (SUB/<dataset>/<case>/taskTT.nii.gz), or … */
+  predictions?: string;
+  /** … a trained run, whose submission is written to OUT/submission first. */
+  model?: string;
+  out: string;
+  label?: string;
+}
+
+export const QUBIQ_SUMMARY_FILE = 'qubiq.json';
+export const QUBIQ_PER_CASE_FILE = 'qubiq_per_case.csv';
+export const QUBIQ_REPORT_FILE = 'qubiq.md';
+
+/** `avap evaluate --format qubiq`: QUBIQ's score and the soft Dice of a submission (or of a run's), written to OUT. */
+export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<QubiqEvaluation & { files: string[] }> {
+  if ((request.predictions === undefined) === (request.model === undefined)) throw new UserError('evaluate --format qubiq: give exactly one of --predictions SUBMISSION or --model RUN');
+  const ds = await openDataset(request.data);
+  if (ds.challengeScore !== 'qubiq') throw new UserError(`--data: ${request.data} is a ${ds.layout} dataset; --format qubiq scores QUBIQ-layout data`);
+  const cases = selectCases(ds, { split: request.split });
+  checkOutputFolder('--out', request.out);
+  checkNotRunFiles('--out', request.out);
+  return withOutputRollback(request.out, async () => {
+    fs.mkdirSync(request.out, { recursive: true });
+    let submission = request.predictions!;
+    if (request.model !== undefined) {
+      submission = path.join(request.out, 'submission');
+      await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission });
+    }
+    const e = await scoreQubiqSubmission(ds, cases, submission);
+    const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
+    return { ...e, files };
+  });
+}
+
+/** qubiq.json, qubiq_per_case.csv and qubiq.md in `out`; returns their paths. */
+export function writeQubiqEvaluation(e: QubiqEvaluation, out: string, label: string, split?: string): string[] {
+  const summary = {
+    dataset: e.dataset, split: split ?? null, cases: e.rows.length / Math.max(1, e.tasks.length), unscored: e.unscored,
+    qubiq: { overall: e.qubiq.overall, per_task: Object.fromEntries(e.tasks.map((t, k) => [t, e.qubiq.perTask[k]])) },
+    soft_dice: Object.fromEntries(e.tasks.map((t, k) => [t, e.softDice[k]])),
+  };
+  const files = [QUBIQ_SUMMARY_FILE, QUBIQ_PER_CASE_FILE, QUBIQ_REPORT_FILE].map((f) => path.join(out, f));
+  // The summary last: its presence says the evaluation is complete.
+  writeFileAtomic(files[1], `case,task,qubiq,soft_dice\n${e.rows.map((r) => `${csvField(r.case)},${csvField(r.task)},${r.qubiq},${r.softDice}`).join('\n')}\n`);
+  writeFileAtomic(files[2], `# QUBIQ score and soft Dice (%), ${e.dataset}${split ? `, split ${split}` : ''}\n\n${formatQubiqTable(e, label)}\n`);
+  writeFileAtomic(files[0], `${JSON.stringify(summary, null, 2)}\n`);
+  return files;
+}
+
+/** A trained run's QUBIQ submission for `cases` (into OUT/submission) and its score, written to `out`. */
+export async function scoreRunQubiq(runDir: string, ds: Dataset, cases: CaseRecord[], out: string, label: string): Promise<QubiqEvaluation> {
+  const submission = path.join(out, 'submission');
+  fs.rmSync(submission, { recursive: true, force: true }); // an interrupted earlier attempt's maps
+  fs.mkdirSync(submission, { recursive: true });
+  const loaded = loadRun(runDir, resolvePrecision('fp32'));
+  try {
+    await predictQubiqSubmission(loaded, ds, cases, submission);
+  } finally {
+    loaded.method.model.dispose();
+  }
+  const e = await scoreQubiqSubmission(ds, cases, submission);
+  writeQubiqEvaluation(e, out, label);
+  return e;
+}
