@@ -1,27 +1,18 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadSafetensors } from '../src/torch/safetensors';
 import { readImage } from '../src/io/image';
+import { avap, ok } from './cli-run';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-cli-'));
 const data = path.join(root, 'data');
 // Tiny and fast: 14 cases of 32×32, a ResNet18 encoder, one thread so runs are comparable bit for bit.
 const TRAIN = ['--data', data, '--size', '32', '--batch-size', '4', '--encoder', 'resnet18', '--lr', '1e-3', '--seed', '3', '--threads', '1'];
-
-function avap(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AVAP_NUM_THREADS: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(r: { code: number | null; stdout: string; stderr: string }): string {
-  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 function weights(run: string): Record<string, Uint8Array> {
   const { tensors } = loadSafetensors(path.join(run, 'model.safetensors'));

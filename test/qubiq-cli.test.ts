@@ -1,23 +1,11 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { readNifti } from '../src/io/nifti';
 import { tmpDir } from './data-fixtures';
-
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
-
-function avap(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AVAP_NUM_THREADS: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(r: { code: number | null; stdout: string; stderr: string }): string {
-  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
+import { avap, ok } from './cli-run';
 
 /** The header bytes that carry the geometry: pixdim (76–107), and qform/sform codes, quaternion and srows (252–343). */
 function geometry(header: Uint8Array): Buffer {
