@@ -144,11 +144,11 @@ function lineRange(g: { firstLine: number; lastLine: number }): string {
   return g.firstLine === g.lastLine ? `line ${g.firstLine}` : `lines ${g.firstLine}–${g.lastLine}`;
 }
 
-export async function scanRiga(root: string): Promise<ScanResult> {
-  const problems: Problem[] = [];
-  const blocking = (file: string, message: string) => problems.push({ file, message, blocking: true });
-  const groups: Group[] = [];
+type Blocking = (file: string, message: string) => void;
 
+/** Every CSV's rows, grouped into images (consecutive rows of one imgName). */
+function readImageGroups(root: string, blocking: Blocking): Group[] {
+  const groups: Group[] = [];
   for (const { subset, file } of findRigaCsvs(root)) {
     if (!resolvesInside(root, file)) {
       blocking(file, 'is a symbolic link to a file outside the dataset folder (every file a dataset uses must be inside it)');
@@ -200,9 +200,15 @@ export async function scanRiga(root: string): Promise<ScanResult> {
       }
     }
   }
+  return groups;
+}
 
-  // Each image: rater 0 (optional) then raters 1..M once each, in order. An absent rater is a missing
-  // annotation; a repeated, out-of-order or non-numeric rater means the rows are not what they claim.
+/**
+ * Each image: rater 0 (optional) then raters 1..M once each, in order. An absent rater is a missing
+ * annotation; a repeated, out-of-order or non-numeric rater means the rows are not what they claim.
+ * Returns each valid image's mask per rater and the largest rater number.
+ */
+function masksByRater(groups: Group[], blocking: Blocking): { raterRows: Map<Group, Map<number, string>>; maxRater: number } {
   const raterRows = new Map<Group, Map<number, string>>();
   let maxRater = 0;
   for (const g of groups) {
@@ -225,12 +231,17 @@ export async function scanRiga(root: string): Promise<ScanResult> {
   if (groups.length > 0 && raterRows.size === groups.length && maxRater === 0) {
     blocking(groups[0].csv, 'no annotator rows: every row has rater 0 (the fused FinalLabel); expected raters 1..M too');
   }
+  return { raterRows, maxRater };
+}
 
-  // Duplicates: an image listed twice (in one CSV or across subsets), or two paths mapping to one case id.
+/**
+ * The cases, refusing duplicates (an image listed twice, in one CSV or across subsets, or two paths
+ * mapping to one case id), case ids that cannot name a folder, and paths leading out of `root`.
+ */
+function rigaCases(root: string, groups: Group[], raterRows: Map<Group, Map<number, string>>, annotators: string[], blocking: Blocking): CaseRecord[] {
   const seenImg = new Map<string, Group>();
   const seenId = new Map<string, Group>();
   const cases: CaseRecord[] = [];
-  const annotators = Array.from({ length: maxRater }, (_, i) => `A${i + 1}`);
   for (const g of groups) {
     const where = (x: Group) => `${path.basename(x.csv)} ${lineRange(x)}`;
     const norm = g.imgName.replace(/\\/g, '/').toLowerCase();
@@ -268,8 +279,11 @@ export async function scanRiga(root: string): Promise<ScanResult> {
       fused: resolve(byRater.get(0)),
     });
   }
-  if (groups.length === 0 && problems.length === 0) blocking(root, 'the Glaucoma_multirater_*.csv files list no images');
+  return cases;
+}
 
+/** Each subset as a split, plus the paper's train and test splits where their subsets are present. */
+function rigaSplits(cases: CaseRecord[]): Record<string, string[]> {
   const splits: Record<string, string[]> = {};
   const subsets = [...new Set(cases.map((c) => c.subset!))];
   for (const s of subsets) splits[s] = cases.filter((c) => c.subset === s).map((c) => c.id);
@@ -278,7 +292,17 @@ export async function scanRiga(root: string): Promise<ScanResult> {
     const ids = cases.filter((c) => wanted.has(c.subset!.toLowerCase())).map((c) => c.id);
     if (ids.length > 0 && !(name in splits)) splits[name] = ids;
   }
+  return splits;
+}
 
+export async function scanRiga(root: string): Promise<ScanResult> {
+  const problems: Problem[] = [];
+  const blocking: Blocking = (file, message) => problems.push({ file, message, blocking: true });
+  const groups = readImageGroups(root, blocking);
+  const { raterRows, maxRater } = masksByRater(groups, blocking);
+  const annotators = Array.from({ length: maxRater }, (_, i) => `A${i + 1}`);
+  const cases = rigaCases(root, groups, raterRows, annotators, blocking);
+  if (groups.length === 0 && problems.length === 0) blocking(root, 'the Glaucoma_multirater_*.csv files list no images');
   const dataset: Dataset = {
     root,
     layout: 'riga',
@@ -290,7 +314,7 @@ export async function scanRiga(root: string): Promise<ScanResult> {
     ],
     channels: 3,
     cases,
-    splits,
+    splits: rigaSplits(cases),
     background: [0],
     labelValues: Array.from({ length: 256 }, (_, i) => i),
     colourLabels: 'luma',
