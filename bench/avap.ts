@@ -89,7 +89,7 @@ function worker(): void {
   } else {
     const masks = rand([B, M, STRUCTURES.length, S, S], { generator: gen }).gt(0.5).float();
     const batch: TrainingBatch = {
-      size: B, images: x, annotatorMasks: masks, counts: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1),
+      size: B, images: x, annotatorMasks: masks, agreementClasses: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1),
     };
     const stage = method.stages()[task === 'step1' ? 0 : 1];
     // As the trainer sets a stage up: modes, frozen modules, Adam over the trained ones.

@@ -67,16 +67,16 @@ test('a batch without augmentation: normalised images, agreement counts, mean vo
 
   const plane = (a: ArrayLike<number>, index: number) => [...Array.prototype.slice.call(a, index * SS, (index + 1) * SS)];
   // case1: both annotators. Disc counts = A1's disc + A2's disc; cup likewise (see smallNativeSpec).
-  assert.deepEqual(plane(b1.counts, 0), [0, 1, 1, 0, 1, 2, 2, 1, 1, 2, 2, 1, 0, 1, 1, 0]);
-  assert.deepEqual(plane(b1.counts, 1), [0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 2, 0, 0, 0, 0, 0]);
+  assert.deepEqual(plane(b1.agreementCounts, 0), [0, 1, 1, 0, 1, 2, 2, 1, 1, 2, 2, 1, 0, 1, 1, 0]);
+  assert.deepEqual(plane(b1.agreementCounts, 1), [0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 2, 0, 0, 0, 0, 0]);
   assert.deepEqual(plane(b1.meanVotes, 1), [0, 0, 0, 0, 0, 0.5, 0.5, 0, 0, 0.5, 1, 0, 0, 0, 0, 0]);
   // annotatorMasks [B,M,K,S,S]: case1, A1, cup.
   assert.deepEqual(plane(b1.annotatorMasks, 1), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
   // case2: A2 is missing — not counted, its masks are zero, mean vote divides by 1.
   assert.deepEqual([...b1.available], [1, 1, 1, 0]);
   assert.deepEqual([...b1.annotatorCount], [2, 1]);
-  assert.deepEqual(plane(b1.counts, 2), [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0]);
-  assert.deepEqual(plane(b1.meanVotes, 2), plane(b1.counts, 2));
+  assert.deepEqual(plane(b1.agreementCounts, 2), [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0]);
+  assert.deepEqual(plane(b1.meanVotes, 2), plane(b1.agreementCounts, 2));
   assert.ok(plane(b1.annotatorMasks, 2 * 2 + 1 * 2 + 0).every((v) => v === 0) && plane(b1.annotatorMasks, 2 * 2 + 1 * 2 + 1).every((v) => v === 0));
   await loader.close();
 });
@@ -85,7 +85,7 @@ test('resizing: masks by nearest (pixels 5, 7, 13, 15 of 4x4 at size 2), images 
   const ds = await openDataset(await gradientDataset());
   const loader = new DataLoader(ds, ds.cases.slice(0, 1), { ...base, size: 2, batchSize: 1, normalization: { kind: 'per-channel', mean: [0, 0, 0], std: [1, 1, 1] } });
   const [b] = await collect(loader, 0);
-  assert.deepEqual([...b.counts.slice(0, 4)], [2, 1, 1, 0]);
+  assert.deepEqual([...b.agreementCounts.slice(0, 4)], [2, 1, 1, 0]);
   // R of output pixel 0 averages the top-left 2x2 block symmetrically around 10 + 5 - 2.5 … exactly:
   // weights over x = 0,1,2 and y = 0,1,2 are 3/7, 3/7, 1/7 → R = 10 + (0·3 + 1·3 + 2·1)/7 + 4·(0·3 + 1·3 + 2·1)/7.
   assert.equal(b.images[0], Math.fround(Math.round(10 + 5 / 7 + (4 * 5) / 7) / 255)); // = 14/255
@@ -164,7 +164,7 @@ test('augmented batches keep the targets consistent: counts = Σ available masks
             sum += v;
             if (k === 1 && v === 1) assert.equal(b.annotatorMasks[((j * M + m) * K + 0) * SS + i], 1, 'cup pixel outside the disc');
           }
-          assert.equal(b.counts[(j * K + k) * SS + i], sum);
+          assert.equal(b.agreementCounts[(j * K + k) * SS + i], sum);
           assert.equal(b.meanVotes[(j * K + k) * SS + i], Math.fround(sum / 3));
         }
       }

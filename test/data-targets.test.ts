@@ -42,7 +42,7 @@ test('caseTargets: counts, mean votes and masks per structure with a missing ann
     ],
   });
   assert.equal(t.annotatorCount, 2);
-  assert.deepEqual(t.counts.map((c) => [...c]), [[2, 2, 1], [0, 2, 1]]);
+  assert.deepEqual(t.agreementCounts.map((c) => [...c]), [[2, 2, 1], [0, 2, 1]]);
   assert.deepEqual(t.meanVotes.map((m) => [...m]), [[1, 1, 0.5], [0, 1, 0.5]]);
   assert.deepEqual(t.available, [true, false, true]);
 });

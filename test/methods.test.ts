@@ -118,7 +118,7 @@ test('mh-unet has one head per annotator, and its size grows with M', () => {
 /** A training batch in which every annotator annotated every image. */
 function batch(masks: Tensor, images: Tensor): TrainingBatch {
   const B = masks.shape[0];
-  return { size: B, images, annotatorMasks: masks, counts: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1) };
+  return { size: B, images, annotatorMasks: masks, agreementClasses: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1) };
 }
 
 test("single:K's loss depends on annotator K's masks only", () => {

@@ -29,8 +29,8 @@ export interface Batch {
   /** [B,C,S,S] normalised. */
   images: Float32Array;
   /** [B,K,S,S] per structure, number of available annotators marking the pixel (Eq. 2). */
-  counts: Uint8Array;
-  /** [B,K,S,S] counts / annotatorCount (0 for a case without annotations). */
+  agreementCounts: Uint8Array;
+  /** [B,K,S,S] agreementCounts / annotatorCount (0 for a case without annotations). */
   meanVotes: Float32Array;
   /** [B,M,K,S,S] 0/1; all zero for a missing annotation. */
   annotatorMasks: Uint8Array;
@@ -95,7 +95,7 @@ export class BatchProducer {
       size: B,
       caseIds: prepared.map((p) => p.id),
       images: new Float32Array(B * C * SS),
-      counts: new Uint8Array(B * K * SS),
+      agreementCounts: new Uint8Array(B * K * SS),
       meanVotes: new Float32Array(B * K * SS),
       annotatorMasks: new Uint8Array(B * M * K * SS),
       available: new Uint8Array(B * M),
@@ -133,7 +133,7 @@ export class BatchProducer {
           for (let k = 0; k < K; k++) {
             if ((b & (1 << k)) !== 0) {
               batch.annotatorMasks[maskOff + k * SS + i] = 1;
-              batch.counts[countOff + k * SS + i]++;
+              batch.agreementCounts[countOff + k * SS + i]++;
             }
           }
         }
@@ -141,7 +141,7 @@ export class BatchProducer {
       batch.annotatorCount[j] = annotators;
       if (annotators > 0) {
         const inv = 1 / annotators;
-        for (let i = j * K * SS; i < (j + 1) * K * SS; i++) batch.meanVotes[i] = batch.counts[i] * inv;
+        for (let i = j * K * SS; i < (j + 1) * K * SS; i++) batch.meanVotes[i] = batch.agreementCounts[i] * inv;
       }
     });
     return batch;
@@ -178,7 +178,7 @@ export interface WorkerInit {
 
 /** The buffers of a batch, to transfer (not copy) between threads. */
 export function batchBuffers(b: Batch): ArrayBuffer[] {
-  return [b.images, b.counts, b.meanVotes, b.annotatorMasks, b.available, b.annotatorCount].map((a) => a.buffer as ArrayBuffer);
+  return [b.images, b.agreementCounts, b.meanVotes, b.annotatorMasks, b.available, b.annotatorCount].map((a) => a.buffer as ArrayBuffer);
 }
 
 const WORKER_FILE = path.join(__dirname, 'loader-worker.js');

@@ -3,6 +3,7 @@
 // unaugmented). A head can start from these frequencies instead of learning them first.
 import type { CaseRecord, Dataset } from './dataset';
 import { prepareCase } from './prepare';
+import { agreementClass } from './targets';
 
 export interface TrainingStatistics {
   /** Per structure: pixel counts of agreement classes 0..M (counts rescaled to M where annotations are missing, as the AVM's target). */
@@ -26,7 +27,7 @@ export async function trainingStatistics(ds: Dataset, cases: CaseRecord[], size:
         for (let i = 0; i < plane; i++) {
           let count = 0;
           for (let m = 0; m < M; m++) if (c.labels[m * plane + i] & bit) count++;
-          histogram[s][Math.round((count * M) / available)]++;
+          histogram[s][agreementClass(count, available, M)]++;
         }
       }
     }

@@ -27,6 +27,15 @@ export function agreementCounts(masks: Uint8Array[], available: boolean[]): Uint
   return counts;
 }
 
+/**
+ * The AVM's class for `count` of `available` annotators when the dataset has `annotators`: the count
+ * rescaled to M (round(count · M / A)), so class c always means "a fraction c/M of the annotators".
+ * 0 when nobody annotated.
+ */
+export function agreementClass(count: number, available: number, annotators: number): number {
+  return available > 0 ? Math.round((count * annotators) / available) : 0;
+}
+
 /** count / annotators, in [0, 1]; all zeros when no annotator is available (there is no vote). */
 export function meanVote(counts: Uint8Array, annotators: number): Float32Array {
   const out = new Float32Array(counts.length);
@@ -44,7 +53,7 @@ export interface CaseTargets {
   /** Number of available annotators. */
   annotatorCount: number;
   /** [structure] agreement counts 0..annotatorCount. */
-  counts: Uint8Array[];
+  agreementCounts: Uint8Array[];
   /** [structure] counts / annotatorCount. */
   meanVotes: Float32Array[];
   /** [structure][annotator] 0/1; all zero when missing. */
@@ -60,7 +69,7 @@ export function caseTargets(ann: CaseAnnotations): CaseTargets {
     height: ann.height,
     available: ann.available,
     annotatorCount,
-    counts,
+    agreementCounts: counts,
     meanVotes: counts.map((c) => meanVote(c, annotatorCount)),
     annotatorMasks: ann.masks,
   };

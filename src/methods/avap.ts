@@ -197,7 +197,7 @@ export class AvapMethod implements Method {
 
   private variationTerms(logits: Tensor[], batch: TrainingBatch): Tensor[] {
     const M = this.config.annotators.length;
-    return logits.map((l, s) => variationLoss(l, batch.counts.select(1, s), batch.meanVotes.select(1, s), M));
+    return logits.map((l, s) => variationLoss(l, batch.agreementClasses.select(1, s), batch.meanVotes.select(1, s), M));
   }
 
   /** Each sample's target is its chosen annotator's masks, gathered as [B, K, S, S]. */

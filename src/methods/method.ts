@@ -10,8 +10,8 @@ export interface TrainingBatch {
   size: number;
   /** [B, C, S, S] normalised images. */
   images: Tensor;
-  /** [B, K, S, S] int64: annotators marking each pixel, rescaled to 0..M when some are missing. */
-  counts: Tensor;
+  /** [B, K, S, S] int64: the AVM's class per pixel, the annotators marking it rescaled to 0..M (agreementClass). */
+  agreementClasses: Tensor;
   /** [B, K, S, S] float: mean vote over the available annotators. */
   meanVotes: Tensor;
   /** [B, M, K, S, S] float 0/1. */
