@@ -167,6 +167,7 @@ export async function scanNative(root: string): Promise<ScanResult> {
     annotators: spec.annotators,
     structures,
     channels: spec.channels,
+    ...(spec.modality ? { modalities: spec.modality } : {}),
     cases,
     splits: { ...splits, ...subsets },
     background: [...spec.background].sort((a, b) => a - b),
