@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UserError } from '../src/errors';
+import type { CaseRecord, Dataset } from '../src/data/dataset';
 import { ctRule, normalizeChannel, parseIntensity, percentile } from '../src/data/intensity';
+import { computeIntensity } from '../src/data/intensityStats';
 
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a} ≠ ${b}`);
 
@@ -54,4 +56,12 @@ test('no foreground, or a bad recorded rule, is one line naming the source and f
   assert.throws(() => parseIntensity([{ modality: 'CT', clip: [0, 1], mean: 0, sd: 0 }], 'run/intensity.json'),
     (e: unknown) => e instanceof UserError && /at \[0\]\.sd/.test(e.message));
   assert.deepEqual(parseIntensity([{ modality: 'per-image' }], 'x'), [{ modality: 'per-image' }]);
+});
+
+test('a CT channel declared on PNG images is refused in one line naming an image; no CT channel records nothing', async () => {
+  const ds = { root: '/d', channels: 1, modalities: ['ct'] } as unknown as Dataset;
+  const cases = [{ id: 'a', image: '/d/images/a.png', labels: ['/d/labels/a_A.png'] }] as CaseRecord[];
+  await assert.rejects(computeIntensity(ds, cases), (e: unknown) => e instanceof UserError && /^\/d\/images\/a\.png: the dataset declares a CT channel/.test(e.message));
+  assert.equal(await computeIntensity({ ...ds, modalities: ['MR'] }, cases), undefined);
+  assert.equal(await computeIntensity({ ...ds, modalities: undefined }, cases), undefined);
 });

@@ -23,10 +23,11 @@ export const FOREGROUND_SAMPLES_PER_CASE = 10_000;
 export async function computeIntensity(ds: Dataset, cases: CaseRecord[]): Promise<Intensity | undefined> {
   const modalities = ds.modalities ?? [];
   if (!modalities.some(isCt)) return undefined;
+  const notNifti = cases.find((c) => !isNiftiPath(c.image));
+  if (notNifti) throw new UserError(`${notNifti.image}: the dataset declares a CT channel, so its images must be NIfTI (raw intensities), not PNG/JPEG/TIFF`);
   const samples: number[][] = Array.from({ length: ds.channels }, () => []);
   const decoder = labelDecoderFor(ds);
   for (const c of cases) {
-    if (!isNiftiPath(c.image)) throw new UserError(`${c.image}: a CT dataset's images must be NIfTI (raw intensities), not PNG/JPEG/TIFF`);
     const image = await readNiftiImage(c.image);
     const plane = image.width * image.height;
     const fg = new Uint8Array(plane);
