@@ -99,3 +99,35 @@ test('readAnnotations fails clearly on a label of the wrong size or with undecla
   await assert.rejects(readAnnotations(ds, ds.cases[0]), /case1_A1\.png: label map is 3x3 but its image .*case1\.png is 4x4/);
   await assert.rejects(readAnnotations(ds, ds.cases[1]), /case2_A1\.png: undeclared label value 7 in 1 pixel \(declared: 0 \(background\); disc: values 1, 2; contains cup; cup: value 2\)/);
 });
+
+test('native layout with NIfTI: images/<case>.nii.gz and labels as .nii.gz or .png; a CT modality gets the foreground rule', async () => {
+  const { blankNiftiTemplate, encodeNifti } = await import('../src/io/nifti');
+  const { computeIntensity } = await import('../src/data/intensityStats');
+  const { prepareCase } = await import('../src/data/prepare');
+  const dir = tmpDir('native-nifti');
+  fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'labels'));
+  fs.writeFileSync(path.join(dir, 'dataset.json'), JSON.stringify({ name: 'ct', annotators: ['A', 'B'], structures: [{ name: 'organ', values: [1] }], channels: 1, modality: ['CT'] }));
+  const t = blankNiftiTemplate([1, 1, 1], [0, 0, 0]);
+  // 2×2 CT images; A marks voxel 0 of c1, B voxels 0 and 3 of c1; c2 is annotated by A only, at voxel 1.
+  fs.writeFileSync(path.join(dir, 'images', 'c1.nii.gz'), encodeNifti(t, [2, 2], Int16Array.from([-100, -1000, -1000, 300]), true));
+  fs.writeFileSync(path.join(dir, 'images', 'c2.nii'), encodeNifti(t, [2, 2], Int16Array.from([-1000, 100, -1000, -1000]), false));
+  fs.writeFileSync(path.join(dir, 'labels', 'c1_A.nii.gz'), encodeNifti(t, [2, 2], Uint8Array.from([1, 0, 0, 0]), true));
+  fs.writeFileSync(path.join(dir, 'labels', 'c1_B.nii.gz'), encodeNifti(t, [2, 2, 1], Uint8Array.from([1, 0, 0, 1]), true));
+  await writeGrey(path.join(dir, 'labels', 'c2_A.png'), 2, 2, [0, 1, 0, 0]);
+  const ds = await openDataset(dir);
+  assert.deepEqual(ds.cases.map((c) => [c.id, c.labels.map((l) => l && path.basename(l))]), [['c1', ['c1_A.nii.gz', 'c1_B.nii.gz']], ['c2', ['c2_A.png', null]]]);
+  assert.deepEqual(ds.modalities, ['CT']);
+  // Foreground values −100, 300, 100: percentiles by linear rank, mean 100, sd sqrt(80000/3).
+  const rule = await computeIntensity(ds, ds.cases);
+  assert.ok(rule && rule[0].modality === 'CT');
+  if (rule[0].modality !== 'CT') return;
+  assert.ok(Math.abs(rule[0].clip[0] - (-100 + 0.01 * 200)) < 1e-9 && Math.abs(rule[0].clip[1] - (300 - 0.01 * 200)) < 1e-9, String(rule[0].clip));
+  assert.equal(rule[0].mean, 100);
+  assert.ok(Math.abs(rule[0].sd - Math.sqrt(80000 / 3)) < 1e-9);
+  const pc = await prepareCase(ds, ds.cases[0], 2);
+  assert.deepEqual([...pc.labels], [1, 0, 0, 0, 1, 0, 0, 1]);
+  // A label voxel that is no integer is one line naming the file.
+  fs.writeFileSync(path.join(dir, 'labels', 'c1_B.nii.gz'), encodeNifti(t, [2, 2], Float32Array.from([0.5, 0, 0, 0]), true));
+  await assert.rejects(prepareCase(ds, ds.cases[0], 2), (e: unknown) => e instanceof UserError && e.message.startsWith(`${path.join(dir, 'labels', 'c1_B.nii.gz')}: label values must be integers`));
+});

@@ -72,6 +72,20 @@ test('CT intensities stay as stored (negative Hounsfield units) and are z-scored
   assert.ok(Math.abs(sd - 1) < 1e-3, String(sd));
 });
 
+test('modality: QUBIQ\'s CT sets by name, a modality.json over the table, a bad one named in one line', async () => {
+  const dir = await synth('ct', 2);
+  assert.deepEqual((await openDataset(dir)).modalities, ['CT']); // synth declares it in modality.json
+  fs.writeFileSync(path.join(dir, 'modality.json'), '["MR"]');
+  assert.deepEqual((await openDataset(dir)).modalities, ['MR']);
+  fs.rmSync(path.join(dir, 'modality.json'));
+  assert.equal((await openDataset(dir)).modalities, undefined); // 'synthetic-ct' is no QUBIQ CT set
+  const kidney = path.join(path.dirname(dir), 'kidney');
+  fs.renameSync(dir, kidney);
+  assert.deepEqual((await openDataset(kidney)).modalities, ['CT']);
+  fs.writeFileSync(path.join(kidney, 'modality.json'), '["CT", "CT"]');
+  await assert.rejects(openDataset(kidney), (e: unknown) => e instanceof UserError && e.message.includes(`${path.join(kidney, 'modality.json')}: lists 2 modalities, the images have 1 channel(s)`));
+});
+
 test('a challenge folder with one dataset opens it; with several the error names them; a set without split folders is Training', async () => {
   const root = tmpDir('qubiq-root');
   const one = await writeQubiqSynth({ out: path.join(root, 'a'), variant: 'mr', cases: 2, train: 1, annotators: 2, size: 24 });

@@ -41,6 +41,8 @@ const invalid: { name: string; json: unknown; error: RegExp }[] = [
   { name: 'a structure with nothing', json: { ...valid, structures: [{ name: 'a' }] }, error: /structure 'a' has neither values nor contains/ },
   { name: 'a 17-bit value', json: { ...valid, structures: [{ name: 'a', values: [70000] }] }, error: /^structures\[0\]\.values\[0\]: Number must be less than or equal to 65535/ },
   { name: 'nine structures', json: { ...valid, structures: Array.from({ length: 9 }, (_, i) => ({ name: `s${i}`, values: [i + 1] })) }, error: /^structures: Array must contain at most 8/ },
+  { name: 'a modality per channel, too few', json: { ...valid, modality: ['CT'] }, error: /^modality: lists 1 modalities for 3 channel\(s\)/ },
+  { name: 'an empty modality name', json: { ...valid, modality: ['CT', '', 'CT'] }, error: /^modality\[1\]: / },
   { name: 'not JSON', json: '{', error: /^invalid JSON/ },
 ];
 for (const c of invalid) {

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
 import { isNiftiPath } from '../io/nifti';
+import type { Intensity } from './intensity';
 import { LabelDecoder } from './labels';
 import { scanNative } from './native';
 import { readNiftiImageInfo } from './niftiImage';
@@ -79,6 +80,13 @@ export interface Dataset {
   colourLabels: 'luma' | 'reject';
   /** The challenge score this data is judged by, which evaluation and experiments report beside the paper's. */
   challengeScore?: 'qubiq';
+  /**
+   * Each channel's imaging modality as declared (native: dataset.json `modality`; QUBIQ: by dataset
+   * name). 'CT' selects the dataset-wide CT rule of ./intensity.ts; absent or anything else, per-image z-score.
+   */
+  modalities?: string[];
+  /** The intensity rules raw (NIfTI) images are read with: set by training, or from the run being used. */
+  intensity?: Intensity;
 }
 
 /** Something wrong with a dataset, tied to the file it is about. */

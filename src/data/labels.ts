@@ -4,6 +4,8 @@
  */
 import { UserError } from '../errors';
 import { readImage } from '../io/image';
+import { isNiftiPath, readNifti } from '../io/nifti';
+import { planeShape } from './niftiImage';
 import type { Dataset } from './dataset';
 
 /** A decoded single-channel label map (row-major values). */
@@ -71,6 +73,7 @@ export class LabelDecoder {
 
   /** Decodes to one value per pixel, without checking the values. */
   async decode(file: string): Promise<LabelMap> {
+    if (isNiftiPath(file)) return decodeNiftiLabels(file);
     const img = await readImage(file);
     const { width, height, channels, data } = img;
     if (channels === 1) return { width, height, values: data };
@@ -119,4 +122,18 @@ export class LabelDecoder {
     for (let i = 0; i < values.length; i++) out[i] = lut[values[i]];
     return out;
   }
+}
+
+/** A 2D NIfTI label map: one integer label value (0–65535) per voxel, x fastest as in a PNG's rows. */
+async function decodeNiftiLabels(file: string): Promise<LabelMap> {
+  const volume = await readNifti(file);
+  const { width, height, channels } = planeShape(file, volume.shape);
+  if (channels !== 1) throw new UserError(`${file}: a label map must be a single 2D slice, found ${volume.shape.join('×')}`);
+  const values = new Uint16Array(width * height);
+  for (let i = 0; i < values.length; i++) {
+    const v = volume.data[i];
+    if (!Number.isInteger(v) || v < 0 || v > 65535) throw new UserError(`${file}: label values must be integers 0–65535, found ${v} at voxel ${i % width},${Math.floor(i / width)}`);
+    values[i] = v;
+  }
+  return { width, height, values };
 }

@@ -3,7 +3,7 @@
  *
  *   DIR/dataset.json                   name, annotators, structures, channels, optional splits/subsets
  *   DIR/images/<case>.<png|jpg|tif>    one image per case; the case id is the file name without extension
- *   DIR/labels/<case>_<annotator>.png  one label map per (case, annotator); absent = not annotated
+ *   DIR/labels/<case>_<annotator>.png  one label map per (case, annotator) (or .nii.gz / .nii); absent = not annotated
  *
  * Label file names are built from the declared (case, annotator) pairs rather than parsed, so case ids
  * and annotator names may contain '_' without ambiguity.
@@ -17,7 +17,14 @@ import { duplicates } from '../util/duplicates';
 import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
 import { parseDatasetJson, resolveStructures } from './schema';
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff'];
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.nii', '.nii.gz'];
+/** Label map extensions, in the order a case's file is looked for: lossless formats only. */
+export const LABEL_EXTENSIONS = ['.png', '.nii.gz', '.nii'];
+
+/** A file name's extension, `.nii.gz` counted as one, lower-cased. */
+export function extensionOf(name: string): string {
+  return /\.nii\.gz$/i.test(name) ? '.nii.gz' : path.extname(name).toLowerCase();
+}
 
 /** Case ids in a stable, human order (case2 before case10). */
 export function compareIds(a: string, b: string): number {
@@ -32,8 +39,8 @@ function isFile(p: string): boolean {
   }
 }
 
-export function labelFileName(caseId: string, annotator: string): string {
-  return `${caseId}_${annotator}.png`;
+export function labelFileName(caseId: string, annotator: string, ext = '.png'): string {
+  return `${caseId}_${annotator}${ext}`;
 }
 
 export async function scanNative(root: string): Promise<ScanResult> {
@@ -81,7 +88,7 @@ export async function scanNative(root: string): Promise<ScanResult> {
       finding(file, 'unexpected entry in images/ (expected only image files)');
       continue;
     }
-    const ext = path.extname(entry.name).toLowerCase();
+    const ext = extensionOf(entry.name);
     if (!IMAGE_EXTENSIONS.includes(ext)) {
       finding(file, `not an image file (expected ${IMAGE_EXTENSIONS.join(', ')})`);
       continue;
@@ -99,29 +106,32 @@ export async function scanNative(root: string): Promise<ScanResult> {
     imageOf.set(id, file);
   }
   const ids = [...imageOf.keys()].sort(compareIds);
-  if (ids.length === 0) blocking(imagesDir, 'holds no images (expected images/<case>.png, .jpg or .tif)');
+  if (ids.length === 0) blocking(imagesDir, 'holds no images (expected images/<case>.png, .jpg, .tif or .nii.gz)');
 
   // Labels: the expected name of every (case, annotator) pair; anything else in labels/ is reported.
   const present = new Set(fs.readdirSync(labelsDir).filter((n) => !n.startsWith('.')));
   const expected = new Set<string>();
   const cases: CaseRecord[] = ids.map((id) => {
     const labels = spec.annotators.map((a) => {
-      const name = labelFileName(id, a);
-      expected.add(name);
-      if (!present.has(name)) return null;
+      const names = LABEL_EXTENSIONS.map((ext) => labelFileName(id, a, ext));
+      for (const n of names) expected.add(n);
+      const found = names.filter((n) => present.has(n));
+      if (found.length > 1) blocking(path.join(labelsDir, found[1]), `a second label map for case '${id}' and annotator '${a}': also ${found[0]}`);
+      const name = found[0];
+      if (name === undefined) return null;
       const file = path.join(labelsDir, name);
       if (!resolvesInside(root, file)) blocking(file, outside);
       return file;
     });
     return { id, image: imageOf.get(id)!, labels };
   });
-  const expectedStems = new Set([...expected].map((n) => n.slice(0, -4)));
+  const expectedStems = new Set([...expected].map((n) => n.slice(0, -extensionOf(n).length)));
   for (const name of [...present].sort(compareIds)) {
     if (expected.has(name)) continue;
     const file = path.join(labelsDir, name);
-    const ext = path.extname(name);
+    const ext = extensionOf(name);
     if (expectedStems.has(name.slice(0, name.length - ext.length))) {
-      finding(file, `label maps must be lossless .png files, found '${ext}'`);
+      finding(file, `label maps must be lossless .png or NIfTI (.nii, .nii.gz) files, found '${ext}'`);
     } else {
       finding(file, `matches no case and annotator (expected labels/<case>_<annotator>.png with annotators ${spec.annotators.join(', ')} and a case from images/)`);
     }
@@ -167,6 +177,7 @@ export async function scanNative(root: string): Promise<ScanResult> {
     annotators: spec.annotators,
     structures,
     channels: spec.channels,
+    ...(spec.modality ? { modalities: spec.modality } : {}),
     cases,
     splits: { ...splits, ...subsets },
     background: [...spec.background].sort((a, b) => a - b),

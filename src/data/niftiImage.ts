@@ -6,7 +6,8 @@
  * axis is the channels (brain-tumor: X×Y×4 MR modalities). x is the image's width and y its height,
  * in the file's own voxel order, so a written prediction lines up with the image voxel for voxel.
  *
- * Intensities are normalised per image as nnU-Net does for non-CT modalities (z-score per channel), then
+ * Intensities are normalised per modality as nnU-Net does (./intensity.ts: a CT channel with the
+ * dataset-wide statistics recorded at training, any other per image), then
  * stored as 16-bit values over ±Z_RANGE standard deviations, the integer form the input cache keeps
  * (a step of 2.4·10⁻⁴ sd, far below any image's noise). Training and prediction both read through here,
  * so a model sees the same values at both.
@@ -14,6 +15,7 @@
 import { UserError } from '../errors';
 import { RawImage } from '../io/image';
 import { NiftiVolume, readNifti, readNiftiShape } from '../io/nifti';
+import { ChannelIntensity, Intensity, normalizeChannel } from './intensity';
 
 /** z-scores beyond ±Z_RANGE are clipped when stored. */
 export const Z_RANGE = 8;
@@ -26,35 +28,28 @@ export function planeShape(file: string, shape: number[]): { width: number; heig
   return { width, height, channels: extra[0] ?? 1 };
 }
 
-/** A 2D NIfTI image (any number of channels), per-channel z-scored, as a 16-bit interleaved RawImage. */
-export async function readNiftiImage(file: string): Promise<RawImage & { volume: NiftiVolume }> {
+/**
+ * A 2D NIfTI image (any number of channels) normalised channel by channel (./intensity.ts: `rules[c]`,
+ * per-image z-score where none is given), as a 16-bit interleaved RawImage.
+ */
+export async function readNiftiImage(file: string, rules?: Intensity): Promise<RawImage & { volume: NiftiVolume }> {
   const volume = await readNifti(file);
   const { width, height, channels } = planeShape(file, volume.shape);
+  if (rules && rules.length !== channels) throw new UserError(`${file}: ${channels} channels, but the intensity rules recorded at training cover ${rules.length}`);
   const plane = width * height;
   const data = new Uint16Array(plane * channels);
   for (let c = 0; c < channels; c++) {
-    let sum = 0;
-    let sq = 0;
-    let n = 0;
-    for (let i = 0; i < plane; i++) {
-      const v = volume.data[c * plane + i];
-      if (Number.isFinite(v)) {
-        sum += v;
-        sq += v * v;
-        n++;
-      }
-    }
-    if (n === 0) throw new UserError(`${file}: channel ${c + 1} holds no finite value`);
-    const mean = sum / n;
-    const sd = Math.sqrt(Math.max(0, sq / n - mean * mean));
-    const inv = sd > 0 ? 1 / sd : 0;
-    for (let i = 0; i < plane; i++) {
-      const v = volume.data[c * plane + i];
-      const z = Number.isFinite(v) ? (v - mean) * inv : 0;
-      data[i * channels + c] = Math.round(((Math.max(-Z_RANGE, Math.min(Z_RANGE, z)) + Z_RANGE) / (2 * Z_RANGE)) * 65535);
-    }
+    const z = normalizeChannel(volume.data.subarray(c * plane, (c + 1) * plane), rules?.[c] ?? PER_IMAGE, file, c);
+    for (let i = 0; i < plane; i++) data[i * channels + c] = encodeZ(z[i]);
   }
   return { width, height, channels, bitDepth: 16, data, volume };
+}
+
+const PER_IMAGE: ChannelIntensity = { modality: 'per-image' };
+
+/** A normalised value as the 16-bit integer the input cache keeps (clipped to ±Z_RANGE). */
+export function encodeZ(z: number): number {
+  return Math.round(((Math.max(-Z_RANGE, Math.min(Z_RANGE, z)) + Z_RANGE) / (2 * Z_RANGE)) * 65535);
 }
 
 /** A 2D NIfTI mask binarised with `value > 0.5` (QUBIQ's masks hold 0/1, 0/255 or fractional values), row-major. */

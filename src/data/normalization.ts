@@ -143,7 +143,7 @@ export async function computeNormalization(
   const worker = async () => {
     while (next < cases.length) {
       const c = cases[next++];
-      accumulate(await prepareImage(c.image, size, C));
+      accumulate(await prepareImage(c.image, size, C, ds.intensity));
       opts.onProgress?.(++done, cases.length);
     }
   };
@@ -178,3 +178,4 @@ export async function computeNormalization(
   }
   return { kind: 'per-channel', mean, std };
 }
+

@@ -20,6 +20,7 @@ import { UserError } from '../errors';
 import { Rng } from '../util/random';
 import { AugmentConfig, DEFAULT_AUGMENT, IDENTITY_AUGMENT, isGeometricIdentity, jitterColour, sampleAugment, sourceMap, warpBilinear, warpNearest } from './augment';
 import { CaseRecord, Dataset, MAX_STRUCTURES } from './dataset';
+import type { Intensity } from './intensity';
 import { Normalization, Normalizer } from './normalization';
 import { CaseCache, prepareImage } from './prepare';
 
@@ -367,12 +368,12 @@ export class DataLoader {
 
 /**
  * Prepares one image file for a model exactly as training prepared its images (same resize, same
- * rounding, same normalisation): returns a [1,C,S,S] input and the original size, to map predictions
+ * rounding, same normalisation, same NIfTI intensity rules): returns a [1,C,S,S] input and the original size, to map predictions
  * back. Throws a UserError naming the file when it is missing or cannot be decoded.
  */
-export async function loadImageForModel(file: string, size: number, normalization: Normalization, channels: number): Promise<{ input: Float32Array; originalWidth: number; originalHeight: number }> {
+export async function loadImageForModel(file: string, size: number, normalization: Normalization, channels: number, intensity?: Intensity): Promise<{ input: Float32Array; originalWidth: number; originalHeight: number }> {
   const normalizer = new Normalizer(normalization, channels, size);
-  const img = await prepareImage(file, size, channels);
+  const img = await prepareImage(file, size, channels, intensity);
   const f = new Float32Array(img.pixels.length);
   const inv = 1 / img.maxValue;
   for (let i = 0; i < f.length; i++) f[i] = img.pixels[i] * inv;

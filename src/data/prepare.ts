@@ -11,6 +11,7 @@ import { UserError } from '../errors';
 import { readImage, RawImage } from '../io/image';
 import { isNiftiPath } from '../io/nifti';
 import { CaseRecord, Dataset, labelDecoderFor, MAX_STRUCTURES } from './dataset';
+import type { Intensity } from './intensity';
 import { readNiftiImage } from './niftiImage';
 import { readQubiqRater } from './qubiq';
 import { resizeBilinear, resizeNearest } from './resize';
@@ -54,14 +55,17 @@ export function prepareRawImage(img: RawImage, size: number, channels: number): 
   return { size, channels, maxValue, pixels, originalWidth: img.width, originalHeight: img.height };
 }
 
-/** Decodes an image file and prepares it (see prepareRawImage). Throws a UserError naming a bad file. */
-export async function prepareImage(file: string, size: number, channels: number): Promise<PreparedImage> {
-  return prepareRawImage(await readAnyImage(file), size, channels);
+/**
+ * Decodes an image file and prepares it (see prepareRawImage). Throws a UserError naming a bad file.
+ * `intensity`: the run's rules for NIfTI intensities (./intensity.ts); absent, per-image z-score.
+ */
+export async function prepareImage(file: string, size: number, channels: number, intensity?: Intensity): Promise<PreparedImage> {
+  return prepareRawImage(await readAnyImage(file, intensity), size, channels);
 }
 
-/** PNG/JPEG/TIFF as stored; NIfTI z-scored per channel (./niftiImage.ts). */
-export async function readAnyImage(file: string): Promise<RawImage> {
-  return isNiftiPath(file) ? readNiftiImage(file) : readImage(file);
+/** PNG/JPEG/TIFF as stored; NIfTI normalised per channel by `intensity` (./niftiImage.ts). */
+export async function readAnyImage(file: string, intensity?: Intensity): Promise<RawImage> {
+  return isNiftiPath(file) ? readNiftiImage(file, intensity) : readImage(file);
 }
 
 /** A case as the pipeline caches it. */
@@ -78,7 +82,7 @@ export interface PreparedCase {
 export async function prepareCase(ds: Dataset, c: CaseRecord, size: number): Promise<PreparedCase> {
   if (ds.structures.length > MAX_STRUCTURES) throw new UserError(`${ds.root}: ${ds.structures.length} structures; at most ${MAX_STRUCTURES} are supported`);
   const decoder = labelDecoderFor(ds);
-  const raw = await readAnyImage(c.image);
+  const raw = await readAnyImage(c.image, ds.intensity);
   const image = prepareRawImage(raw, size, ds.channels);
   const plane = size * size;
   const labels = new Uint8Array(ds.annotators.length * plane);

@@ -13,13 +13,39 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
 import { UserError } from '../errors';
 import { readNiftiShape } from '../io/nifti';
 import { fileNameProblem } from '../io/names';
 import { resolvesInside } from '../io/paths';
+import { hasEntry, readJsonText } from '../io/readBounded';
 import { CaseRecord, Dataset, MAX_STRUCTURES, Problem, ScanResult, Structure } from './dataset';
 import { compareIds } from './native';
 import { planeShape, readNiftiMask } from './niftiImage';
+
+/**
+ * QUBIQ datasets whose images are CT (Hounsfield units), by folder name; the others (prostate,
+ * brain-growth, brain-tumor) are MR and are z-scored per image.
+ */
+export const QUBIQ_CT = ['kidney', 'pancreas', 'pancreatic-lesion'];
+/**
+ * A dataset folder's own declaration of its channels' modalities (e.g. ["CT"]), which wins over the
+ * table above: for a renamed or unofficial set. QUBIQ distributes no such file.
+ */
+export const QUBIQ_MODALITY_FILE = 'modality.json';
+const modalityFileSchema = z.array(z.string().min(1)).min(1);
+
+/** The channels' modalities of a QUBIQ dataset: its modality.json, else the table by name, else none declared. */
+function qubiqModalities(root: string, channels: number): string[] | undefined {
+  const file = path.join(root, QUBIQ_MODALITY_FILE);
+  if (hasEntry(file)) {
+    const r = modalityFileSchema.safeParse(readJsonText(file, 'a modality list'));
+    if (!r.success) throw new UserError(`${file}: must be a list of modality names, one per channel, e.g. ["CT"] (${r.error.issues[0].message})`);
+    if (r.data.length !== channels) throw new UserError(`${file}: lists ${r.data.length} modalities, the images have ${channels} channel(s)`);
+    return r.data;
+  }
+  return QUBIQ_CT.includes(path.basename(root).toLowerCase()) ? Array(channels).fill('CT') : undefined;
+}
 
 export const QUBIQ_SPLITS = ['Training', 'Validation', 'Testing'] as const;
 const MASK_NAME = /^task(\d+)_seg(\d+)\.nii(\.gz)?$/i;
@@ -76,7 +102,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     : [{ split: 'Training', dir: root }];
   if (splitDirs.length > 0) {
     for (const e of visible(root)) {
-      if (!(QUBIQ_SPLITS as readonly string[]).includes(e)) finding(path.join(root, e), `not a QUBIQ split folder (expected ${QUBIQ_SPLITS.join(', ')}); ignored`);
+      if (!(QUBIQ_SPLITS as readonly string[]).includes(e) && e !== QUBIQ_MODALITY_FILE) finding(path.join(root, e), `not a QUBIQ split folder (expected ${QUBIQ_SPLITS.join(', ')}); ignored`);
     }
   }
 
@@ -88,6 +114,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     for (const name of visible(g.dir)) {
       const dir = path.join(g.dir, name);
       if (!isDir(dir)) {
+        if (g.dir === root && name === QUBIQ_MODALITY_FILE) continue;
         finding(dir, `unexpected file in ${g.split}/ (expected one folder per case)`);
         continue;
       }
@@ -188,6 +215,13 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     const file = err.message.startsWith(`${firstMask}: `) ? firstMask : first.image;
     blocking(file, err.message.replace(`${file}: `, ''));
   }
+  let modalities: string[] | undefined;
+  try {
+    modalities = qubiqModalities(root, channels);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    blocking(path.join(root, QUBIQ_MODALITY_FILE), err.message.replace(`${path.join(root, QUBIQ_MODALITY_FILE)}: `, ''));
+  }
   const dataset: Dataset = {
     root,
     layout: 'qubiq',
@@ -195,6 +229,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     annotators: raters.map((r) => `seg${pad(r)}`),
     structures,
     channels,
+    ...(modalities ? { modalities } : {}),
     cases,
     splits,
     background: [0],

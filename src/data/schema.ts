@@ -35,11 +35,17 @@ export const datasetJsonSchema = z.object({
   background: z.array(labelValue).min(1).default([0]),
   /** Channels of the images as the models see them: 1 (greyscale) or 3 (RGB). */
   channels: z.union([z.literal(1), z.literal(3)], { errorMap: () => ({ message: 'must be 1 (greyscale) or 3 (RGB)' }) }),
+  /**
+   * Each channel's imaging modality, e.g. ["CT"]: 'CT' (any case) is normalised with dataset-wide
+   * statistics, anything else per image (see docs/data.md). Default: per image for every channel.
+   */
+  modality: z.array(z.string().min(1)).min(1).optional(),
   /** Named lists of case ids, e.g. train/test. */
   splits: z.record(z.array(z.string())).optional(),
   /** Named lists of case ids for where cases come from (e.g. RIGA's BinRushed/MESSIDOR/Magrabia). */
   subsets: z.record(z.array(z.string())).optional(),
 }).strict().superRefine((d, ctx) => {
+  if (d.modality && d.modality.length !== d.channels) ctx.addIssue({ code: 'custom', path: ['modality'], message: `lists ${d.modality.length} modalities for ${d.channels} channel(s)` });
   for (const a of duplicates(d.annotators)) ctx.addIssue({ code: 'custom', path: ['annotators'], message: `annotator '${a}' is listed twice` });
   const names = d.structures.map((s) => s.name);
   for (const s of duplicates(names)) ctx.addIssue({ code: 'custom', path: ['structures'], message: `structure '${s}' is listed twice` });

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { blankNiftiTemplate, encodeNifti } from '../io/nifti';
 import { writeFileInNewFolder } from '../io/atomic';
+import { QUBIQ_MODALITY_FILE } from './qubiq';
 import { annotatorStyles, synthCase, SYNTH_LABELS } from './synth';
 
 export const QUBIQ_SYNTH_VARIANTS = ['mr', 'ct', 'multichannel'] as const;
@@ -98,5 +99,7 @@ export async function writeQubiqSynth(opts: QubiqSynthOptions): Promise<{ out: s
     });
     opts.onProgress?.(i + 1, cases);
   }
+  // Its name is not one of QUBIQ's CT sets, so the modality is declared the way a user would.
+  if (variant === 'ct') writeFileInNewFolder(path.join(out, dataset, QUBIQ_MODALITY_FILE), '["CT"]\n');
   return { out, dataset, cases, splits };
 }

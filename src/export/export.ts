@@ -10,6 +10,7 @@
 //          "<structure>_<annotator>" [1, S, S] for each exported annotator, all probabilities in [0, 1].
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Intensity } from '../data/intensity';
 import { Normalization, Normalizer } from '../data/normalization';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
@@ -42,6 +43,8 @@ export interface ExportedModel {
 export interface RunDescription {
   config: RunConfig;
   normalization: Normalization;
+  /** The run's NIfTI intensity rules (intensity.json), when it has any. */
+  intensity?: Intensity;
 }
 
 /** Output names from the structure and annotator names, kept to characters every ONNX consumer accepts. */
@@ -107,6 +110,7 @@ export function exportMethod(method: Method, run: RunDescription, opts: ExportOp
       outputs: plan.map((o) => o.info),
       config: portableConfig(run.config),
       normalization: run.normalization,
+      ...(run.intensity ? { intensity: run.intensity } : {}),
     };
     try {
       const bytes = traceToOnnx(trace, plan.map((o, i) => ({ name: o.info.name, value: trace.valueOf(result[i]) })), {

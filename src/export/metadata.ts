@@ -9,11 +9,14 @@
 //   avap.outputs        [{name, structure, annotator}]: annotator null for the calibrated map
 //   avap.config         the run's config.json, its paths (data root, --pretrained) cut to their base names
 //   avap.normalization  the run's normalization.json (already applied inside the graph)
+//   avap.intensity      the run's intensity.json, when it has one: how a NIfTI image's raw intensities
+//                       become the graph's input (CT statistics), applied before the graph as for training
 import { onnx } from 'onnx-proto';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import { checkNames } from '../io/names';
 import { MiB, readBounded } from '../io/readBounded';
+import { intensitySchema } from '../data/intensity';
 import { MAX_INPUT_SIZE } from '../models/inputSize';
 
 export const METADATA_FORMAT = '1';
@@ -37,19 +40,23 @@ export const modelInfoSchema = z.object({
   outputs: z.array(outputSchema).min(1),
   config: z.unknown(),
   normalization: z.unknown(),
+  intensity: intensitySchema.optional(),
 });
 
 /** An exported model's self-description (the metadata above, parsed). */
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
 export type OutputInfo = z.infer<typeof outputSchema>;
 
-const KEYS = ['format', 'method', 'input', 'structures', 'annotators', 'outputs', 'config', 'normalization'] as const;
+const KEYS = ['format', 'method', 'input', 'structures', 'annotators', 'outputs', 'config', 'normalization', 'intensity'] as const;
+/** Keys a model may lack: a run without CT channels records no intensity rules. */
+const OPTIONAL_KEYS: readonly string[] = ['intensity'];
 
 /** ModelInfo → metadata_props entries (every value a string; `format` and `method` unquoted). */
 export function metadataProps(info: ModelInfo): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of KEYS) {
     const v = info[k];
+    if (v === undefined) continue;
     out[`avap.${k}`] = typeof v === 'string' ? v : JSON.stringify(v);
   }
   return out;
@@ -73,6 +80,7 @@ export function modelInfoFromBytes(bytes: Uint8Array, source: string): ModelInfo
   const raw: Record<string, unknown> = {};
   for (const k of KEYS) {
     const text = props.get(`avap.${k}`);
+    if (text === undefined && OPTIONAL_KEYS.includes(k)) continue;
     if (text === undefined) throw new UserError(`${source}: metadata avap.${k} is missing`);
     try {
       raw[k] = k === 'format' || k === 'method' ? text : JSON.parse(text);

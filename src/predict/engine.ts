@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
+import type { Intensity } from '../data/intensity';
 import { loadImageForModel } from '../data/pipeline';
 import { prepareImage } from '../data/prepare';
 import { openExportedModel } from '../export/export';
@@ -41,6 +42,8 @@ export interface PredictionEngine {
   readonly annotatorCount: number;
   /** Which model this is, for a prediction folder's manifest: its source and a checksum of its weights. */
   readonly identity: { model: string; weights: string };
+  /** The NIfTI intensity rules the model was trained with (./data/intensity.ts); absent, per-image z-score. */
+  readonly intensity?: Intensity;
   loadImage(file: string): Promise<PreparedInput>;
   /** images: `count` inputs [C, S, S] back to back. */
   predict(images: Float32Array, count: number): Promise<EngineOutput>;
@@ -53,7 +56,7 @@ export interface PredictionEngine {
  * `wanted` (1-based): the annotators whose maps will be read; a method that can computes only theirs.
  */
 export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEngine {
-  const { config, method, normalization } = loaded;
+  const { config, method, normalization, intensity } = loaded;
   const { size: S, channels: C } = config.input;
   const K = config.model.structures.length;
   const M = config.model.annotators.length;
@@ -64,7 +67,8 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
     get identity() {
       return { model: path.resolve(loaded.run.dir), weights: weightsIdentity(loaded.run.modelFile) };
     },
-    loadImage: (file) => loadImageForModel(file, S, normalization, C),
+    intensity,
+    loadImage: (file) => loadImageForModel(file, S, normalization, C, intensity),
     async predict(images, count) {
       method.model.eval();
       const subset = wanted && wanted.length < M && method.predictAnnotators ? wanted : null;
@@ -85,8 +89,8 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
 }
 
 /** What an exported model takes: the image prepared as for training, [C, S, S] scaled to [0, 1] and not normalised. */
-export async function unitInput(file: string, size: number, channels: number): Promise<PreparedInput> {
-  const img = await prepareImage(file, size, channels);
+export async function unitInput(file: string, size: number, channels: number, intensity?: Intensity): Promise<PreparedInput> {
+  const img = await prepareImage(file, size, channels, intensity);
   const inv = 1 / img.maxValue;
   return { input: Float32Array.from(img.pixels, (v) => v * inv), originalWidth: img.originalWidth, originalHeight: img.originalHeight };
 }
@@ -111,7 +115,8 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spi
   return {
     name: 'onnx', size: S, channels: C, structures: info.structures, annotators: exportedAnnotators(info), annotatorCount: info.annotators.length,
     identity: { model: opts.source ?? 'in memory', weights: `sha256:${createHash('sha256').update(bytes).digest('hex')}` },
-    loadImage: (file) => unitInput(file, S, C),
+    intensity: info.intensity,
+    loadImage: (file) => unitInput(file, S, C, info.intensity),
     async predict(images, count) {
       const results: Ort.InferenceSession.OnnxValueMapType[] = [];
       for (let i = 0; i < count; i++) {

@@ -1,6 +1,7 @@
 // Rebuilding a trained model from its run folder.
 import * as fs from 'node:fs';
 import { UserError } from '../errors';
+import type { Intensity } from '../data/intensity';
 import { Normalization } from '../data/normalization';
 import { Method } from '../methods/method';
 import { buildMethod } from '../methods/registry';
@@ -15,6 +16,7 @@ export interface LoadedRun {
   config: RunConfig;
   method: Method;
   normalization: Normalization;
+  intensity?: Intensity;
 }
 
 /**
@@ -26,6 +28,7 @@ export function loadRun(dir: string, precision: Precision = 'fp32'): LoadedRun {
   if (!fs.existsSync(dir)) throw new UserError(`--model: ${dir}: folder not found`);
   const config = run.readConfig();
   const normalization = run.readNormalization();
+  const intensity = run.readIntensity();
   if (!hasEntry(run.modelFile)) throw new UserError(`--model: ${dir} has no model.safetensors yet (no epoch completed)`);
   const method = buildMethod(config.model);
   try {
@@ -36,5 +39,5 @@ export function loadRun(dir: string, precision: Precision = 'fp32'): LoadedRun {
     throw err;
   }
   method.model.eval().setPrecision(precision);
-  return { run, config, method, normalization };
+  return { run, config, method, normalization, intensity };
 }

@@ -16,6 +16,7 @@ import { realLocation } from '../io/paths';
 import { checkStaysInside } from '../io/confine';
 import { FINGERPRINT_FILE } from './fingerprint';
 import { LOCK_FILE } from './lock';
+import { Intensity, parseIntensity } from '../data/intensity';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
@@ -64,7 +65,7 @@ export const checkpointStateSchema = z.object({
 export type CheckpointState = z.infer<typeof checkpointStateSchema>;
 
 /** What a run folder holds, by name: only `avap train` writes these. */
-const RUN_ENTRIES = ['config.json', 'normalization.json', 'model.safetensors', 'checkpoint', 'log.jsonl', 'summary.json', FINGERPRINT_FILE, LOCK_FILE];
+const RUN_ENTRIES = ['config.json', 'normalization.json', 'intensity.json', 'model.safetensors', 'checkpoint', 'log.jsonl', 'summary.json', FINGERPRINT_FILE, LOCK_FILE];
 
 /** A folder `avap train` made: config.json with normalization.json or checkpoint/ beside it. */
 function isRunFolder(dir: string): boolean {
@@ -143,6 +144,16 @@ export class RunDir {
 
   writeNormalization(n: Normalization): void {
     writeFileAtomic(this.file('normalization.json'), JSON.stringify(n));
+  }
+
+  /** The NIfTI intensity rules computed at training (CT channels); a run without CT channels has none. */
+  writeIntensity(rules: Intensity): void {
+    writeFileAtomic(this.file('intensity.json'), JSON.stringify(rules));
+  }
+
+  readIntensity(): Intensity | undefined {
+    const file = this.file('intensity.json');
+    return hasEntry(file) ? parseIntensity(readJsonText(file, 'intensity rules'), file) : undefined;
   }
 
   readNormalization(): Normalization {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, selectCases } from '../data/dataset';
+import { computeIntensity } from '../data/intensityStats';
 import { Normalization, checkNormalizationFits, computeNormalization } from '../data/normalization';
 import { resolveOptions } from '../methods/descriptor';
 import { resolveMethod } from '../methods/registry';
@@ -41,6 +42,7 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
     config = run.readConfig();
     state = run.readState();
     ds = await openDataset(o.data);
+    ds.intensity = run.readIntensity();
     emit({ type: 'note', text: checkResume(run, config, ds, o) });
   } else {
     if (run.exists()) throw new UserError(`--out: ${run.dir} already holds a run; pass --resume to continue it or choose another folder`);
@@ -83,10 +85,14 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   };
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
   emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });
+  // The NIfTI intensity rules come first: every image the statistics below and training read goes through them.
+  const intensity = await computeIntensity(ds, train);
+  ds.intensity = intensity;
   const normalization = await computeNormalization(ds, train, o.size, { kind: o.normalization });
   const fingerprint = runFingerprint(o, ds, [...train, ...val]);
   fs.mkdirSync(run.checkpointDir, { recursive: true });
   writeFingerprint(run.dir, fingerprint);
+  if (intensity) run.writeIntensity(intensity);
   run.writeNormalization(normalization);
   run.writeConfig(config);
   run.log({ event: 'start', config: { ...config, data: { ...config.data, trainCases: train.length, valCases: val.length } } });
