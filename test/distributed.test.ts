@@ -137,12 +137,18 @@ for (const [method, extra] of [['avap', ['--steps', '2', '--preference-steps', '
   test(`avap launch, 2 ranks × 2 images: ${method} equals one process with the batch of 4, and only rank 0 writes`, async () => {
     const single = path.join(root, `${method}-1`);
     const double = path.join(root, `${method}-2`);
-    ok(await run([CLI, ...trainArgs(method, single, [...extra])]), 'one process');
+    const one = await run([CLI, ...trainArgs(method, single, [...extra])]);
+    ok(one, 'one process');
     const r = await run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(port()), '--', ...trainArgs(method, double, [...extra])]);
     ok(r, 'avap launch');
     assert.match(r.stderr, /\[rank 1\] data-parallel over 2 ranks/);
-    // Rank 1's reports stay quiet; its summary line is its only output on stdout.
+    // Rank 1's reports stay quiet and its stdout is empty; rank 0's stdout is one process's summary line.
     assert.doesNotMatch(r.stderr, /\[rank 1\] .*step \d/);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, r.stdout);
+    assert.match(lines[0], /^\[rank 0\] \{/);
+    const summaryKeys = (line: string) => Object.keys(JSON.parse(line)).sort();
+    assert.deepEqual(summaryKeys(lines[0].slice('[rank 0] '.length)), summaryKeys(one.stdout.trim()));
     // Same files, and each round logged once: rank 1 wrote nothing.
     const files = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).sort();
     assert.deepEqual(files(double), files(single));
