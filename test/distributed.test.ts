@@ -193,19 +193,24 @@ function workerPids(rank: number, masterPort: number): number[] {
   return out;
 }
 
-test('kill -9 of rank 1 mid-training: the launch stops with one line naming the rank; --resume with 2 ranks and with 1 rank finishes', async () => {
-  const out = path.join(root, 'killed');
-  const p = port();
+/** Kills rank `rank`'s worker with SIGKILL once the run in `out` has a checkpoint; stop() says whether it did. */
+function killAfterCheckpoint(out: string, rank: number, masterPort: number): { stop(): boolean } {
   const state = path.join(out, 'checkpoint', 'state.json');
   let killed = false;
   const watcher = setInterval(() => {
     if (killed || !fs.existsSync(state)) return;
-    for (const pid of workerPids(1, p)) process.kill(pid, 'SIGKILL');
-    killed = workerPids(1, p).length === 0;
+    for (const pid of workerPids(rank, masterPort)) process.kill(pid, 'SIGKILL');
+    killed = workerPids(rank, masterPort).length === 0;
   }, 50);
+  return { stop: () => { clearInterval(watcher); return killed; } };
+}
+
+test('kill -9 of rank 1 mid-training: the launch stops with one line naming the rank; --resume with 2 ranks and with 1 rank finishes', async () => {
+  const out = path.join(root, 'killed');
+  const p = port();
+  const killer = killAfterCheckpoint(out, 1, p);
   const r = await run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(p), '--', ...trainArgs('mv-unet', out, ['--steps', '60', '--dist-timeout', '30'])]);
-  clearInterval(watcher);
-  assert.ok(killed, `rank 1 was never killed: ${r.stderr.slice(-500)}`);
+  assert.ok(killer.stop(), `rank 1 was never killed: ${r.stderr.slice(-500)}`);
   assert.notEqual(r.code, 0);
   const launchLines = r.stderr.split('\n').filter((l) => l.startsWith('avap launch:'));
   assert.deepEqual(launchLines.length, 1, r.stderr);
@@ -224,17 +229,10 @@ test('kill -9 of rank 1 mid-training: the launch stops with one line naming the 
 test('kill -9 of rank 2 of 3 started without the launcher: rank 0 says in one line that rank 2 stopped', async () => {
   const out = path.join(root, 'killed-3');
   const p = port();
-  const state = path.join(out, 'checkpoint', 'state.json');
-  let killed = false;
-  const watcher = setInterval(() => {
-    if (killed || !fs.existsSync(state)) return;
-    for (const pid of workerPids(2, p)) process.kill(pid, 'SIGKILL');
-    killed = workerPids(2, p).length === 0;
-  }, 50);
+  const killer = killAfterCheckpoint(out, 2, p);
   const args = [CLI, ...trainArgs('mv-unet', out, ['--steps', '60', '--batch-size', '6', '--dist-timeout', '30'])];
   const ranks = await Promise.all([0, 1, 2].map((r) => run(args, { ...rankEnv(r, p, 3), LOCAL_WORLD_SIZE: '3' })));
-  clearInterval(watcher);
-  assert.ok(killed, `rank 2 was never killed: ${ranks[0].stderr.slice(-500)}`);
+  assert.ok(killer.stop(), `rank 2 was never killed: ${ranks[0].stderr.slice(-500)}`);
   assert.equal(ranks[0].code, 1, ranks[0].stderr.slice(-800));
   const errors = ranks[0].stderr.split('\n').filter((l) => l.startsWith('avap:'));
   assert.equal(errors.length, 1, ranks[0].stderr.slice(-800));
