@@ -137,12 +137,18 @@ for (const [method, extra] of [['avap', ['--steps', '2', '--preference-steps', '
   test(`avap launch, 2 ranks × 2 images: ${method} equals one process with the batch of 4, and only rank 0 writes`, async () => {
     const single = path.join(root, `${method}-1`);
     const double = path.join(root, `${method}-2`);
-    ok(await run([CLI, ...trainArgs(method, single, [...extra])]), 'one process');
+    const one = await run([CLI, ...trainArgs(method, single, [...extra])]);
+    ok(one, 'one process');
     const r = await run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(port()), '--', ...trainArgs(method, double, [...extra])]);
     ok(r, 'avap launch');
     assert.match(r.stderr, /\[rank 1\] data-parallel over 2 ranks/);
-    // Rank 1's reports stay quiet; its summary line is its only output on stdout.
+    // Rank 1's reports stay quiet and its stdout is empty; rank 0's stdout is one process's summary line.
     assert.doesNotMatch(r.stderr, /\[rank 1\] .*step \d/);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, r.stdout);
+    assert.match(lines[0], /^\[rank 0\] \{/);
+    const summaryKeys = (line: string) => Object.keys(JSON.parse(line)).sort();
+    assert.deepEqual(summaryKeys(lines[0].slice('[rank 0] '.length)), summaryKeys(one.stdout.trim()));
     // Same files, and each round logged once: rank 1 wrote nothing.
     const files = (dir: string) => fs.readdirSync(dir, { recursive: true }).map(String).sort();
     assert.deepEqual(files(double), files(single));
@@ -187,19 +193,24 @@ function workerPids(rank: number, masterPort: number): number[] {
   return out;
 }
 
-test('kill -9 of rank 1 mid-training: the launch stops with one line naming the rank; --resume with 2 ranks and with 1 rank finishes', async () => {
-  const out = path.join(root, 'killed');
-  const p = port();
+/** Kills rank `rank`'s worker with SIGKILL once the run in `out` has a checkpoint; stop() says whether it did. */
+function killAfterCheckpoint(out: string, rank: number, masterPort: number): { stop(): boolean } {
   const state = path.join(out, 'checkpoint', 'state.json');
   let killed = false;
   const watcher = setInterval(() => {
     if (killed || !fs.existsSync(state)) return;
-    for (const pid of workerPids(1, p)) process.kill(pid, 'SIGKILL');
-    killed = workerPids(1, p).length === 0;
+    for (const pid of workerPids(rank, masterPort)) process.kill(pid, 'SIGKILL');
+    killed = workerPids(rank, masterPort).length === 0;
   }, 50);
+  return { stop: () => { clearInterval(watcher); return killed; } };
+}
+
+test('kill -9 of rank 1 mid-training: the launch stops with one line naming the rank; --resume with 2 ranks and with 1 rank finishes', async () => {
+  const out = path.join(root, 'killed');
+  const p = port();
+  const killer = killAfterCheckpoint(out, 1, p);
   const r = await run([CLI, 'launch', '--nproc-per-node', '2', '--master-port', String(p), '--', ...trainArgs('mv-unet', out, ['--steps', '60', '--dist-timeout', '30'])]);
-  clearInterval(watcher);
-  assert.ok(killed, `rank 1 was never killed: ${r.stderr.slice(-500)}`);
+  assert.ok(killer.stop(), `rank 1 was never killed: ${r.stderr.slice(-500)}`);
   assert.notEqual(r.code, 0);
   const launchLines = r.stderr.split('\n').filter((l) => l.startsWith('avap launch:'));
   assert.deepEqual(launchLines.length, 1, r.stderr);
@@ -213,6 +224,20 @@ test('kill -9 of rank 1 mid-training: the launch stops with one line naming the 
   assert.ok(fs.existsSync(path.join(out, 'summary.json')));
   ok(await run([CLI, ...trainArgs('mv-unet', copy, ['--steps', '60', '--resume'])]), 'resume with 1 rank');
   assert.ok(fs.existsSync(path.join(copy, 'summary.json')));
+});
+
+test('kill -9 of rank 2 of 3 started without the launcher: rank 0 says in one line that rank 2 stopped', async () => {
+  const out = path.join(root, 'killed-3');
+  const p = port();
+  const killer = killAfterCheckpoint(out, 2, p);
+  const args = [CLI, ...trainArgs('mv-unet', out, ['--steps', '60', '--batch-size', '6', '--dist-timeout', '30'])];
+  const ranks = await Promise.all([0, 1, 2].map((r) => run(args, { ...rankEnv(r, p, 3), LOCAL_WORLD_SIZE: '3' })));
+  assert.ok(killer.stop(), `rank 2 was never killed: ${ranks[0].stderr.slice(-500)}`);
+  assert.equal(ranks[0].code, 1, ranks[0].stderr.slice(-800));
+  const errors = ranks[0].stderr.split('\n').filter((l) => l.startsWith('avap:'));
+  assert.equal(errors.length, 1, ranks[0].stderr.slice(-800));
+  assert.match(errors[0], /^avap: rank 0: .* failed: rank 2 stopped/);
+  assert.doesNotMatch(ranks[0].stderr, /^\s+at /m);
 });
 
 test('a hung rank (SIGSTOP) ends the run after --dist-timeout with one line from the waiting rank', async () => {

@@ -4,6 +4,7 @@ import { MethodOption, OptionValue, parseOptionText } from '../methods/descripto
 import { methodDescriptors, resolveMethod } from '../methods/registry';
 import { TRAIN_DEFAULTS, TRAINING_SETTINGS, TrainSettings } from '../train/settings';
 import { train } from '../train/trainer';
+import { readWorkerEnv } from '../distributed/env';
 import { DEFAULT_DIST_TIMEOUT_SECONDS } from '../distributed/group';
 import { collectList, parseIntFlag, setThreadsFlag } from '../util/flags';
 
@@ -76,6 +77,7 @@ export function registerTrainCommand(program: Command): void {
       ...chosen, data: f.data, out: f.out, methodOptions, givenFlags,
       distTimeout: parseIntFlag('--dist-timeout', f.distTimeout as string, 1, 86400), syncBatchNorm: !f.localBatchNorm,
     });
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    // Rank 0 speaks for the job: its stdout is what one process would print, and the other ranks print nothing.
+    if ((readWorkerEnv(process.env)?.rank ?? 0) === 0) process.stdout.write(`${JSON.stringify(summary)}\n`);
   });
 }

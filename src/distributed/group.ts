@@ -2,6 +2,8 @@
 // what data-parallel training needs on top of the collectives: bytes and decisions from rank 0, a
 // check that every rank agrees, gradient averaging. Every failure is a UserError of one line naming
 // this rank and what happened.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { UserError } from '../errors';
 import { Tensor, distributed as dist, noGrad, tensor, tidy } from '../torch';
 import { chooseGlooDevice, WorkerEnv } from './env';
@@ -11,6 +13,8 @@ export const DEFAULT_DIST_TIMEOUT_SECONDS = 600;
 
 export class ProcessGroup {
   private constructor(readonly env: WorkerEnv, readonly timeoutSeconds: number) {}
+  /** Each rank's machine and pid: a failure caused by a rank's process ending can name that rank. */
+  private peers: Peer[] = [];
 
   get rank(): number { return this.env.rank; }
   get worldSize(): number { return this.env.worldSize; }
@@ -26,6 +30,7 @@ export class ProcessGroup {
       isStoreServer: env.rank === 0 && !env.useAgentStore, timeoutMs: timeoutSeconds * 1000,
       prefix: env.useAgentStore ? `/worker/attempt_${env.restartCount}` : '', device,
     }));
+    g.peers = g.run('rendezvous', () => g.exchangeProcesses());
     return g;
   }
 
@@ -34,7 +39,7 @@ export class ProcessGroup {
     try {
       return body();
     } catch (err) {
-      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds)}`);
+      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds, this.peers)}`);
     }
   }
 
@@ -47,7 +52,7 @@ export class ProcessGroup {
       return body();
     } catch (err) {
       if (err instanceof UserError || !isCollectiveFailure((err as Error).message)) throw err;
-      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds)}`);
+      throw new UserError(`rank ${this.rank}: ${what} failed: ${describeFailure((err as Error).message, what, this.env, this.timeoutSeconds, this.peers)}`);
     }
   }
 
@@ -145,23 +150,68 @@ export class ProcessGroup {
     }
   }
 
+  /** Every rank's machine and pid, gathered by one allreduce of a table where each rank fills its own row. */
+  private exchangeProcesses(): Peer[] {
+    return tidy(() => {
+      const table = new Float64Array(this.worldSize * 2);
+      table[this.rank * 2] = hostId();
+      table[this.rank * 2 + 1] = process.pid;
+      const t = tensor(table, [table.length]);
+      dist.allReduce([t]);
+      const all = t.data() as Float64Array;
+      return Array.from({ length: this.worldSize }, (_, r) => ({ host: all[r * 2], pid: all[r * 2 + 1] }));
+    });
+  }
+
   destroy(): void {
     try { dist.destroyProcessGroup(); } catch { /* the group is gone with the process anyway */ }
   }
+}
+
+interface Peer { host: number; pid: number }
+
+/** A number for this machine's name (FNV-1a), so that ranks can tell which of them share it. */
+function hostId(): number {
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(os.hostname())) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return h;
+}
+
+function processGone(pid: number): boolean {
+  try {
+    // A process killed but not yet reaped by its parent is a zombie: gone for the job.
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    try { process.kill(pid, 0); return false; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ESRCH'; }
+  }
+}
+
+/**
+ * The rank that stopped, when it can be told: the only other rank of a 2-rank job, or the one rank on
+ * this machine whose process is gone. Gloo's message names a peer address that does not identify it.
+ */
+function stoppedRank(env: WorkerEnv, peers: Peer[]): number | null {
+  if (env.worldSize === 2) return 1 - env.rank;
+  const me = hostId();
+  const gone = peers.flatMap((p, r) => (r !== env.rank && p.host === me && p.pid > 0 && processGone(p.pid) ? [r] : []));
+  return gone.length === 1 ? gone[0] : null;
 }
 
 function isCollectiveFailure(message: string): boolean {
   return /allReduceSumAutograd|gloo|c10d|Connection reset|Connection closed|Socket Timeout|Timed out waiting/i.test(message);
 }
 
-function describeFailure(message: string, what: string, env: WorkerEnv, timeoutSeconds: number): string {
+function describeFailure(message: string, what: string, env: WorkerEnv, timeoutSeconds: number, peers: Peer[] = []): string {
   const m = message.replace(/^\w+: /, '').replace(/\s*\n[\s\S]*$/, '').replace(/ \(inputs: [^)]*\)$/, '');
   if (/Socket Timeout|timed out|Timeout/i.test(m) && what === 'rendezvous') {
     return `not every rank of WORLD_SIZE ${env.worldSize} reached ${env.masterAddr}:${env.masterPort} within ${timeoutSeconds} s (${m})`;
   }
   if (/Address already in use|bind/i.test(m)) return `${env.masterAddr}:${env.masterPort} is taken, perhaps by another run (${m}); choose another --master-port`;
   if (/Timeout|timed out/i.test(m)) return `no answer from another rank within ${timeoutSeconds} s (--dist-timeout): a rank hung or stopped (${m})`;
-  if (/reset by peer|closed|EOF|Broken pipe|Connection refused/i.test(m)) return `another rank stopped (${m})`;
+  if (/reset by peer|closed|EOF|Broken pipe|Connection refused/i.test(m)) {
+    const peer = stoppedRank(env, peers);
+    return `${peer === null ? 'another rank' : `rank ${peer}`} stopped (${m})`;
+  }
   return m;
 }
 
