@@ -9,6 +9,7 @@
  * carry over, so the converted dataset reads back with the same annotations.
  */
 import * as fs from 'node:fs';
+import { checkNewDatasetFolder } from '../io/outputFolder';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic, writeFileInNewFolder } from '../io/atomic';
@@ -32,9 +33,7 @@ export async function convertRigaToNative(from: string, out: string, opts: Conve
   const cases = selectCases(ds, { subsets: opts.subsets });
   const outDir = path.resolve(out);
   if (outDir === ds.root) throw new UserError(`${out}: the output folder must differ from the RIGA folder`);
-  if (fs.existsSync(outDir) && (!fs.statSync(outDir).isDirectory() || fs.readdirSync(outDir).length > 0)) {
-    throw new UserError(`${out}: already exists and is not an empty folder (convert writes a new dataset)`);
-  }
+  checkNewDatasetFolder(out, 'convert');
   fs.mkdirSync(path.join(outDir, 'images'), { recursive: true });
   fs.mkdirSync(path.join(outDir, 'labels'), { recursive: true });
 

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { UserError } from '../errors';
 import { readNiftiShape } from '../io/nifti';
 import { fileNameProblem } from '../io/names';
-import { resolvesInside } from '../io/paths';
+import { isFolder, resolvesInside } from '../io/paths';
 import { hasEntry, readJsonText } from '../io/readBounded';
 import { CaseRecord, Dataset, MAX_STRUCTURES, Problem, ScanResult, Structure } from './dataset';
 import { compareIds } from './native';
@@ -51,33 +51,25 @@ export const QUBIQ_SPLITS = ['Training', 'Validation', 'Testing'] as const;
 const MASK_NAME = /^task(\d+)_seg(\d+)\.nii(\.gz)?$/i;
 const IMAGE_NAMES = ['image.nii.gz', 'image.nii'];
 
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 function visible(dir: string): string[] {
   return fs.readdirSync(dir).filter((e) => !e.startsWith('.')).sort(compareIds);
 }
 
 function isCaseDir(dir: string): boolean {
-  return isDir(dir) && IMAGE_NAMES.some((n) => fs.existsSync(path.join(dir, n)));
+  return isFolder(dir) && IMAGE_NAMES.some((n) => fs.existsSync(path.join(dir, n)));
 }
 
 /** Does `dir` hold one QUBIQ dataset (split folders of case folders, or case folders)? */
 export function isQubiqDataset(dir: string): boolean {
-  if (!isDir(dir)) return false;
+  if (!isFolder(dir)) return false;
   const entries = visible(dir);
-  if (entries.some((e) => (QUBIQ_SPLITS as readonly string[]).includes(e) && isDir(path.join(dir, e)) && visible(path.join(dir, e)).some((c) => isCaseDir(path.join(dir, e, c))))) return true;
+  if (entries.some((e) => (QUBIQ_SPLITS as readonly string[]).includes(e) && isFolder(path.join(dir, e)) && visible(path.join(dir, e)).some((c) => isCaseDir(path.join(dir, e, c))))) return true;
   return entries.some((e) => isCaseDir(path.join(dir, e)));
 }
 
 /** The QUBIQ datasets directly under `dir` (a downloaded challenge folder). */
 export function qubiqDatasetsIn(dir: string): string[] {
-  if (!isDir(dir)) return [];
+  if (!isFolder(dir)) return [];
   return visible(dir).filter((e) => isQubiqDataset(path.join(dir, e)));
 }
 
@@ -96,7 +88,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     return fail();
   }
 
-  const splitDirs = QUBIQ_SPLITS.filter((s) => isDir(path.join(root, s)));
+  const splitDirs = QUBIQ_SPLITS.filter((s) => isFolder(path.join(root, s)));
   const groups: { split: string; dir: string }[] = splitDirs.length > 0
     ? splitDirs.map((s) => ({ split: s, dir: path.join(root, s) }))
     : [{ split: 'Training', dir: root }];
@@ -113,7 +105,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
   for (const g of groups) {
     for (const name of visible(g.dir)) {
       const dir = path.join(g.dir, name);
-      if (!isDir(dir)) {
+      if (!isFolder(dir)) {
         if (g.dir === root && name === QUBIQ_MODALITY_FILE) continue;
         finding(dir, `unexpected file in ${g.split}/ (expected one folder per case)`);
         continue;

@@ -26,6 +26,7 @@
  * noise level) and drawn ellipses, so tests can check what a model learned of each annotator.
  */
 import * as fs from 'node:fs';
+import { checkNewDatasetFolder } from '../io/outputFolder';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic, writeFileInNewFolder } from '../io/atomic';
@@ -309,9 +310,7 @@ export async function writeSynthDataset(opts: SynthOptions): Promise<{ out: stri
   checkInt('size', size, 32, 4096);
   checkInt('seed', seed, 0, 2 ** 32 - 1);
   const out = path.resolve(opts.out);
-  if (fs.existsSync(out) && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
-    throw new UserError(`${opts.out}: already exists and is not an empty folder (synth writes a new dataset)`);
-  }
+  checkNewDatasetFolder(opts.out, 'synth');
   fs.mkdirSync(path.join(out, 'images'), { recursive: true });
   fs.mkdirSync(path.join(out, 'labels'), { recursive: true });
 

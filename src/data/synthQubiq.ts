@@ -10,6 +10,7 @@
  *                 which binarising with `> 0.5` reads as 0/1
  */
 import * as fs from 'node:fs';
+import { checkNewDatasetFolder } from '../io/outputFolder';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { blankNiftiTemplate, encodeNifti } from '../io/nifti';
@@ -44,9 +45,7 @@ export async function writeQubiqSynth(opts: QubiqSynthOptions): Promise<{ out: s
   const nTrain = opts.train ?? Math.max(1, cases - Math.max(1, Math.floor(cases / 4)));
   if (nTrain < 1 || nTrain > cases) throw new UserError(`--train: must be 1 to ${cases} (got ${nTrain})`);
   const out = path.resolve(opts.out);
-  if (fs.existsSync(out) && (!fs.statSync(out).isDirectory() || fs.readdirSync(out).length > 0)) {
-    throw new UserError(`${opts.out}: already exists and is not an empty folder (synth writes a new dataset)`);
-  }
+  checkNewDatasetFolder(opts.out, 'synth');
   const dataset = `synthetic-${variant}`;
   const styles = annotatorStyles(M, seed);
   const template = blankNiftiTemplate(QUBIQ_SYNTH_GEOMETRY.pixdim, QUBIQ_SYNTH_GEOMETRY.origin);

@@ -5,6 +5,14 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { describeFsError, isFsError } from './fsErrors';
 
+/** A command that writes a whole new dataset (`writer`: synth, convert) starts from nothing or an empty folder. */
+export function checkNewDatasetFolder(out: string, writer: string): void {
+  const dir = path.resolve(out);
+  if (fs.existsSync(dir) && (!fs.statSync(dir).isDirectory() || fs.readdirSync(dir).length > 0)) {
+    throw new UserError(`${out}: already exists and is not an empty folder (${writer} writes a new dataset)`);
+  }
+}
+
 /** Throws when `dir` is an existing file, or sits below one (`--out a.txt/run`). */
 export function checkOutputFolder(flag: string, dir: string): void {
   let p = path.resolve(dir);

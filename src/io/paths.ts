@@ -35,6 +35,15 @@ export function resolvesInside(root: string, p: string): boolean {
 }
 
 /** A name usable as one path component (the rule of src/io/names.ts). */
+/** A folder, a link to one included; false for anything else, or nothing. */
+export function isFolder(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function isSafePathComponent(name: string): boolean {
   return fileNameProblem(name) === null;
 }

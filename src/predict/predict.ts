@@ -6,7 +6,7 @@ import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
 import { writePredictionCase } from '../eval/predictions';
 import { readAnyImage } from '../data/prepare';
-import { isSafePathComponent } from '../io/paths';
+import { isFolder, isSafePathComponent } from '../io/paths';
 import { checkStaysInside, pathInside } from '../io/confine';
 import { checkNotRunFiles } from '../train/run';
 import { hasEntry } from '../io/readBounded';
@@ -37,15 +37,6 @@ export interface PredictOptions {
   /** Remove another model's predictions found in the folder instead of refusing it. */
   replace?: boolean;
   onProgress?: (done: number, total: number) => void;
-}
-
-/** A folder (a link to one included); anything else is read as an image, whose reader refuses what is not a regular file. */
-function isFolder(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /** An image file, or every image in a folder (its images/ subfolder for a native dataset), as cases. */
