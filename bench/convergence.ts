@@ -26,6 +26,7 @@ import { softDice } from '../src/metrics/dice';
 import { manualSeed, noGrad, optim, tensor, tidy } from '../src/torch';
 import { toTrainingBatch } from '../src/train/batch';
 import { TRAIN_DEFAULTS } from '../src/train/options';
+import type { Schedule } from '../src/train/settings';
 import { learningRateAt } from '../src/train/schedule';
 import { Rng } from '../src/util/random';
 
@@ -43,7 +44,7 @@ const LR = Number(arg('lr', '1e-3'));
 const ENCODER = arg('encoder', 'resnet34');
 const SEED = Number(arg('seed', '0'));
 const METHODS = arg('methods', 'mv-unet,avap').split(',');
-const SCHEDULE = arg('schedule', TRAIN_DEFAULTS.schedule) as 'constant' | 'poly' | 'cosine';
+const SCHEDULE = arg('schedule', TRAIN_DEFAULTS.schedule) as Schedule;
 /** --no-prior: the methods start from PyTorch's default initialisation only (what the paper's code does). */
 const PRIOR = !process.argv.includes('--no-prior');
 

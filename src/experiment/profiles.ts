@@ -3,6 +3,7 @@
 // options of its own (AVAP's step 2) declares its values per profile in its descriptor.
 import { EXPERIMENT_PROFILE_NAMES, ExperimentProfileName } from '../methods/descriptor';
 import { methodDescriptors } from '../methods/registry';
+import type { Schedule } from '../train/settings';
 
 export { EXPERIMENT_PROFILE_NAMES };
 export type { ExperimentProfileName };
@@ -11,7 +12,7 @@ export interface ExperimentProfile {
   size: number;
   batchSize: number;
   lr: number;
-  schedule: 'constant' | 'poly' | 'cosine';
+  schedule: Schedule;
   weightDecay: number;
   /** Optimiser steps of every method's main stage (AVAP: step 1). */
   steps: number;

@@ -91,7 +91,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
     const stage = stages[s];
     const firstStep = state && state.stage === s ? state.step : 0;
     if (firstStep >= stage.steps) {
-      // A checkpoint after a stage's last round (written by earlier versions, which checkpointed every round): continue from its selected weights.
+      // A checkpoint at a stage's last step whose hand-over was not committed: continue from the stage's selected weights.
       if (stage.steps > 0) loadSelectedWeights(method.model, run.modelFile, group);
       continue;
     }

@@ -16,6 +16,7 @@ import { realLocation } from '../io/paths';
 import { checkStaysInside } from '../io/confine';
 import { FINGERPRINT_FILE } from './fingerprint';
 import { LOCK_FILE } from './lock';
+import { SCHEDULES } from './settings';
 import { Intensity, parseIntensity } from '../data/intensity';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
@@ -39,7 +40,7 @@ export const runConfigSchema = z.object({
   }),
   optimizer: z.object({
     lr: z.number().positive(),
-    weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(['constant', 'poly', 'cosine']) }),
+    weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(SCHEDULES) }),
   seed: z.number().int(),
   augment: z.boolean(),
   pretrained: z.string().nullable(),

@@ -10,8 +10,8 @@ import { MAX_INPUT_SIZE } from '../models/inputSize';
 import { PRECISION_CHOICES, PrecisionChoice } from '../torch/precision';
 import { parseChoice, parseFloatFlag, parseIntFlag } from '../util/flags';
 
-export type Schedule = 'constant' | 'poly' | 'cosine';
-export const SCHEDULES: readonly Schedule[] = ['constant', 'poly', 'cosine'];
+export const SCHEDULES = ['constant', 'poly', 'cosine'] as const;
+export type Schedule = (typeof SCHEDULES)[number];
 export const NORMALIZATION_KINDS: readonly NormalizationKind[] = ['per-pixel', 'per-channel', 'imagenet'];
 
 /** The settings of a run (besides where its data and run folder are). */
