@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import { UserError } from '../errors';
 import { Tensor, distributed as dist, noGrad, tensor, tidy } from '../torch';
 import { chooseGlooDevice, WorkerEnv } from './env';
+import { isRunning } from '../io/atomic';
 
 /** Default collective and rendezvous timeout: longer than a validation round plus a checkpoint of a large run. */
 export const DEFAULT_DIST_TIMEOUT_SECONDS = 600;
@@ -182,7 +183,7 @@ function processGone(pid: number): boolean {
     // A process killed but not yet reaped by its parent is a zombie: gone for the job.
     return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
-    try { process.kill(pid, 0); return false; } catch (e) { return (e as NodeJS.ErrnoException).code === 'ESRCH'; }
+    return !isRunning(pid);
   }
 }
 
