@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings a fresh Debian bookworm + Node 20 machine to a working avap, doing only what is missing:
-# Debian's libtorch, pthreads OpenBLAS, Gloo's headers, Chromium (the viewer's browser test) and nibabel (the NIfTI tests), the npm packages, the
-# native addon, the TypeScript build (the library and the viewer's browser scripts).
+# Debian's libtorch, pthreads OpenBLAS, Gloo's headers, Chromium (the viewer's browser test), nibabel (the NIfTI tests),
+# PyTorch (torchrun, for its tests), the npm packages, the native addon, the TypeScript build (the library and the
+# viewer's browser scripts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,16 @@ if ! /usr/bin/python3 -c 'import nibabel' >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-nibabel >/dev/null; } \
     || log "could not install python3-nibabel: the NIfTI cross-checks will be skipped"
+fi
+
+# torchrun for the tests that launch workers with it, and PyTorch for the benches' twin (bench/torch_avap.py):
+# Debian's python3-torch, over the libtorch already installed (about 16 MB more to download). Without it
+# only those tests are skipped, saying why.
+if ! command -v torchrun >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+  log "installing Debian's python3-torch (torchrun, for the torchrun tests and the benches' PyTorch twin)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-torch >/dev/null; } \
+    || log "could not install python3-torch: the torchrun tests will be skipped"
 fi
 
 # onnxruntime-node's install script would fetch CUDA libraries from outside the npm registry; the CPU

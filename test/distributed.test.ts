@@ -180,6 +180,62 @@ for (const [method, extra] of [['avap', ['--steps', '2', '--preference-steps', '
   });
 }
 
+/**
+ * torchrun's command line for `args`, or why it cannot run here. Debian bookworm's torchrun (PyTorch
+ * 1.13 on Python 3.11) fails on its own default `--redirects 0 --tee 0` (Python 3.11 no longer lists an
+ * IntFlag's zero member); `--redirects 1 --tee 1` sends stdout to the console and a log file, stderr
+ * to the console.
+ */
+function torchrun(logs: string, masterPort: number, args: string[], extra: string[] = []): string[] {
+  return ['--redirects', '1', '--tee', '1', '--log_dir', logs, ...extra, '--no_python', '--nproc_per_node', '2', '--master_port', String(masterPort),
+    process.execPath, CLI, ...args];
+}
+
+function torchrunUnavailable(): string | null {
+  const r = spawnSync('torchrun', ['--help'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `torchrun is not installed (Debian's python3-torch provides it): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+  return null;
+}
+
+test('torchrun --no_python --nproc_per_node 2 avap train: every rank a client of the agent\'s store, weights bit for bit those of avap launch', async (t) => {
+  const reason = torchrunUnavailable();
+  if (reason) return t.skip(reason);
+  const launched = path.join(root, 'mv-unet-2', 'model.safetensors');
+  if (!fs.existsSync(launched)) return t.skip('the avap launch 2-rank MV-UNet run (an earlier test) did not run');
+  const out = path.join(root, 'torchrun');
+  const r = await run(torchrun(path.join(root, 'torchrun-logs'), port(), trainArgs('mv-unet', out, ['--steps', '2'])), ENV, 'torchrun');
+  ok(r, 'torchrun');
+  // Rank 0's summary line only (torchrun prefixes a worker's teed stdout with its local rank).
+  assert.match(r.stdout.trim(), /^\[default0\]:\{"run":/);
+  // The same two ranks compute the same sums in the same order whichever launcher started them, and
+  // the launch run equals one process to the tolerance of the test above.
+  const c = compareWeights(launched, path.join(out, 'model.safetensors'), 0);
+  assert.equal(c.worst, 0, 'weights differ from the avap launch run');
+  assert.equal(c.buffers, 0, 'running statistics differ from the avap launch run');
+});
+
+test('torchrun --max_restarts 1 with rank 1 killed: the restarted workers continue the run from its last checkpoint', async (t) => {
+  const reason = torchrunUnavailable();
+  if (reason) return t.skip(reason);
+  const out = path.join(root, 'torchrun-restarted');
+  const p = port();
+  const killer = killAfterCheckpoint(out, 1, p);
+  const r = await run(torchrun(path.join(root, 'torchrun-restart-logs'), p, trainArgs('mv-unet', out, ['--steps', '40', '--dist-timeout', '30']), ['--max_restarts', '1']), ENV, 'torchrun');
+  assert.ok(killer.stop(), `rank 1 was never killed: ${r.stderr.slice(-500)}`);
+  ok(r, 'torchrun after a restart');
+  assert.match(r.stderr, /avap: rank 0: .* failed: rank 1 stopped/);
+  assert.match(r.stderr, /resuming .*torchrun-restarted: stage 1\/1 \(train\), \d+\/40 steps done/);
+  const events = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const resumed = events.filter((e) => e.event === 'resume');
+  assert.equal(resumed.length, 1);
+  assert.ok(resumed[0].step > 0, 'resumed from a checkpoint, not from the start');
+  assert.ok(fs.existsSync(path.join(out, 'summary.json')));
+  // A folder this job did not create is refused on every attempt, never taken over by a restart.
+  const again = await run(torchrun(path.join(root, 'torchrun-refused-logs'), port(), trainArgs('mv-unet', out, ['--steps', '40', '--dist-timeout', '30']), ['--max_restarts', '1']), ENV, 'torchrun');
+  assert.notEqual(again.code, 0);
+  assert.equal((again.stderr.match(/^avap: --out: .* already holds a run/gm) ?? []).length, 2, again.stderr.slice(-1500));
+});
+
 /** Pids of this test's workers of rank `rank` (found by the port in their environment). */
 function workerPids(rank: number, masterPort: number): number[] {
   const out: number[] = [];

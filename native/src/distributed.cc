@@ -16,6 +16,9 @@ namespace avap {
 static c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
 static int groupRank = 0;
 static int groupSize = 1;
+// The job's store without this attempt's prefix: under torchrun's agent it outlives the workers, so a
+// restarted worker can read what the job's earlier attempts wrote there.
+static c10::intrusive_ptr<c10d::Store> jobStore;
 
 // DDP's default bucket: large enough that per-collective latency is negligible, small enough that the
 // flattened copy does not double a large model's memory.
@@ -30,8 +33,9 @@ static c10d::ProcessGroupGloo& pg(const char* op) {
 // the calling thread, where guard() turns it into a JS error.
 static void waitFor(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
 
-// Same-dtype runs of at most kBucketBytes, in order; each is flattened, reduced and copied back.
-static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op) {
+// Same-dtype runs of at most kBucketBytes, in order; each is flattened, reduced, divided by `divisor`
+// (while still flat: one pass over the sums instead of one per tensor) and copied back.
+static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op, double divisor = 1) {
   auto& g = pg(op);
   size_t i = 0;
   while (i < tensors.size()) {
@@ -46,6 +50,7 @@ static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op) {
     }
     std::vector<at::Tensor> flat{torch::utils::flatten_dense_tensors(bucket)};
     waitFor(g.allreduce(flat));
+    if (divisor != 1) flat[0].div_(divisor);
     auto parts = torch::utils::unflatten_dense_tensors(flat[0], bucket);
     for (size_t k = 0; k < bucket.size(); ++k) bucket[k].copy_(parts[k]);
     i = j;
@@ -106,6 +111,7 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
     so.waitWorkers = false;
     so.timeout = timeout;
     c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    jobStore = store;
     if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
     checkJoin(*store, host, port, rank, size);
 
@@ -123,7 +129,18 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
 static Napi::Value distDestroy(const Napi::CallbackInfo& info) {
   return guard(info, "distDestroy", [&]() -> Napi::Value {
     group.reset();
+    jobStore.reset();
     return info.Env().Undefined();
+  });
+}
+
+// distStoreAdd(key, delta): adds delta to the job store's counter at key (created at 0) and returns it.
+static Napi::Value distStoreAdd(const Napi::CallbackInfo& info) {
+  static const char* OPN = "distStoreAdd";
+  return guard(info, OPN, [&]() -> Napi::Value {
+    if (!jobStore) throw std::runtime_error(std::string(OPN) + " needs a process group: none is initialised");
+    int64_t value = jobStore->add(stringArg(info, 0, OPN), intArg(info, 1, OPN));
+    return Napi::Number::New(info.Env(), static_cast<double>(value));
   });
 }
 
@@ -187,10 +204,31 @@ static Napi::Value distAverageGradients(const Napi::CallbackInfo& info) {
       if (!params[i].grad().defined()) params[i].mutable_grad() = torch::zeros_like(params[i]);
       grads.push_back(params[i].grad());
     }
-    allreduceBuckets(grads, OPN);
-    for (auto& g : grads) g.div_(groupSize);
+    allreduceBuckets(grads, OPN, groupSize);
     return info.Env().Undefined();
   });
+}
+
+// Seconds spent in SyncBatchNorm's sums over the ranks (forward and backward: waiting for the slowest
+// rank included) and their number, since the last distTakeStatisticsTimes(). Autograd calls the
+// backward half from inside libtorch, where the caller cannot time it.
+static double statisticsSeconds = 0;
+static int64_t statisticsCalls = 0;
+
+static void timedStatisticsSum(std::vector<at::Tensor>& t, const char* op) {
+  auto start = std::chrono::steady_clock::now();
+  allreduceBuckets(t, op);
+  statisticsSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  statisticsCalls++;
+}
+
+static Napi::Value distTakeStatisticsTimes(const Napi::CallbackInfo& info) {
+  auto out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), statisticsSeconds));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(statisticsCalls)));
+  statisticsSeconds = 0;
+  statisticsCalls = 0;
+  return out;
 }
 
 // Sum over the ranks as an autograd op: forward sums the input, backward sums the incoming gradient
@@ -199,12 +237,12 @@ class AllReduceSum : public torch::autograd::Function<AllReduceSum> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& x) {
     std::vector<at::Tensor> t{x.detach().clone().contiguous()};
-    allreduceBuckets(t, "allReduceSumAutograd");
+    timedStatisticsSum(t, "allReduceSumAutograd");
     return t[0];
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext*, torch::autograd::variable_list grads) {
     std::vector<at::Tensor> t{grads[0].detach().clone().contiguous()};
-    allreduceBuckets(t, "allReduceSumAutograd (backward)");
+    timedStatisticsSum(t, "allReduceSumAutograd (backward)");
     return {t[0]};
   }
 };
@@ -217,10 +255,12 @@ static Napi::Value allReduceSumAutograd(const Napi::CallbackInfo& info) {
 void registerDistributed(Napi::Env env, Napi::Object e) {
   e.Set("distInit", Napi::Function::New(env, distInit, "distInit"));
   e.Set("distDestroy", Napi::Function::New(env, distDestroy, "distDestroy"));
+  e.Set("distStoreAdd", Napi::Function::New(env, distStoreAdd, "distStoreAdd"));
   e.Set("distAllReduce", Napi::Function::New(env, distAllReduce, "distAllReduce"));
   e.Set("distBroadcast", Napi::Function::New(env, distBroadcast, "distBroadcast"));
   e.Set("distBarrier", Napi::Function::New(env, distBarrier, "distBarrier"));
   e.Set("distAverageGradients", Napi::Function::New(env, distAverageGradients, "distAverageGradients"));
+  e.Set("distTakeStatisticsTimes", Napi::Function::New(env, distTakeStatisticsTimes, "distTakeStatisticsTimes"));
   e.Set("allReduceSumAutograd", Napi::Function::New(env, allReduceSumAutograd, "allReduceSumAutograd"));
 }
 

@@ -4,6 +4,7 @@
 // this rank and what happened.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { UserError } from '../errors';
 import { Tensor, distributed as dist, noGrad, tensor, tidy } from '../torch';
 import { chooseGlooDevice, WorkerEnv } from './env';
@@ -57,6 +58,22 @@ export class ProcessGroup {
     }
   }
 
+  /**
+   * torchrun restarts every worker of a job with the same command line after one fails
+   * (--max_restarts). Rank 0 notes in the agent's store, which outlives the workers, that this job
+   * created the run folder `out`; a later attempt then continues that run from its last checkpoint
+   * (continuesRun) instead of refusing the folder. A folder the job did not create is never taken over.
+   */
+  recordRunCreated(out: string): void {
+    if (this.env.useAgentStore && this.isWriter) this.run('rendezvous', () => dist.storeAdd(createdKey(out), 1));
+  }
+
+  /** On rank 0 of a restarted torchrun job: an earlier attempt created `out` (recordRunCreated). */
+  continuesRun(out: string): boolean {
+    if (!this.env.useAgentStore || this.env.restartCount === 0 || !this.isWriter) return false;
+    return this.run('rendezvous', () => dist.storeAdd(createdKey(out), 0)) > 0;
+  }
+
   allReduce(tensors: Tensor[]): void { this.run('allreduce', () => dist.allReduce(tensors)); }
   broadcast(tensors: Tensor[]): void { this.run('broadcast', () => dist.broadcast(tensors)); }
   barrier(): void { this.run('barrier', () => dist.barrier()); }
@@ -71,9 +88,13 @@ export class ProcessGroup {
     for (const p of params) this.gradientBytes += p.numel() * 4;
   }
 
-  /** The gradient allreduce's time and payload since the previous call (a round's, in the log). */
-  takeGradientStats(): { seconds: number; bytes: number } {
-    const out = { seconds: this.gradientSeconds, bytes: this.gradientBytes };
+  /**
+   * The gradient allreduce's time and payload since the previous call (a round's, in the log), and the
+   * time and number of SyncBatchNorm's collectives (each waits for the slowest rank to reach its layer).
+   */
+  takeGradientStats(): { seconds: number; bytes: number; batchNormSeconds: number; batchNormCollectives: number } {
+    const batchNorm = dist.takeAllReduceSumTimes();
+    const out = { seconds: this.gradientSeconds, bytes: this.gradientBytes, batchNormSeconds: batchNorm.seconds, batchNormCollectives: batchNorm.collectives };
     this.gradientSeconds = 0;
     this.gradientBytes = 0;
     return out;
@@ -170,6 +191,8 @@ export class ProcessGroup {
 }
 
 interface Peer { host: number; pid: number }
+
+const createdKey = (out: string) => `avap/run-created/${path.resolve(out)}`;
 
 /** A number for this machine's name (FNV-1a), so that ranks can tell which of them share it. */
 function hostId(): number {

@@ -31,6 +31,14 @@ export function destroyProcessGroup(): void {
   native.distDestroy();
 }
 
+/**
+ * Adds `delta` to the counter at `key` of the job's store (without the attempt's prefix; created at 0)
+ * and returns its value: `storeAdd(key, 0)` reads it.
+ */
+export function storeAdd(key: string, delta: number): number {
+  return native.distStoreAdd(key, delta) as number;
+}
+
 /** Sums each tensor over the ranks, in place (flattened into buckets). */
 export function allReduce(tensors: Tensor[]): void {
   if (tensors.length) native.distAllReduce(tensors.map((t) => t.handle));
@@ -51,6 +59,15 @@ export function barrier(): void {
  */
 export function averageGradients(params: Tensor[]): void {
   if (params.length) native.distAverageGradients(params.map((p) => p.handle));
+}
+
+/**
+ * Seconds spent in allReduceSum's collectives (forward and backward, waiting for the other ranks
+ * included) and their number since the previous call.
+ */
+export function takeAllReduceSumTimes(): { seconds: number; collectives: number } {
+  const [seconds, collectives] = native.distTakeStatisticsTimes() as [number, number];
+  return { seconds, collectives };
 }
 
 /** The sum over the ranks, differentiable: backward sums the gradient over the ranks too. */

@@ -53,8 +53,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
     }
     const group = await ProcessGroup.init(worker, opts.distTimeout ?? DEFAULT_DIST_TIMEOUT_SECONDS);
     try {
+      // A worker torchrun restarted continues the run its job's first attempt created.
+      const resume = opts.resume || (group.continuesRun(opts.out) && new RunDir(path.resolve(opts.out)).exists());
+      const o = { ...opts, resume };
       // Only rank 0 creates the run folder, so only its failed start has anything to remove.
-      return group.isWriter && !opts.resume ? await removeFailedStart(opts.out, () => trainRun(opts, group, notes)) : await trainRun(opts, group, notes);
+      return group.isWriter && !resume ? await removeFailedStart(opts.out, () => trainRun(o, group, notes)) : await trainRun(o, group, notes);
     } finally {
       group.destroy();
     }
@@ -171,6 +174,7 @@ async function joinRun(o: RunRequest, emit: (e: TrainEvent) => void, group: Proc
       group.broadcastJson<SharedRun>({ error: (err as Error).message });
       throw err;
     }
+    if (!o.resume) group.recordRunCreated(o.out);
     shared = group.broadcastJson<SharedRun>({ config: prepared.config, state: prepared.state, normalization: prepared.normalization });
   } else {
     shared = group.broadcastJson<SharedRun>({});
