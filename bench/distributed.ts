@@ -7,7 +7,7 @@
 // 2·(W−1)/W of them). From the largest size: the projection for the paper's 655-image protocol on W
 // machines like this one. Flags: --sizes 128,256 --steps 8 --rounds 2 --batch 8 --encoder resnet34.
 // Last line: JSON.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -134,12 +134,44 @@ function projection(point: ReturnType<typeof benchSize>) {
   };
 }
 
-function main(): void {
+/**
+ * One rank of the latency probe: the mean time of a small allreduce (a SyncBatchNorm layer's
+ * statistics: 3 × 256 floats) between 2 ranks of 1 thread on loopback, when both are ready at once.
+ */
+function latencyWorker(): void {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { distributed: dist, zeros } = require('../src/torch') as typeof import('../src/torch');
+  const rank = Number(process.env.RANK);
+  dist.initProcessGroup({ host: '127.0.0.1', port: Number(process.env.MASTER_PORT), rank, worldSize: 2, isStoreServer: rank === 0, timeoutMs: 60_000, prefix: '', device: { address: '127.0.0.1' } });
+  const t = zeros([3 * 256]);
+  for (let i = 0; i < 100; i++) dist.allReduce([t]);
+  const n = 2000;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) dist.allReduce([t]);
+  if (rank === 0) console.log(Number(process.hrtime.bigint() - t0) / 1e3 / n);
+  dist.destroyProcessGroup();
+}
+
+async function probeLatency(port: number): Promise<number> {
+  const ranks = [0, 1].map((rank) => spawn(process.execPath, [__filename, '--latency-worker'], {
+    env: { ...process.env, AVAP_NUM_THREADS: '1', RANK: String(rank), WORLD_SIZE: '2', MASTER_PORT: String(port) }, stdio: ['ignore', 'pipe', 'inherit'],
+  }));
+  let out = '';
+  ranks[0].stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const codes = await Promise.all(ranks.map((c) => new Promise<number | null>((resolve) => c.on('close', resolve))));
+  if (codes.some((c) => c !== 0)) throw new Error(`the latency probe failed (exit codes ${codes.join(', ')})`);
+  return Number(out);
+}
+
+async function main(): Promise<void> {
   const points = sizes.map((size, i) => benchSize(size, 29900 + 10 * i));
+  const latency = await probeLatency(29990);
+  process.stderr.write(`a small allreduce (3 × 256 floats) between 2 ranks ready at once: ${latency.toFixed(0)} µs\n`);
   console.log(JSON.stringify({
     bench: 'distributed', batch, encoder, steps, rounds, cores: os.availableParallelism(),
-    points, projection655: projection(points[points.length - 1]),
+    smallAllreduceMicroseconds: round(latency, 1), points, projection655: projection(points[points.length - 1]),
   }));
 }
 
-main();
+if (process.argv.includes('--latency-worker')) latencyWorker();
+else void main();
