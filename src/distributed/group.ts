@@ -80,6 +80,7 @@ export class ProcessGroup {
   /** Seconds spent in the gradient allreduce and the fp32 bytes of the parameters it reduced, since the last take. */
   private gradientSeconds = 0;
   private gradientBytes = 0;
+  private checkSeconds = 0;
 
   averageGradients(params: Tensor[]): void {
     const t0 = process.hrtime.bigint();
@@ -89,14 +90,19 @@ export class ProcessGroup {
   }
 
   /**
-   * The gradient allreduce's time and payload since the previous call (a round's, in the log), and the
-   * time and number of SyncBatchNorm's collectives (each waits for the slowest rank to reach its layer).
+   * Since the previous call (a round's, in the log): the gradient allreduce's time and payload, the
+   * time and number of SyncBatchNorm's collectives (each waits for the slowest rank to reach its
+   * layer), and the time of the parameter check.
    */
-  takeGradientStats(): { seconds: number; bytes: number; batchNormSeconds: number; batchNormCollectives: number } {
+  takeCollectiveStats(): { seconds: number; bytes: number; batchNormSeconds: number; batchNormCollectives: number; parameterCheckSeconds: number } {
     const batchNorm = dist.takeAllReduceSumTimes();
-    const out = { seconds: this.gradientSeconds, bytes: this.gradientBytes, batchNormSeconds: batchNorm.seconds, batchNormCollectives: batchNorm.collectives };
+    const out = {
+      seconds: this.gradientSeconds, bytes: this.gradientBytes, batchNormSeconds: batchNorm.seconds, batchNormCollectives: batchNorm.collectives,
+      parameterCheckSeconds: this.checkSeconds,
+    };
     this.gradientSeconds = 0;
     this.gradientBytes = 0;
+    this.checkSeconds = 0;
     return out;
   }
 
@@ -159,11 +165,13 @@ export class ProcessGroup {
    * ranks apply the same averaged gradients, so they differ only through a bug or a faulty machine.
    */
   checkSameParameters(params: Tensor[], where: string): void {
+    const t0 = process.hrtime.bigint();
     const local = tidy(() => params.flatMap((p) => {
       const f = p.detach().to('float64');
       return [f.sum().item(), f.square().sum().item()];
     }));
     const total = this.sumNumbers(local);
+    this.checkSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
     for (let i = 0; i < local.length; i++) {
       const mean = total[i] / this.worldSize;
       if (Math.abs(local[i] - mean) > 1e-9 * Math.max(1, Math.abs(mean))) {

@@ -153,7 +153,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
         const meanLoss = lossSum / Math.max(1, step - roundFirst);
         const event = {
           stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds,
-          ...(group ? { allreduce: group.takeGradientStats() } : {}),
+          ...(group ? { allreduce: group.takeCollectiveStats() } : {}),
         };
         if (writes) run.log({ event: 'round', ...event });
         emit({ type: 'round', stageIndex: s, round: r + 1, rounds: ends.length, ...event });
