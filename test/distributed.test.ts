@@ -220,18 +220,17 @@ test('torchrun --max_restarts 1 with rank 1 killed: the restarted workers contin
   const out = path.join(root, 'torchrun-restarted');
   const p = port();
   const killer = killAfterCheckpoint(out, 1, p);
-  const r = await run(torchrun(path.join(root, 'torchrun-restart-logs'), p, trainArgs('mv-unet', out, ['--steps', '12', '--dist-timeout', '30']), ['--max_restarts', '1']), ENV, 'torchrun');
+  const r = await run(torchrun(path.join(root, 'torchrun-restart-logs'), p, trainArgs('mv-unet', out, ['--steps', '6', '--dist-timeout', '30']), ['--max_restarts', '1', '--monitor_interval', '1']), ENV, 'torchrun');
   assert.ok(killer.stop(), `rank 1 was never killed: ${r.stderr.slice(-500)}`);
   ok(r, 'torchrun after a restart');
-  assert.match(r.stderr, /avap: rank 0: .* failed: rank 1 stopped/);
-  assert.match(r.stderr, /resuming .*torchrun-restarted: stage 1\/1 \(train\), \d+\/12 steps done/);
+  assert.match(r.stderr, /resuming .*torchrun-restarted: stage 1\/1 \(train\), \d+\/6 steps done/);
   const events = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const resumed = events.filter((e) => e.event === 'resume');
   assert.equal(resumed.length, 1);
   assert.ok(resumed[0].step > 0, 'resumed from a checkpoint, not from the start');
   assert.ok(fs.existsSync(path.join(out, 'summary.json')));
   // A folder this job did not create is refused on every attempt, never taken over by a restart.
-  const again = await run(torchrun(path.join(root, 'torchrun-refused-logs'), port(), trainArgs('mv-unet', out, ['--steps', '12', '--dist-timeout', '30']), ['--max_restarts', '1']), ENV, 'torchrun');
+  const again = await run(torchrun(path.join(root, 'torchrun-refused-logs'), port(), trainArgs('mv-unet', out, ['--steps', '6', '--dist-timeout', '30']), ['--max_restarts', '1', '--monitor_interval', '1']), ENV, 'torchrun');
   assert.notEqual(again.code, 0);
   assert.equal((again.stderr.match(/^avap: --out: .* already holds a run/gm) ?? []).length, 2, again.stderr.slice(-1500));
 });
