@@ -1,8 +1,8 @@
 /**
  * Data-parallel training over c10d/Gloo on loopback: the worker environment's checks; the averaged
  * gradients of 2 ranks with SyncBatchNorm against one process's; 2 ranks started by `avap launch`
- * against a one-process run of the same global batch; a rank killed mid-training; a rendezvous that
- * never completes.
+ * against a one-process run of the same global batch; the same under torchrun, and torchrun's restart
+ * after a killed rank; a rank killed mid-training; a rendezvous that never completes.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
