@@ -69,7 +69,7 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
   }
   const aggregates = structures.map((a) => a.aggregate());
   const scores: ValidationScores = {
-    mean_voting: score(aggregates.map((a) => a.meanVoting)),
+    mean_voting: score(aggregates.map((a) => a.mean_voting)),
     average: score(aggregates.map((a) => a.average)),
   };
   for (const [group, maps] of alternatives) scores[group] = Object.fromEntries([...maps].map(([name, acc]) => [name, score(acc.aggregate())]));
