@@ -285,7 +285,7 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
   },
   plan(config): StagePlan[] {
     const t = config.training;
-    if (t.strategy === 'joint') return [{ name: 'joint', steps: t.variationSteps, select: 'both' }];
+    if (t.strategy === 'joint') return [{ name: 'joint', steps: t.variationSteps, select: 'mean_of_mean_voting_and_average' }];
     const preference: StagePlan = { name: 'preference', steps: t.preferenceSteps, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : { lrFactor: PREFERENCE_LR_FACTOR }) };
     const folds = Array.from({ length: t.preferenceFolds }, (_, fold): StagePlan => ({
       ...preference, name: `preference-fold${fold + 1}`, crossFit: { fold, folds: t.preferenceFolds },

@@ -138,6 +138,6 @@ export const mrNet: MethodDescriptor<BaselineConfig> = {
   description: 'MR-Net: expertise-aware inference, multi-rater reconstruction, agreement-aware refinement (Ji et al. 2021)',
   schema: baselineSchema('mr-net', {}),
   configure: (context) => baselineConfig('mr-net', context),
-  plan: (config) => singleStage(config, 'both'),
+  plan: (config) => singleStage(config, 'mean_of_mean_voting_and_average'),
   build: (config) => new MultiRaterMethod(config),
 };

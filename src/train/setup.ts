@@ -61,8 +61,8 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
 
 async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: TrainEvent) => void): Promise<RunConfig> {
   checkInputSize('--size', o.size, o.encoder);
-  const { descriptor, fixed } = resolveMethod(o.method, ds.annotators.length);
-  const options = { ...resolveOptions(descriptor, o.methodOptions), ...fixed };
+  const { descriptor, variantOptions } = resolveMethod(o.method, ds.annotators.length);
+  const options = { ...resolveOptions(descriptor, o.methodOptions), ...variantOptions };
   const selection = o.split ? { split: o.split } : o.subsets?.length ? { subsets: o.subsets } : defaultSelection(ds);
   // A case nobody annotated has no target: it would teach "background everywhere" (data check warns about it).
   const selected = selectCases(ds, selection);

@@ -82,7 +82,7 @@ function score(perStructure: number[]): number {
   return Number.isFinite(x) ? x : 0;
 }
 
-export function selectionScore(scores: ValidationScores, select: 'mean_voting' | 'average' | 'both'): number {
-  if (select === 'both') return (scores.mean_voting + scores.average) / 2;
+export function selectionScore(scores: ValidationScores, select: 'mean_voting' | 'average' | 'mean_of_mean_voting_and_average'): number {
+  if (select === 'mean_of_mean_voting_and_average') return (scores.mean_voting + scores.average) / 2;
   return scores[select];
 }
