@@ -104,7 +104,7 @@ async function main(): Promise<void> {
           const pred = await readPredictionCase(path.join(runDir, 'eval', 'predictions'), c.id, structures, M);
           structures.forEach((_, s) => {
             const annotations = ann.masks[s].map((mask, k) => (ann.available[k] ? mask : null));
-            averageDice(Array(M).fill(pred.calibrated[s]), annotations).perAnnotator.forEach((d, k) => { if (Number.isFinite(d)) perAnnotator[s][k].push(d); });
+            averageDice(Array(M).fill(pred.calibrated[s]), annotations).per_annotator.forEach((d, k) => { if (Number.isFinite(d)) perAnnotator[s][k].push(d); });
           });
         }
         const consensus: Scores = {

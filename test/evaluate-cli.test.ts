@@ -101,7 +101,7 @@ test('avap evaluate: end to end on a native-layout dataset', async () => {
     const p = f.probs.get('a')![s].map((m) => Float32Array.from(m, q16));
     const m = evaluateCaseStructurePlain({ meanPrediction: p[0], annotatorPredictions: p.slice(1), annotations: masks });
     const got = summary.per_case.find((c: { case: string }) => c.case === 'a').metrics[s === 0 ? 'disc' : 'cup'];
-    assert.ok(Math.abs(got.mean_voting - m.meanVoting) < 1e-12);
+    assert.ok(Math.abs(got.mean_voting - m.mean_voting) < 1e-12);
     assert.ok(Math.abs(got.average - m.average) < 1e-12);
   }
   // Case c has no r2 label: null in its per-case entry.

@@ -111,9 +111,9 @@ function expectedSummary(f: Fixture, evalSize?: number): Record<string, { mv: nu
       const ok = xs.filter((x) => !Number.isNaN(x));
       return ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : NaN;
     };
-    const pa = ANNOTATORS.map((_, k) => mean(per.map((m) => m.perAnnotator[k])));
+    const pa = ANNOTATORS.map((_, k) => mean(per.map((m) => m.per_annotator[k])));
     out[name] = {
-      mv: mean(per.map((m) => m.meanVoting)),
+      mv: mean(per.map((m) => m.mean_voting)),
       pa,
       avg: mean(pa),
       cross: ANNOTATORS.map((_, i) => ANNOTATORS.map((__, j) => mean(per.map((m) => m.cross[i][j])))),
@@ -228,7 +228,7 @@ test('evaluatePredictions: --rule ge and other thresholds', async () => {
     { meanPrediction: Float32Array.from(p.mean[0], q16), annotatorPredictions: p.annot[0].map((x) => Float32Array.from(x, q16)), annotations: a.masks[0] },
     { rule: 'ge', thresholds: [0.5, 0.25] },
   );
-  close(summary.per_case[0].metrics.disc.mean_voting, m.meanVoting, 1e-12, 'case a mean voting');
+  close(summary.per_case[0].metrics.disc.mean_voting, m.mean_voting, 1e-12, 'case a mean voting');
   await assert.rejects(evaluatePredictions(f.reference, pred, path.join(dir, 'out2'), { thresholds: [0.5, 1] }), (e: unknown) => e instanceof UserError && /--thresholds/.test(e.message));
 });
 

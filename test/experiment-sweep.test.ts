@@ -130,7 +130,7 @@ function summaryOf(average: number[], meanVoting: number[]): EvaluationSummary {
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     structures: ['cup'], annotators: ['A1'], average: { cup: mean(average) }, mean_voting: { cup: mean(meanVoting) }, per_annotator: { cup: [mean(average)] },
-    per_case: average.map((a, i) => ({ case: `c${i}`, width: 1, height: 1, metrics: { cup: { mean_voting: meanVoting[i], average: a, per_annotator: [a], ged: null, ece: null, hard_dice: null, iou: null, identified: [] } } })),
+    per_case: average.map((a, i) => ({ case: `c${i}`, width: 1, height: 1, metrics: { cup: { mean_voting: meanVoting[i], average: a, per_annotator: [a], ged: null, ece: null, hard_dice: null, iou: null, identifiability_per_annotator: [] } } })),
   } as unknown as EvaluationSummary;
 }
 

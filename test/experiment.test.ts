@@ -87,6 +87,6 @@ test("the ablations are the paper's Tables III–V, joint weights as in Table V"
   assert.ok(runs.filter((r) => r.table === 'V').every((r) => r.overrides.steps === 15 && r.stageSteps.length === 1 && r.stageSteps[0] === 15), 'joint training gets the two-step budget');
   assert.ok(runs.filter((r) => r.table === 'IV').every((r) => r.stageSteps.join() === '10,5,5,5'), 'the conditioning variants train both steps');
   assert.equal(runs.find((r) => r.id === 'avap@joint-apm-heavy')!.label, 'Weight (0.2, 0.2, 0.6)');
-  assert.ok(planAblations(context, true).some((r) => r.table === 'III' && r.overrides.pretrained === undefined && 'pretrained' in r.overrides));
+  assert.ok(planAblations(context, true).some((r) => r.table === 'III' && r.overrides.fromScratch === true));
   assert.deepEqual(planMethods(['avap', 'single', 'mv-unet'], context).map((r) => r.label), ['M1', 'M2', 'MV-UNet', 'AVAP']);
 });

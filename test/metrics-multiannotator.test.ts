@@ -49,7 +49,7 @@ test('crossTable / averageDice / identifiability: two annotators, disjoint halve
   const cross = crossTable(preds, anns);
   cross.flat().forEach((v, i) => close(v, [1, off, off, 1][i]));
   const avg = averageDice(preds, anns);
-  assert.deepEqual(avg.perAnnotator, [1, 1]);
+  assert.deepEqual(avg.per_annotator, [1, 1]);
   assert.equal(avg.average, 1);
   assert.deepEqual(identifiability(cross), [1, 1]);
   // Swapped predictions: each is closest to the other annotator.
@@ -60,9 +60,9 @@ test('averageDice skips a missing annotation', () => {
   const preds = [f32([0.95, 0, 0, 0]), f32([0.95, 0.95, 0, 0]), f32([0, 0, 0, 0])];
   const anns = [u8([1, 0, 0, 0]), null, u8([1, 1, 0, 0])];
   const r = averageDice(preds, anns);
-  close(r.perAnnotator[0], 1);
-  assert.ok(Number.isNaN(r.perAnnotator[1]));
-  close(r.perAnnotator[2], EPS / (2 + EPS));
+  close(r.per_annotator[0], 1);
+  assert.ok(Number.isNaN(r.per_annotator[1]));
+  close(r.per_annotator[2], EPS / (2 + EPS));
   close(r.average, (1 + EPS / (2 + EPS)) / 2);
 });
 
@@ -123,15 +123,15 @@ test('evaluateCaseStructure: the hand case, and all annotations missing → NaN'
     annotations: [0, 1, 2, 3, 4, 5].map((k) => u8([k < 3 ? 1 : 0, 1, 0, 0])),
   };
   const gt = evaluateCaseStructure(input, { rule: 'gt' });
-  close(gt.meanVoting, (4 + (2 + EPS) / (3 + EPS)) / 5);
-  close(evaluateCaseStructure(input, { rule: 'ge' }).meanVoting, 1);
+  close(gt.mean_voting, (4 + (2 + EPS) / (3 + EPS)) / 5);
+  close(evaluateCaseStructure(input, { rule: 'ge' }).mean_voting, 1);
   // Annotators 1-3 drew both pixels: Dice 1; annotators 4-6 drew one: (2+ε)/(3+ε).
-  gt.perAnnotator.forEach((v, k) => close(v, k < 3 ? 1 : (2 + EPS) / (3 + EPS)));
+  gt.per_annotator.forEach((v, k) => close(v, k < 3 ? 1 : (2 + EPS) / (3 + EPS)));
   // Mean vote at 0.5 under '>' is pixel 1 only; the mean prediction at 0.5 is pixels 0 and 1.
-  close(gt.hardDice, (2 * 1 + 1) / (2 + 1 + 1));
+  close(gt.hard_dice, (2 * 1 + 1) / (2 + 1 + 1));
   close(gt.iou, (1 + 1) / (2 + 1));
   const none = evaluateCaseStructure({ ...input, annotations: input.annotations.map(() => null) });
-  for (const v of [none.meanVoting, none.average, none.ged, none.ece, none.hardDice, none.iou, ...none.perAnnotator, ...none.cross.flat(), ...none.identified]) assert.ok(Number.isNaN(v));
+  for (const v of [none.mean_voting, none.average, none.ged, none.ece, none.hard_dice, none.iou, ...none.per_annotator, ...none.cross.flat(), ...none.identifiability_per_annotator]) assert.ok(Number.isNaN(v));
 });
 
 test('NanMeanAccumulator: per-entry means over the cases that define them', () => {
@@ -205,14 +205,14 @@ function naive(input: CaseStructureInput, ts: readonly number[], rule: Threshold
   }
   const ece = tot === 0 ? NaN : nb.reduce((s, n, b) => (n > 0 ? s + (n / tot) * Math.abs(sp[b] / n - sy[b] / n) : s), 0);
   return {
-    meanVoting: soft(input.meanPrediction, mv),
-    perAnnotator,
+    mean_voting: soft(input.meanPrediction, mv),
+    per_annotator: perAnnotator,
     average: nanMean(perAnnotator),
     cross,
     ged: 2 * md(S, Y) - md(S, S) - md(Y, Y),
     ece,
-    identified,
-    hardDice: diceAt(input.meanPrediction, mv, 0.5, 1),
+    identifiability_per_annotator: identified,
+    hard_dice: diceAt(input.meanPrediction, mv, 0.5, 1),
     iou: diceAt(input.meanPrediction, mv, 0.5, 1, 'iou'),
   };
 }
@@ -250,14 +250,14 @@ function randomCase(r: () => number, w: number, h: number, M: number, missing: n
 }
 
 function assertSame(a: CaseStructureMetrics, b: CaseStructureMetrics, what: string): void {
-  close(a.meanVoting, b.meanVoting, 1e-12, `${what} meanVoting`);
+  close(a.mean_voting, b.mean_voting, 1e-12, `${what} mean_voting`);
   close(a.average, b.average, 1e-12, `${what} average`);
   close(a.ged, b.ged, 1e-12, `${what} ged`);
   close(a.ece, b.ece, 1e-12, `${what} ece`);
-  close(a.hardDice, b.hardDice, 1e-12, `${what} hardDice`);
+  close(a.hard_dice, b.hard_dice, 1e-12, `${what} hard_dice`);
   close(a.iou, b.iou, 1e-12, `${what} iou`);
-  a.perAnnotator.forEach((v, k) => close(v, b.perAnnotator[k], 1e-12, `${what} perAnnotator[${k}]`));
-  a.identified.forEach((v, k) => close(v, b.identified[k], 0, `${what} identified[${k}]`));
+  a.per_annotator.forEach((v, k) => close(v, b.per_annotator[k], 1e-12, `${what} per_annotator[${k}]`));
+  a.identifiability_per_annotator.forEach((v, k) => close(v, b.identifiability_per_annotator[k], 0, `${what} identifiability_per_annotator[${k}]`));
   a.cross.forEach((row, i) => row.forEach((v, j) => close(v, b.cross[i][j], 1e-12, `${what} cross[${i}][${j}]`)));
 }
 
@@ -277,7 +277,7 @@ test('random data: fused evaluateCaseStructure = plain functions = independent i
     const ref = naive(input, ts, rule, bins);
     assertSame(fused, ref, `trial ${trial} fused`);
     assertSame(plain, ref, `trial ${trial} plain`);
-    close(meanVotingDice(input.meanPrediction, input.annotations, opts), ref.meanVoting, 1e-12, `trial ${trial} meanVotingDice`);
+    close(meanVotingDice(input.meanPrediction, input.annotations, opts), ref.mean_voting, 1e-12, `trial ${trial} meanVotingDice`);
   }
 });
 

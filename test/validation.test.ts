@@ -47,7 +47,7 @@ const binary: MethodDescriptor<BinaryConfig> = {
   name: 'binary', label: 'Binary', description: 'binary per-annotator maps from a 1×1 convolution',
   schema: z.object({ method: z.literal('binary'), structures: z.array(z.string()), annotators: z.array(z.string()), inChannels: z.number(), steps: z.number() }),
   configure: (c) => ({ method: 'binary', structures: c.structures, annotators: c.annotators, inChannels: c.inChannels, steps: c.steps }),
-  plan: (c) => [{ name: 'fit', steps: c.steps, select: 'both' }],
+  plan: (c) => [{ name: 'fit', steps: c.steps, select: 'mean_of_mean_voting_and_average' }],
   build: (c) => new BinaryMethod(c),
 };
 registerMethod(binary);

@@ -23,6 +23,7 @@ import { CaseRecord, Dataset, MAX_STRUCTURES } from './dataset';
 import type { Intensity } from './intensity';
 import { Normalization, Normalizer } from './normalization';
 import { CaseCache, prepareImage } from './prepare';
+import { AnnotatorLayout } from './layout';
 
 export interface Batch {
   size: number;
@@ -92,6 +93,7 @@ export class BatchProducer {
     const C = this.ds.channels;
     const M = this.ds.annotators.length;
     const K = this.ds.structures.length;
+    const layout = new AnnotatorLayout(M, K, SS);
     const batch: Batch = {
       size: B,
       caseIds: prepared.map((p) => p.id),
@@ -122,19 +124,17 @@ export class BatchProducer {
 
       let annotators = 0;
       for (let m = 0; m < M; m++) {
-        batch.available[j * M + m] = pc.available[m];
+        batch.available[layout.slot(j, m)] = pc.available[m];
         if (!pc.available[m]) continue; // its masks stay zero and it is not counted
         annotators++;
-        const maskOff = (j * M + m) * K * SS;
-        const countOff = j * K * SS;
         // Pixel-major: most pixels are background (no bit set) and cost one read.
         for (let i = 0, src = m * SS; i < SS; i++, src++) {
           const b = bits[src];
           if (b === 0) continue;
           for (let k = 0; k < K; k++) {
             if ((b & (1 << k)) !== 0) {
-              batch.annotatorMasks[maskOff + k * SS + i] = 1;
-              batch.agreementCounts[countOff + k * SS + i]++;
+              batch.annotatorMasks[layout.offset(j, m, k) + i] = 1;
+              batch.agreementCounts[layout.structureOffset(j, k) + i]++;
             }
           }
         }
@@ -142,7 +142,7 @@ export class BatchProducer {
       batch.annotatorCount[j] = annotators;
       if (annotators > 0) {
         const inv = 1 / annotators;
-        for (let i = j * K * SS; i < (j + 1) * K * SS; i++) batch.meanVotes[i] = batch.agreementCounts[i] * inv;
+        for (let i = layout.structureOffset(j, 0); i < layout.structureOffset(j + 1, 0); i++) batch.meanVotes[i] = batch.agreementCounts[i] * inv;
       }
     });
     return batch;

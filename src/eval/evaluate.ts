@@ -6,7 +6,8 @@ import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
 import { isNiftiPath } from '../io/nifti';
 import { readNiftiImageInfo } from '../data/niftiImage';
-import { StructureAccumulator } from '../metrics/aggregate';
+import { StructureAccumulator, StructureAggregate } from '../metrics/aggregate';
+import { MetricKey, METRICS } from '../metrics/table';
 import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } from '../metrics/dice';
 import { BINARY_THRESHOLD, CaseStructureEvaluator, CaseStructureMetrics, ECE_BINS, Mask } from '../metrics/multiAnnotator';
 import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from './predictions';
@@ -43,17 +44,14 @@ export interface EvaluateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** A metric value as written to JSON: NaN (undefined) becomes null. */
+type Written<T> = T extends number[][] ? (number | null)[][] : T extends number[] ? (number | null)[] : number | null;
+
+/** The metrics the table (metrics/table.ts) writes per case. */
+type PerCaseMetricKey = Exclude<keyof CaseStructureMetrics, 'cross'>;
+
 /** Metrics of one case and one structure as written to summary.json (null = undefined). */
-export interface CaseStructureSummary {
-  mean_voting: number | null;
-  average: number | null;
-  per_annotator: (number | null)[];
-  ged: number | null;
-  ece: number | null;
-  hard_dice: number | null;
-  iou: number | null;
-  identified: (number | null)[];
-}
+export type CaseStructureSummary = { [K in PerCaseMetricKey]: Written<CaseStructureMetrics[K]> };
 
 export interface CaseSummary {
   case: string;
@@ -62,21 +60,14 @@ export interface CaseSummary {
   metrics: Record<string, CaseStructureSummary>;
 }
 
+/** Each metric of the table, per structure name. */
+export type SummaryMetrics = { [K in MetricKey]: Record<string, Written<StructureAggregate[K]>> };
+
 /** summary.json. All metric values are fractions in [0, 1] (GED in [0, 2]); null where undefined. */
-export interface EvaluationSummary {
-  mean_voting: Record<string, number | null>;
-  average: Record<string, number | null>;
-  per_annotator: Record<string, (number | null)[]>;
-  cross: Record<string, (number | null)[][]>;
-  ged: Record<string, number | null>;
-  ece: Record<string, number | null>;
+export interface EvaluationSummary extends SummaryMetrics {
   cases: number;
   thresholds: number[];
   rule: ThresholdRule;
-  identifiability: Record<string, number | null>;
-  identifiability_per_annotator: Record<string, (number | null)[]>;
-  hard_dice: Record<string, number | null>;
-  iou: Record<string, number | null>;
   structures: string[];
   annotators: string[];
   eval_size: number | null;
@@ -119,6 +110,12 @@ function resolveOptions(options: EvaluateOptions, predictionsDir: string): Resol
 }
 
 const finite = (x: number): number | null => (Number.isFinite(x) ? x : null);
+
+/** A metric value for JSON: each NaN (or infinity) becomes null. */
+function written<T extends number | number[] | number[][]>(value: T): Written<T> {
+  if (typeof value === 'number') return finite(value) as Written<T>;
+  return (value as (number | number[])[]).map((v) => (typeof v === 'number' ? finite(v) : v.map(finite))) as Written<T>;
+}
 
 /**
  * Scores saved predictions against a reference and writes OUT_DIR/summary.json, per_case.csv and
@@ -216,67 +213,32 @@ export function summarize(
 ): EvaluationSummary {
   const { structures, annotators } = reference;
   const M = annotators.length;
-  const summary: EvaluationSummary = {
-    mean_voting: {},
-    average: {},
-    per_annotator: {},
-    cross: {},
-    ged: {},
-    ece: {},
+  const aggregates = structures.map((_, s) => {
+    const accumulator = new StructureAccumulator(M);
+    for (const r of results) accumulator.add(r.metrics[s]);
+    return accumulator.aggregate();
+  });
+  const perStructure = (value: (s: number) => unknown) => Object.fromEntries(structures.map((name, s) => [name, value(s)]));
+  const metrics = Object.fromEntries(METRICS.map((m) => [m.key, perStructure((s) => written(aggregates[s][m.key]))])) as unknown as SummaryMetrics;
+  const perCase = METRICS.filter((m) => m.perCase).map((m) => m.key as PerCaseMetricKey);
+  return {
+    ...metrics,
     cases: results.length,
     thresholds: [...opts.thresholds],
     rule: opts.rule,
-    identifiability: {},
-    identifiability_per_annotator: {},
-    hard_dice: {},
-    iou: {},
     structures: [...structures],
     annotators: [...annotators],
     eval_size: opts.evalSize ?? null,
     ece_bins: opts.eceBins ?? ECE_BINS,
     binary_threshold: BINARY_THRESHOLD,
     label: opts.label ?? '',
-    per_case: [],
+    per_case: results.map((r) => ({
+      case: r.id,
+      width: r.width,
+      height: r.height,
+      metrics: perStructure((s) => Object.fromEntries(perCase.map((key) => [key, written(r.metrics[s][key])]))) as Record<string, CaseStructureSummary>,
+    })),
   };
-  structures.forEach((name, s) => {
-    const accumulator = new StructureAccumulator(M);
-    for (const r of results) accumulator.add(r.metrics[s]);
-    const a = accumulator.aggregate();
-    summary.mean_voting[name] = finite(a.meanVoting);
-    summary.per_annotator[name] = a.perAnnotator.map(finite);
-    summary.average[name] = finite(a.average);
-    summary.cross[name] = a.cross.map((row) => row.map(finite));
-    summary.ged[name] = finite(a.ged);
-    summary.ece[name] = finite(a.ece);
-    summary.hard_dice[name] = finite(a.hardDice);
-    summary.iou[name] = finite(a.iou);
-    summary.identifiability_per_annotator[name] = a.identifiedPerAnnotator.map(finite);
-    summary.identifiability[name] = finite(a.identifiability);
-  });
-  summary.per_case = results.map((r) => ({
-    case: r.id,
-    width: r.width,
-    height: r.height,
-    metrics: Object.fromEntries(
-      structures.map((name, s) => {
-        const m = r.metrics[s];
-        return [
-          name,
-          {
-            mean_voting: finite(m.meanVoting),
-            average: finite(m.average),
-            per_annotator: m.perAnnotator.map(finite),
-            ged: finite(m.ged),
-            ece: finite(m.ece),
-            hard_dice: finite(m.hardDice),
-            iou: finite(m.iou),
-            identified: m.identified.map(finite),
-          },
-        ];
-      }),
-    ),
-  }));
-  return summary;
 }
 
 /**

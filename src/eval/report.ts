@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
 import { fixed, percent, perStructure } from '../util/format';
+import { metricSpec, METRICS, ScalarMetricKey } from '../metrics/table';
 import type { EvaluationSummary } from './evaluate';
 
 /**
@@ -43,21 +44,29 @@ function frac(x: number | null | undefined): string {
   return x === null || x === undefined ? '' : x.toFixed(6);
 }
 
+/** The metric table's CSV columns; a per-annotator metric takes one column per annotator, A<k>. */
+const CSV_METRICS = METRICS.filter((m) => m.csv);
+
 /** Column names: A<k> are 1-based annotator numbers (names are listed in summary.json). */
 export function perCaseCsv(summary: EvaluationSummary): string {
   const M = summary.annotators.length;
   const header = ['case', 'width', 'height'];
   for (const s of summary.structures) {
-    header.push(`${s}_mean_voting`, `${s}_average`);
-    for (let k = 1; k <= M; k++) header.push(`${s}_A${k}`);
-    header.push(`${s}_ged`, `${s}_ece`, `${s}_hard_dice`, `${s}_iou`);
+    for (const m of CSV_METRICS) {
+      if (m.shape === 'scalar') header.push(`${s}_${m.key}`);
+      else for (let k = 1; k <= M; k++) header.push(`${s}_A${k}`);
+    }
   }
   const lines = [header.map(csvField).join(',')];
   for (const c of summary.per_case) {
     const row = [csvField(c.case), String(c.width), String(c.height)];
     for (const s of summary.structures) {
-      const m = c.metrics[s];
-      row.push(frac(m.mean_voting), frac(m.average), ...m.per_annotator.map(frac), frac(m.ged), frac(m.ece), frac(m.hard_dice), frac(m.iou));
+      const values = c.metrics[s] as unknown as Record<string, number | null | (number | null)[]>;
+      for (const m of CSV_METRICS) {
+        const v = values[m.key];
+        if (Array.isArray(v)) row.push(...v.map(frac));
+        else row.push(frac(v));
+      }
     }
     lines.push(row.join(','));
   }
@@ -97,7 +106,7 @@ export function reportMarkdown(summary: EvaluationSummary): string {
   );
   out.push(
     table(
-      ['Method', ...A, 'Average', 'Mean Voting'],
+      ['Method', ...A, metricSpec('average').label, metricSpec('mean_voting').label],
       [[label, ...A.map((_, k) => pair(summary, (s) => summary.per_annotator[s]?.[k])), pair(summary, (s) => summary.average[s]), pair(summary, (s) => summary.mean_voting[s])]],
     ),
     '',
@@ -123,11 +132,10 @@ export function reportMarkdown(summary: EvaluationSummary): string {
     table(
       ['Measure', 'Value'],
       [
-        ['Generalised energy distance (d = 1 − IoU, binarised at 0.5; lower is better)', pair(summary, (s) => summary.ged[s], (x) => fixed(x))],
-        [`Expected calibration error of the calibrated map vs the mean vote (${summary.ece_bins} bins; lower is better)`, pair(summary, (s) => summary.ece[s], (x) => fixed(x))],
-        ['Identifiability (%): prediction for k closest to annotation k', pair(summary, (s) => summary.identifiability[s])],
-        [`Hard Dice (%) of the calibrated map vs the mean vote at ${summary.binary_threshold}`, pair(summary, (s) => summary.hard_dice[s])],
-        [`IoU (%) of the calibrated map vs the mean vote at ${summary.binary_threshold}`, pair(summary, (s) => summary.iou[s])],
+        ...METRICS.filter((m) => m.measure).map((m) => [
+          m.measure!.replace('{ece_bins}', String(summary.ece_bins)).replace('{binary_threshold}', String(summary.binary_threshold)),
+          pair(summary, (s) => (summary[m.key as ScalarMetricKey] as Record<string, number | null>)[s], m.percent ? percent : (x) => fixed(x)),
+        ]),
       ],
     ),
     '',

@@ -4,6 +4,7 @@
 // the bootstrap intervals of the differences to the best method rather than by the best mean alone.
 import { EvaluationSummary } from './evaluate';
 import { percent } from '../util/format';
+import { metricSpec } from '../metrics/table';
 
 export interface TableRow {
   label: string;
@@ -39,8 +40,8 @@ function render<R>(rows: R[], structures: string[], columns: Column<R>[], leadin
   return [head, rule, ...body];
 }
 
-const average: Column<TableRow> = { title: 'Average', values: (r) => r.summary.structures.map((s) => r.summary.average[s]) };
-const meanVoting: Column<TableRow> = { title: 'Mean Voting', values: (r) => r.summary.structures.map((s) => r.summary.mean_voting[s]) };
+const average: Column<TableRow> = { title: metricSpec('average').label, values: (r) => r.summary.structures.map((s) => r.summary.average[s]) };
+const meanVoting: Column<TableRow> = { title: metricSpec('mean_voting').label, values: (r) => r.summary.structures.map((s) => r.summary.mean_voting[s]) };
 
 /** The scores a Table II row shows (fractions), per structure. */
 export type MethodScores = Pick<EvaluationSummary, 'average' | 'mean_voting' | 'per_annotator'>;
@@ -69,7 +70,7 @@ export function table2(rows: MethodRow[], structures: string[], annotators: numb
     ...(key && rows.every((r) => r.contender) ? { bold: (r: MethodRow, s: number) => r.contender![key][structures[s]] } : {}),
   });
   const perAnnotator = Array.from({ length: annotators }, (_, k) => column(`A${k + 1}`, (m) => structures.map((s) => m.per_annotator[s]?.[k] ?? null)));
-  const columns = [...perAnnotator, column('Average', (m) => structures.map((s) => m.average[s]), 'average'), column('Mean Voting', (m) => structures.map((s) => m.mean_voting[s]), 'mean_voting')];
+  const columns = [...perAnnotator, column(metricSpec('average').label, (m) => structures.map((s) => m.average[s]), 'average'), column(metricSpec('mean_voting').label, (m) => structures.map((s) => m.mean_voting[s]), 'mean_voting')];
   const label = (r: MethodRow) => (r.stillImproving ? `${r.label} ${NOT_CONVERGED_MARK}` : r.label);
   const notes = rows.some((r) => r.stillImproving) ? ['', NOT_CONVERGED_NOTE] : [];
   return [caption, '', ...render(rows, structures, columns, [{ title: 'Methods', cell: label }]), ...notes, ''].join('\n');

@@ -25,7 +25,7 @@ export interface CurveStage {
   /** Global step at which the stage begins. */
   offset: number;
   /** What the trend is judged on: the stage's validation selection score, or its training loss. */
-  judged_on: 'mean_voting' | 'average' | 'both' | 'loss';
+  judged_on: 'mean_voting' | 'average' | 'mean_of_mean_voting_and_average' | 'loss';
   trend: StageTrend;
 }
 
@@ -36,7 +36,7 @@ export interface RunCurve {
   still_improving: boolean | null;
 }
 
-type Selection = 'mean_voting' | 'average' | 'both';
+type Selection = 'mean_voting' | 'average' | 'mean_of_mean_voting_and_average';
 interface RoundEvent { stage: string; step: number; steps: number; loss: number; val: { mean_voting: number; average: number } | null }
 interface StageRecord { name: string; steps: number; select?: string }
 
@@ -79,15 +79,15 @@ export function curveOf(stages: readonly StageRecord[], rounds: readonly RoundEv
 
 /** The value a curve plots: the validation score (mean of Mean Voting and Average) when there is one, else the training loss. */
 export function plottedValue(p: CurvePoint, validation: boolean): number {
-  return validation ? selectionValue({ mean_voting: p.mean_voting ?? NaN, average: p.average ?? NaN }, 'both') : p.loss;
+  return validation ? selectionValue({ mean_voting: p.mean_voting ?? NaN, average: p.average ?? NaN }, 'mean_of_mean_voting_and_average') : p.loss;
 }
 
 function selectionValue(val: { mean_voting: number; average: number }, select: Selection): number {
-  return select === 'both' ? (val.mean_voting + val.average) / 2 : val[select];
+  return select === 'mean_of_mean_voting_and_average' ? (val.mean_voting + val.average) / 2 : val[select];
 }
 
 function asSelection(select: string | undefined): Selection {
-  return select === 'mean_voting' || select === 'average' ? select : 'both';
+  return select === 'mean_voting' || select === 'average' ? select : 'mean_of_mean_voting_and_average';
 }
 
 function readStages(runDir: string): StageRecord[] | null {

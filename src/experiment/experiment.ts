@@ -267,7 +267,7 @@ async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: E
   const options: TrainOptions = {
     data, out: runDir, ...selection, method: run.method,
     size: s.size, batchSize: s.batchSize, lr: s.lr, weightDecay: s.weightDecay, schedule: s.schedule, steps: run.overrides.steps ?? s.steps,
-    encoder: s.encoder, seed: s.seed, pretrained: 'pretrained' in run.overrides ? undefined : s.pretrained ?? undefined,
+    encoder: s.encoder, seed: s.seed, pretrained: run.overrides.fromScratch ? undefined : s.pretrained ?? undefined,
     methodOptions: { ...optionsFor(descriptor, s), ...run.overrides.methodOptions },
     resume: new RunDir(runDir).exists(),
     onEvent: (e) => {

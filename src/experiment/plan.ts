@@ -32,9 +32,9 @@ export interface PlanContext extends MethodContext {
 }
 
 /** The stages a run would train, from the config it would write. */
-function stageSteps(descriptor: AnyMethodDescriptor, fixed: Record<string, unknown>, context: PlanContext, overrides: PlannedRun['overrides']): number[] {
+function stageSteps(descriptor: AnyMethodDescriptor, variantOptions: Record<string, unknown>, context: PlanContext, overrides: PlannedRun['overrides']): number[] {
   const options = { ...optionsFor(descriptor, context.options), ...overrides.methodOptions };
-  const config = descriptor.configure({ ...context, steps: overrides.steps ?? context.steps }, { ...resolveOptions(descriptor, options), ...fixed });
+  const config = descriptor.configure({ ...context, steps: overrides.steps ?? context.steps }, { ...resolveOptions(descriptor, options), ...variantOptions });
   return descriptor.plan(config).map((s) => s.steps);
 }
 
@@ -47,9 +47,9 @@ export function planMethods(names: string[], context: PlanContext): PlannedRun[]
   const runs: PlannedRun[] = [];
   const rank = new Map<string, number>();
   for (const id of expandMethods(names, M)) {
-    const { descriptor, fixed } = resolveMethod(id, M, '--methods');
+    const { descriptor, variantOptions } = resolveMethod(id, M, '--methods');
     if (runs.some((r) => r.id === id)) continue;
-    const options = { ...resolveOptions(descriptor, optionsFor(descriptor, context.options)), ...fixed };
+    const options = { ...resolveOptions(descriptor, optionsFor(descriptor, context.options)), ...variantOptions };
     const config = descriptor.configure(context, options);
     const member = descriptor.variants ? descriptor.variants.expand(M).indexOf(id) : 0;
     runs.push({ id, folder: id.replace(':', '-'), label: methodIdentity(config).label, method: id, overrides: {}, stageSteps: descriptor.plan(config).map((s) => s.steps) });

@@ -2,6 +2,7 @@
 import { Tensor, tensor, tidy } from '../torch';
 import { Rng } from '../util/random';
 import { TrainingBatch, drawingBatch } from './method';
+import { AnnotatorLayout } from '../data/layout';
 
 /**
  * A method with one output map gives it to every annotator ([B, K, H, W] → [B, M, K, H, W]), as the
@@ -17,9 +18,10 @@ export function broadcastToAnnotators(map: Tensor, annotators: number): Tensor {
 /** Flat indices b·M + m of the (image, annotator) pairs whose annotation exists; null when none does. */
 export function availableRows(batch: TrainingBatch, annotators: number, only?: number): Tensor | null {
   const rows: bigint[] = [];
+  const layout = new AnnotatorLayout(annotators, 1);
   for (let b = 0; b < batch.size; b++) {
     for (let m = 0; m < annotators; m++) {
-      if ((only === undefined || m === only) && batch.available[b * annotators + m]) rows.push(BigInt(b * annotators + m));
+      if ((only === undefined || m === only) && batch.available[layout.slot(b, m)]) rows.push(BigInt(layout.slot(b, m)));
     }
   }
   return rows.length ? tensor(BigInt64Array.from(rows), [rows.length]) : null;
@@ -34,9 +36,10 @@ export function pickRows(perAnnotator: Tensor, rows: Tensor): Tensor {
 /** A random available annotator per sample (section III-E: random annotator codes during APM training). */
 export function pickAnnotators(batch: TrainingBatch, M: number, rng: Rng): number[] {
   const all = drawingBatch(batch);
+  const layout = new AnnotatorLayout(M, 1);
   const chosen = Array.from({ length: all.size }, (_, b) => {
     const available = [];
-    for (let m = 0; m < M; m++) if (all.available[b * M + m]) available.push(m);
+    for (let m = 0; m < M; m++) if (all.available[layout.slot(b, m)]) available.push(m);
     return available.length ? available[rng.int(available.length)] : rng.int(M);
   });
   return batch.shard ? chosen.slice(batch.shard.first, batch.shard.first + batch.size) : chosen;
@@ -44,7 +47,8 @@ export function pickAnnotators(batch: TrainingBatch, M: number, rng: Rng): numbe
 
 /** Flat rows b·M + chosen[b] of one annotator per sample. */
 export function chosenRows(chosen: number[], annotators: number): Tensor {
-  return tensor(BigInt64Array.from(chosen, (m, b) => BigInt(b * annotators + m)), [chosen.length]);
+  const layout = new AnnotatorLayout(annotators, 1);
+  return tensor(BigInt64Array.from(chosen, (m, b) => BigInt(layout.slot(b, m))), [chosen.length]);
 }
 
 /** A zero that keeps the graph connected (for a batch without any usable target). */

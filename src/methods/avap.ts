@@ -15,6 +15,7 @@ import { avapAblations } from './avapAblations';
 import { backboneFor, backboneSchema } from './baseline';
 import { MethodDescriptor } from './descriptor';
 import { Method, MethodConfig, Prediction, Stage, StagePlan, TrainingBatch, ValidationPrediction } from './method';
+import { AnnotatorLayout } from '../data/layout';
 
 export interface AvapTraining {
   /** 'two-step' (the paper's) or 'joint' with one weighted loss (Table V). */
@@ -135,17 +136,18 @@ export class AvapMethod implements Method {
     const { consensus, departures } = this.model.departures(batch.images);
     const maps = this.model.gate.candidates(consensus, departures).map((l) => F.sigmoid(l).data() as Float32Array);
     const masks = batch.annotatorMasks.data() as Float32Array;
-    const plane = masks.length / (batch.size * M * K);
+    const layout = new AnnotatorLayout(M, K, masks.length / (batch.size * M * K));
+    // Sums per (candidate, annotator, structure) and case counts per (annotator, structure).
+    const table = new AnnotatorLayout(M, K);
     const diceSums = new Float64Array(G * M * K);
     const cases = new Float64Array(M * K);
     for (let b = 0; b < batch.size; b++) {
       for (let m = 0; m < M; m++) {
-        if (!batch.available[b * M + m]) continue;
+        if (!batch.available[layout.slot(b, m)]) continue;
         for (let k = 0; k < K; k++) {
-          const at = ((b * M + m) * K + k) * plane;
-          const target = masks.subarray(at, at + plane);
-          cases[m * K + k]++;
-          maps.forEach((map, g) => { diceSums[(g * M + m) * K + k] += softDice(map.subarray(at, at + plane), target); });
+          const target = layout.map(masks, b, m, k);
+          cases[table.offset(0, m, k)]++;
+          maps.forEach((map, g) => { diceSums[table.offset(g, m, k)] += softDice(layout.map(map, b, m, k), target); });
         }
       }
     }
@@ -157,9 +159,9 @@ export class AvapMethod implements Method {
     const chosen = this.model.gate.choose();
     const means = this.model.gate.heldOutMeans();
     const { annotators, structures } = this.config;
-    const K = structures.length;
+    const table = new AnnotatorLayout(annotators.length, structures.length);
     const parts = annotators.map((a, m) => `${a} ${structures.map((st, k) => {
-      const g = chosen[m * K + k];
+      const g = chosen[table.offset(0, m, k)];
       const c = GATE_CANDIDATES[g];
       const name = c.common === 0 ? 'consensus' : c.own === 0 ? 'common' : `own×${c.own}`;
       const held = means[g][m][k];
@@ -285,7 +287,7 @@ export const avap: MethodDescriptor<AvapMethodConfig> = {
   },
   plan(config): StagePlan[] {
     const t = config.training;
-    if (t.strategy === 'joint') return [{ name: 'joint', steps: t.variationSteps, select: 'both' }];
+    if (t.strategy === 'joint') return [{ name: 'joint', steps: t.variationSteps, select: 'mean_of_mean_voting_and_average' }];
     const preference: StagePlan = { name: 'preference', steps: t.preferenceSteps, select: 'average', ...(t.preferenceLr !== undefined ? { lr: t.preferenceLr } : { lrFactor: PREFERENCE_LR_FACTOR }) };
     const folds = Array.from({ length: t.preferenceFolds }, (_, fold): StagePlan => ({
       ...preference, name: `preference-fold${fold + 1}`, crossFit: { fold, folds: t.preferenceFolds },

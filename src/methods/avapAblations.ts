@@ -23,7 +23,7 @@ export const avapAblations: AblationStudy = {
     });
     const fmt = (share: number) => weights(share).map((w) => +w.toFixed(3)).join(', ');
     return [
-      ...(pretrained ? [variant('III', 'scratch', 'AVAP w/o ImageNet pre-training', { pretrained: undefined })] : []),
+      ...(pretrained ? [variant('III', 'scratch', 'AVAP w/o ImageNet pre-training', { fromScratch: true })] : []),
       variant('IV', 'code', 'task coding only', { methodOptions: { conditioning: 'code' } }),
       variant('IV', 'features', 'feature coding only', { methodOptions: { conditioning: 'features' } }),
       joint('joint-average', 'Average weight', structures / (structures + 1)),

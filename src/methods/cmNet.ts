@@ -110,6 +110,6 @@ export const cmNet: MethodDescriptor<ConfusionMatrixConfig> = {
   schema: baselineSchema('cm-net', { traceWeight: z.number().nonnegative() }),
   options: [{ key: 'traceWeight', flag: '--trace-weight', description: "CM-Net: weight λ of the confusion matrices' trace regulariser (the default is the authors' value)", value: { type: 'number', min: 0, max: 100 }, default: 0.1 }],
   configure: (context, options) => baselineConfig('cm-net', context, { traceWeight: options.traceWeight as number }),
-  plan: (config) => singleStage(config, 'both'),
+  plan: (config) => singleStage(config, 'mean_of_mean_voting_and_average'),
   build: (config) => new ConfusionMatrixMethod(config),
 };

@@ -78,8 +78,8 @@ export interface AblationRun {
   label: string;
   /** Which of the study's tables it belongs to. */
   table: string;
-  /** Training settings it changes: the main stage's steps, encoder weights, and method options. */
-  overrides: { steps?: number; pretrained?: undefined; methodOptions?: Record<string, unknown> };
+  /** Training settings it changes: the main stage's steps, training from scratch (no --pretrained weights), and method options. */
+  overrides: { steps?: number; fromScratch?: true; methodOptions?: Record<string, unknown> };
 }
 
 export interface AblationResults {

@@ -39,8 +39,8 @@ export function drawingBatch(batch: TrainingBatch): Pick<TrainingBatch, 'size' |
   return batch.shard ? { size: batch.shard.global, available: batch.shard.globalAvailable } : batch;
 }
 
-/** Validation score that selects a stage's best epoch: Mean Voting, Average, or their mean ('both'). */
-export type SelectionScore = 'mean_voting' | 'average' | 'both';
+/** Validation score that selects a stage's best epoch: Mean Voting, Average, or their mean. */
+export type SelectionScore = 'mean_voting' | 'average' | 'mean_of_mean_voting_and_average';
 
 /**
  * A stage as planned from the method's config, before any model exists: what `avap experiment` counts

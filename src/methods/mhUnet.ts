@@ -67,6 +67,6 @@ export const mhUnet: MethodDescriptor<BaselineConfig> = {
   description: 'MH-UNet: Res-U-Net with one segmentation head per annotator',
   schema: baselineSchema('mh-unet', {}),
   configure: (context) => baselineConfig('mh-unet', context),
-  plan: (config) => singleStage(config, 'both'),
+  plan: (config) => singleStage(config, 'mean_of_mean_voting_and_average'),
   build: (config) => new MultiHeadMethod(config),
 };

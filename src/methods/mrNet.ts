@@ -20,6 +20,7 @@ import { availableRows, pickRows } from './annotators';
 import { BaselineConfig, BaselineMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
 import { MethodDescriptor } from './descriptor';
 import { Prediction, TrainingBatch, drawingBatch } from './method';
+import { AnnotatorLayout } from '../data/layout';
 
 export interface MultiRaterOutput {
   /** Coarse and refined calibrated logits [B, K, H, W] for the given expertise vectors. */
@@ -120,16 +121,17 @@ export class MultiRaterMethod extends BaselineMethod<BaselineConfig, MultiRaterN
 export function randomExpertise(batch: TrainingBatch, annotators: number, rng: Rng): Float32Array {
   const all = drawingBatch(batch);
   const v = new Float32Array(all.size * annotators);
+  const layout = new AnnotatorLayout(annotators, 1);
   for (let b = 0; b < all.size; b++) {
     let total = 0;
     for (let m = 0; m < annotators; m++) {
-      const i = b * annotators + m;
+      const i = layout.slot(b, m);
       v[i] = all.available[i] ? -Math.log(1 - rng.next()) : 0;
       total += v[i];
     }
-    for (let m = 0; m < annotators; m++) v[b * annotators + m] = total > 0 ? v[b * annotators + m] / total : 1 / annotators;
+    for (let m = 0; m < annotators; m++) v[layout.slot(b, m)] = total > 0 ? v[layout.slot(b, m)] / total : 1 / annotators;
   }
-  return batch.shard ? v.slice(batch.shard.first * annotators, (batch.shard.first + batch.size) * annotators) : v;
+  return batch.shard ? v.slice(layout.slot(batch.shard.first, 0), layout.slot(batch.shard.first + batch.size, 0)) : v;
 }
 
 export const mrNet: MethodDescriptor<BaselineConfig> = {
@@ -138,6 +140,6 @@ export const mrNet: MethodDescriptor<BaselineConfig> = {
   description: 'MR-Net: expertise-aware inference, multi-rater reconstruction, agreement-aware refinement (Ji et al. 2021)',
   schema: baselineSchema('mr-net', {}),
   configure: (context) => baselineConfig('mr-net', context),
-  plan: (config) => singleStage(config, 'both'),
+  plan: (config) => singleStage(config, 'mean_of_mean_voting_and_average'),
   build: (config) => new MultiRaterMethod(config),
 };

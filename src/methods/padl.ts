@@ -123,7 +123,7 @@ export const padl: MethodDescriptor<PadlConfig> = {
   schema: baselineSchema('padl', { samples: z.number().int().positive() }),
   options: [{ key: 'samples', flag: '--likelihood-samples', description: "PADL: Monte-Carlo samples of the logits in each pixel's likelihood", value: { type: 'int', min: 1, max: 1024 }, default: 8 }],
   configure: (context, options) => baselineConfig('padl', context, { samples: options.samples as number }),
-  plan: (config) => singleStage(config, 'both'),
+  plan: (config) => singleStage(config, 'mean_of_mean_voting_and_average'),
   build: (config) => new PadlMethod(config),
 };
 

@@ -38,14 +38,14 @@ export function defaultMethods(): string[] {
   return REGISTRY.map((d) => d.name);
 }
 
-/** A method id (`mv-unet`, `single:3`) → its descriptor and the settings its argument fixes. */
-export function resolveMethod(id: string, annotators?: number, flag = '--method'): { descriptor: AnyMethodDescriptor; fixed: Record<string, unknown> } {
+/** A method id (`mv-unet`, `single:3`) → its descriptor and the options its argument sets (single:3 → annotator 3). */
+export function resolveMethod(id: string, annotators?: number, flag = '--method'): { descriptor: AnyMethodDescriptor; variantOptions: Record<string, unknown> } {
   const colon = id.indexOf(':');
   const name = colon < 0 ? id : id.slice(0, colon);
   const descriptor = REGISTRY.find((d) => d.name === name);
   if (!descriptor || (colon >= 0 && !descriptor.variants)) throw new UserError(`${flag}: unknown method '${id}' (known: ${methodUsages().join(', ')})`);
-  const fixed = descriptor.variants ? descriptor.variants.parse(colon < 0 ? null : id.slice(colon + 1), id, annotators, flag) : {};
-  return { descriptor, fixed };
+  const variantOptions = descriptor.variants ? descriptor.variants.parse(colon < 0 ? null : id.slice(colon + 1), id, annotators, flag) : {};
+  return { descriptor, variantOptions };
 }
 
 /** The ids `names` stand for on a dataset of M annotators (a family's name expands to all its members). */
@@ -62,8 +62,8 @@ export function descriptorOf(config: { method: string }): AnyMethodDescriptor {
 
 /** The config of a new run of method `id`; `options` are the method's hyperparameters (its descriptor's options). */
 export function methodConfigFor(id: string, context: MethodContext, options: Record<string, unknown> = {}): MethodConfig {
-  const { descriptor, fixed } = resolveMethod(id, context.annotators.length);
-  return descriptor.configure(context, { ...resolveOptions(descriptor, options), ...fixed });
+  const { descriptor, variantOptions } = resolveMethod(id, context.annotators.length);
+  return descriptor.configure(context, { ...resolveOptions(descriptor, options), ...variantOptions });
 }
 
 /** The run id and Table II label of a config (`single:2` and 'M2', or the method's name and label). */

@@ -8,6 +8,7 @@ import { availableRows, pickRows, zeroLoss } from './annotators';
 import { BaselineConfig, SingleMapMethod, baselineConfig, baselineSchema, singleStage } from './baseline';
 import { MethodDescriptor } from './descriptor';
 import { TrainingBatch } from './method';
+import { AnnotatorLayout } from '../data/layout';
 
 export interface SingleAnnotatorConfig extends BaselineConfig {
   /** 1-based annotator whose masks are the training target. */
@@ -31,7 +32,7 @@ export class SingleAnnotatorMethod extends SingleMapMethod<SingleAnnotatorConfig
       const k = this.config.annotator - 1;
       const rows = availableRows(batch, M, k);
       if (!rows) return zeroLoss(logits);
-      const images = BigInt64Array.from({ length: batch.size }, (_, b) => BigInt(b)).filter((b) => batch.available[Number(b) * M + k]);
+      const images = BigInt64Array.from({ length: batch.size }, (_, b) => BigInt(b)).filter((b) => batch.available[new AnnotatorLayout(M, 1).slot(Number(b), k)]);
       return segmentationLoss(logits.indexSelect(0, tensor(images, [images.length])), pickRows(batch.annotatorMasks, rows));
     });
   }

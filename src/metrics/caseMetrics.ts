@@ -29,13 +29,16 @@ export interface MultiAnnotatorOptions {
   binaryThreshold?: number;
 }
 
-/** Everything `avap evaluate` reports for one image and one structure (fractions; NaN = undefined). */
+/**
+ * Everything `avap evaluate` reports for one image and one structure (fractions; NaN = undefined),
+ * keyed as the metric table (./table.ts) names them.
+ */
 export interface CaseStructureMetrics {
   /** Soft Dice of the calibrated (mean) prediction against the mean of the available annotations. */
-  meanVoting: number;
+  mean_voting: number;
   /** Soft Dice of the prediction for annotator k against annotation k (NaN when k is missing). */
-  perAnnotator: number[];
-  /** Mean of perAnnotator over the available annotators. */
+  per_annotator: number[];
+  /** Mean of per_annotator over the available annotators. */
   average: number;
   /** cross[i][j]: soft Dice of the prediction for annotator i against annotation j (NaN when j is missing). */
   cross: number[][];
@@ -43,10 +46,10 @@ export interface CaseStructureMetrics {
   ged: number;
   /** Expected calibration error of the mean prediction against the mean vote. */
   ece: number;
-  /** identified[k]: 1 when cross[k][k] beats every other available annotation's cross[k][j], else 0; NaN when undefined. */
-  identified: number[];
+  /** [k]: 1 when cross[k][k] beats every other available annotation's cross[k][j], else 0; NaN when undefined. */
+  identifiability_per_annotator: number[];
   /** Hard Dice (smoothing 1) of the mean prediction against the mean vote, both binarised at binaryThreshold. */
-  hardDice: number;
+  hard_dice: number;
   /** IoU (smoothing 1), same binarisation. */
   iou: number;
 }
@@ -124,14 +127,14 @@ export class CalibrationBins {
 
 export function undefinedMetrics(M: number): CaseStructureMetrics {
   return {
-    meanVoting: NaN,
-    perAnnotator: new Array<number>(M).fill(NaN),
+    mean_voting: NaN,
+    per_annotator: new Array<number>(M).fill(NaN),
     average: NaN,
     cross: Array.from({ length: M }, () => new Array<number>(M).fill(NaN)),
     ged: NaN,
     ece: NaN,
-    identified: new Array<number>(M).fill(NaN),
-    hardDice: NaN,
+    identifiability_per_annotator: new Array<number>(M).fill(NaN),
+    hard_dice: NaN,
     iou: NaN,
   };
 }

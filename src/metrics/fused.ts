@@ -302,7 +302,10 @@ export class CaseStructureEvaluator {
     // 5. GED, from the joint keys compacted into the index buffer (ann.index is no longer needed).
     const ged = generalizedEnergyFromJoint(this.compactor.compact(joint, 2 * M, ann.index), M, available);
 
-    return { meanVoting, perAnnotator, average: nanMean(perAnnotator), cross, ged, ece, identified: identifiability(cross), hardDice, iou };
+    return {
+      mean_voting: meanVoting, per_annotator: perAnnotator, average: nanMean(perAnnotator), cross, ged, ece,
+      identifiability_per_annotator: identifiability(cross), hard_dice: hardDice, iou,
+    };
   }
 }
 

@@ -31,11 +31,11 @@ export function crossTable(predictions: ValueMap[], annotations: (Mask | null)[]
 }
 
 /** 'Average': soft Dice of the prediction for k against annotation k, and their mean over available k. */
-export function averageDice(predictions: ValueMap[], annotations: (Mask | null)[], options: MultiAnnotatorOptions = {}): { perAnnotator: number[]; average: number } {
+export function averageDice(predictions: ValueMap[], annotations: (Mask | null)[], options: MultiAnnotatorOptions = {}): { per_annotator: number[]; average: number } {
   if (predictions.length !== annotations.length) throw new RangeError(`averageDice: ${predictions.length} predictions for ${annotations.length} annotators`);
   const opts = { thresholds: options.thresholds, rule: options.rule };
   const perAnnotator = annotations.map((a, k) => (a === null ? NaN : softDice(predictions[k], a, opts)));
-  return { perAnnotator, average: nanMean(perAnnotator) };
+  return { per_annotator: perAnnotator, average: nanMean(perAnnotator) };
 }
 
 function binaryIouDistance(a: Uint8Array, b: Uint8Array): number {
@@ -86,14 +86,14 @@ export function evaluateCaseStructurePlain(input: CaseStructureInput, options: M
   const cross = crossTable(input.annotatorPredictions, input.annotations, opts);
   const perAnnotator = cross.map((row, k) => row[k]);
   return {
-    meanVoting: softDice(input.meanPrediction, mv, opts),
-    perAnnotator,
+    mean_voting: softDice(input.meanPrediction, mv, opts),
+    per_annotator: perAnnotator,
     average: nanMean(perAnnotator),
     cross,
     ged: generalizedEnergyDistance(input.annotatorPredictions, input.annotations, { threshold: binaryThreshold, rule }),
     ece: expectedCalibrationError(input.meanPrediction, mv, bins),
-    identified: identifiability(cross),
-    hardDice: hardDice(input.meanPrediction, mv, { threshold: binaryThreshold, rule }),
+    identifiability_per_annotator: identifiability(cross),
+    hard_dice: hardDice(input.meanPrediction, mv, { threshold: binaryThreshold, rule }),
     iou: iou(input.meanPrediction, mv, { threshold: binaryThreshold, rule }),
   };
 }

@@ -13,6 +13,7 @@ import { tensor, tidy } from '../torch';
 import { defaultThreadCount } from '../torch/native';
 import { LoadedRun } from '../train/loadRun';
 import { weightsIdentity } from './manifest';
+import { AnnotatorLayout } from '../data/layout';
 
 export const ENGINES = ['torch', 'onnx'] as const;
 export type EngineName = (typeof ENGINES)[number];
@@ -77,11 +78,11 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
         const p = subset ? method.predictAnnotators!(x, subset.map((k) => k - 1)) : method.predict(x);
         return { calibrated: p.calibrated.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
       });
-      const A = subset ? subset.length : M;
+      const layout = new AnnotatorLayout(subset ? subset.length : M, K, plane);
       const row = (k: number) => (subset ? subset.indexOf(k) : k - 1);
       return {
-        calibrated: (i, s) => calibrated.subarray((i * K + s) * plane, (i * K + s + 1) * plane),
-        annotator: (i, k, s) => annotators.subarray(((i * A + row(k)) * K + s) * plane, ((i * A + row(k)) * K + s + 1) * plane),
+        calibrated: (i, s) => layout.structureMap(calibrated, i, s),
+        annotator: (i, k, s) => layout.map(annotators, i, row(k), s),
       };
     },
     dispose: async () => undefined,

@@ -73,9 +73,32 @@ async function* batchStream(loader: DataLoader, stageIndex: number, from: number
   }
 }
 
+/** What the steps and rounds of one stage share. */
+interface StageRun {
+  ctx: LoopContext;
+  stage: Stage;
+  stageIndex: number;
+  optimizer: optim.Optimizer;
+  /** The stage's base learning rate (the schedule decays it). */
+  lr: number;
+  /** Round r ends at step ends[r]. */
+  ends: number[];
+  /** The parameters whose gradients the ranks average (none for one process). */
+  params: Tensor[];
+  group: ProcessGroup | null;
+  /** This process writes the run folder (rank 0, or the only process). */
+  writes: boolean;
+  /** Enough validation cases to choose a round's weights by; otherwise the last round's are kept. */
+  selecting: boolean;
+  /** The selected weights' step and score per stage so far (updated in place). */
+  best: CheckpointState['best'];
+  /** The run's training time so far, resumed sessions included. */
+  seconds: () => number;
+}
+
 /** Trains every stage not yet done; returns the selected weights' step and score per stage. */
 export async function trainStages(ctx: LoopContext): Promise<CheckpointState['best']> {
-  const { run, config, method, trainLoader, valLoader, emit } = ctx;
+  const { run, config, method, trainLoader, valLoader } = ctx;
   const group = ctx.group ?? null;
   const writes = !group || group.isWriter;
   let state = ctx.state;
@@ -83,8 +106,6 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
   const seconds = () => elapsedBefore + (Date.now() - ctx.started) / 1000;
   const stages = method.stages();
   const best: CheckpointState['best'] = state?.best ?? [];
-  const M = config.model.annotators.length;
-  const K = config.model.structures.length;
   const selecting = (valLoader?.caseCount ?? 0) >= MIN_SELECTION_CASES;
 
   for (let s = state?.stage ?? 0; s < stages.length; s++) {
@@ -100,63 +121,21 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
     const optimizer = prepareStage(stage, lr, config.optimizer.weightDecay);
     if (state && state.stage === s && firstStep > 0) loadOptimizerState(run, optimizer, state, group);
     const params = group ? [...new Set(stage.trained.flatMap((m) => m.parameters()))] : [];
-    const ends = roundEnds(stage.steps);
+    const st: StageRun = { ctx, stage, stageIndex: s, optimizer, lr, ends: roundEnds(stage.steps), params, group, writes, selecting, best, seconds };
     const folds = stage.crossFit ? crossFitCases(ctx.trainCases, stage.crossFit, config.seed) : null;
     const stageLoader = folds ? ctx.loaderFor(folds.trained, true) : trainLoader;
     const stream = batchStream(stageLoader, s, firstStep);
     let step = firstStep;
     let lastCheckpoint = Date.now();
     try {
-      for (let r = ends.findIndex((e) => e > firstStep); r < ends.length; r++) {
-        emit({ type: 'roundStart', stage: stage.name, stageIndex: s, round: r + 1, rounds: ends.length, step, toStep: ends[r], steps: stage.steps });
-        const rng = Rng.from(config.seed, 'stage', s, 'round', r);
-        let lossSum = 0;
+      for (let r = st.ends.findIndex((e) => e > firstStep); r < st.ends.length; r++) {
+        ctx.emit({ type: 'roundStart', stage: stage.name, stageIndex: s, round: r + 1, rounds: st.ends.length, step, toStep: st.ends[r], steps: stage.steps });
         const roundFirst = step;
         const t0 = Date.now();
-        setModes(stage);
-        while (step < ends[r]) {
-          const { value: b } = await stream.next();
-          optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
-          const takeStep = () => tidy(() => {
-            optimizer.zeroGrad();
-            const global = toTrainingBatch(b as Batch, config.input.channels, M, K);
-            const batch = group ? shardBatch(global, group.rank, group.worldSize) : global;
-            // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
-            const l = tidy(() => stage.loss(batch, rng));
-            l.backward();
-            // Each rank's loss is the mean over its equal share of the global batch: the mean of the
-            // ranks' gradients is the global batch's gradient, and the mean loss the global batch's loss.
-            if (group) group.averageGradients(params);
-            optimizer.step();
-            return group ? group.sumNumbers([l.item()])[0] / group.worldSize : l.item();
-          });
-          const loss = group ? group.step(`step ${step + 1} of stage ${stage.name}`, takeStep) : takeStep();
-          if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at stage ${stage.name}, step ${step + 1}`);
-          lossSum += loss;
-          step++;
-          emit({ type: 'step', stage: stage.name, stageIndex: s, step, steps: stage.steps, roundStep: step - roundFirst, roundSteps: ends[r] - roundFirst, loss });
-        }
-        if (group) group.checkSameParameters(params, `after step ${step} of stage ${stage.name}`);
-        const val: ValidationScores | null = valLoader && writes ? await validate(method, valLoader) : null;
-        const score = val ? selectionScore(val, stage.select) : null;
-        const previous = best.find((x) => x.stage === s);
-        const last = r === ends.length - 1;
-        // Without selection only the stage's final weights are kept, so they are written once.
-        const decided = selecting ? !previous || score! > previous.score! : last;
-        const keep = group ? group.broadcastFlag(decided) : decided;
-        if (keep) {
-          if (writes) saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(step), ...(score !== null ? { score: score.toFixed(6) } : {}) });
-          if (previous) Object.assign(previous, { score, step });
-          else best.push({ stage: s, score, step });
-        }
-        const roundSeconds = (Date.now() - t0) / 1000;
-        const meanLoss = lossSum / Math.max(1, step - roundFirst);
-        const event = {
-          stage: stage.name, step, steps: stage.steps, loss: meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: roundSeconds,
-          ...(group ? { allreduce: group.takeCollectiveStats() } : {}),
-        };
-        if (writes) run.log({ event: 'round', ...event });
-        emit({ type: 'round', stageIndex: s, round: r + 1, rounds: ends.length, ...event });
+        const lossSum = await trainRound(st, r, stream, step);
+        step = st.ends[r];
+        const last = r === st.ends.length - 1;
+        await endRound(st, r, { step, meanLoss: lossSum / Math.max(1, step - roundFirst), roundSeconds: (Date.now() - t0) / 1000 });
         // The hand-over below checkpoints the last round; others when a checkpoint is due.
         if (writes && !last && Date.now() - lastCheckpoint >= checkpointSeconds() * 1000) {
           saveCheckpoint(run, method.model, optimizer, { stage: s, step, best, elapsedSeconds: seconds() });
@@ -167,25 +146,90 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
       await stream.return(undefined);
       if (stageLoader !== trainLoader) await stageLoader.close();
     }
-    // The next stage builds on this stage's selected weights (its best round, or its last).
-    loadSelectedWeights(method.model, run.modelFile, group);
-    if (folds && stage.heldOut) await showHeldOut(stage, ctx.loaderFor(folds.heldOut, false), config.input.channels, M, K);
-    if (stage.end || (folds && stage.heldOut)) {
-      const decided = stage.end?.();
-      if (decided) {
-        if (writes) run.log({ event: 'stageEnd', stage: stage.name, step: stage.steps, note: decided });
-        emit({ type: 'note', text: decided });
-      }
-      // Every rank decided from the same held-out batches and weights; rank 0's result is the one kept.
-      if (group) group.broadcastState(stateTensors(method.model));
-      if (writes) saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(stage.steps) });
-    }
-    // Commit the hand-over: from here on model.safetensors belongs to the next stage, whose first
-    // round overwrites it; a resume must restart that stage from this stage's selected weights.
-    if (writes) saveCheckpoint(run, method.model, null, { stage: s + 1, step: 0, best, elapsedSeconds: seconds() });
+    await handOver(st, folds);
     state = null;
   }
   return best;
+}
+
+/** The steps of round r, from step `from` to the round's end; returns the sum of their losses. */
+async function trainRound(st: StageRun, r: number, stream: AsyncGenerator<Batch>, from: number): Promise<number> {
+  const { ctx: { config, emit }, stage, stageIndex: s, optimizer, lr, ends, params, group } = st;
+  const M = config.model.annotators.length;
+  const K = config.model.structures.length;
+  const rng = Rng.from(config.seed, 'stage', s, 'round', r);
+  let lossSum = 0;
+  let step = from;
+  setModes(stage);
+  while (step < ends[r]) {
+    const { value: b } = await stream.next();
+    optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
+    const takeStep = () => tidy(() => {
+      optimizer.zeroGrad();
+      const global = toTrainingBatch(b as Batch, config.input.channels, M, K);
+      const batch = group ? shardBatch(global, group.rank, group.worldSize) : global;
+      // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
+      const l = tidy(() => stage.loss(batch, rng));
+      l.backward();
+      // Each rank's loss is the mean over its equal share of the global batch: the mean of the
+      // ranks' gradients is the global batch's gradient, and the mean loss the global batch's loss.
+      if (group) group.averageGradients(params);
+      optimizer.step();
+      return group ? group.sumNumbers([l.item()])[0] / group.worldSize : l.item();
+    });
+    const loss = group ? group.step(`step ${step + 1} of stage ${stage.name}`, takeStep) : takeStep();
+    if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at stage ${stage.name}, step ${step + 1}`);
+    lossSum += loss;
+    step++;
+    emit({ type: 'step', stage: stage.name, stageIndex: s, step, steps: stage.steps, roundStep: step - from, roundSteps: ends[r] - from, loss });
+  }
+  return lossSum;
+}
+
+/** After round r: validation, the stage's selected weights kept when this round's are better, the round logged. */
+async function endRound(st: StageRun, r: number, round: { step: number; meanLoss: number; roundSeconds: number }): Promise<void> {
+  const { ctx: { run, method, valLoader, emit }, stage, stageIndex: s, optimizer, ends, params, group, writes, selecting, best } = st;
+  const { step } = round;
+  if (group) group.checkSameParameters(params, `after step ${step} of stage ${stage.name}`);
+  const val: ValidationScores | null = valLoader && writes ? await validate(method, valLoader) : null;
+  const score = val ? selectionScore(val, stage.select) : null;
+  const previous = best.find((x) => x.stage === s);
+  const last = r === ends.length - 1;
+  // Without selection only the stage's final weights are kept, so they are written once.
+  const decided = selecting ? !previous || score! > previous.score! : last;
+  const keep = group ? group.broadcastFlag(decided) : decided;
+  if (keep) {
+    if (writes) saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(step), ...(score !== null ? { score: score.toFixed(6) } : {}) });
+    if (previous) Object.assign(previous, { score, step });
+    else best.push({ stage: s, score, step });
+  }
+  const event = {
+    stage: stage.name, step, steps: stage.steps, loss: round.meanLoss, lr: optimizer.lr, val, best: selecting && keep, seconds: round.roundSeconds,
+    ...(group ? { allreduce: group.takeCollectiveStats() } : {}),
+  };
+  if (writes) run.log({ event: 'round', ...event });
+  emit({ type: 'round', stageIndex: s, round: r + 1, rounds: ends.length, ...event });
+}
+
+/** After a stage's last round: its selected weights handed to the next stage, and the hand-over committed. */
+async function handOver(st: StageRun, folds: { trained: CaseRecord[]; heldOut: CaseRecord[] } | null): Promise<void> {
+  const { ctx: { run, config, method, emit }, stage, stageIndex: s, group, writes, best, seconds } = st;
+  // The next stage builds on this stage's selected weights (its best round, or its last).
+  loadSelectedWeights(method.model, run.modelFile, group);
+  if (folds && stage.heldOut) await showHeldOut(stage, st.ctx.loaderFor(folds.heldOut, false), config.input.channels, config.model.annotators.length, config.model.structures.length);
+  if (stage.end || (folds && stage.heldOut)) {
+    const decided = stage.end?.();
+    if (decided) {
+      if (writes) run.log({ event: 'stageEnd', stage: stage.name, step: stage.steps, note: decided });
+      emit({ type: 'note', text: decided });
+    }
+    // Every rank decided from the same held-out batches and weights; rank 0's result is the one kept.
+    if (group) group.broadcastState(stateTensors(method.model));
+    if (writes) saveWeights(method.model, run.modelFile, { stage: stage.name, step: String(stage.steps) });
+  }
+  // Commit the hand-over: from here on model.safetensors belongs to the next stage, whose first
+  // round overwrites it; a resume must restart that stage from this stage's selected weights.
+  if (writes) saveCheckpoint(run, method.model, null, { stage: s + 1, step: 0, best, elapsedSeconds: seconds() });
 }
 
 /**

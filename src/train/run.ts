@@ -16,36 +16,35 @@ import { realLocation } from '../io/paths';
 import { checkStaysInside } from '../io/confine';
 import { FINGERPRINT_FILE } from './fingerprint';
 import { LOCK_FILE } from './lock';
-import { SCHEDULES } from './settings';
+import { settingSchema } from './settings';
 import { Intensity, parseIntensity } from '../data/intensity';
 import { Normalization, parseNormalization } from '../data/normalization';
 import { MethodConfig } from '../methods/method';
 import { parseMethodConfig } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
-import { PRECISION_CHOICES } from '../torch/precision';
 
 /** config.json's version: a run folder of another version is refused in one line. */
 export const RUN_CONFIG_VERSION = 2;
 
+/** The settings it records are checked by the rules of their flags (the settings table, ./settings.ts). */
 export const runConfigSchema = z.object({
   version: z.literal(RUN_CONFIG_VERSION),
   model: z.unknown(),
-  input: z.object({ size: z.number().int().positive(), channels: z.number().int().positive() }),
+  input: z.object({ size: settingSchema('size'), channels: z.number().int().positive() }),
   data: z.object({
     root: z.string(),
     name: z.string(),
-    selection: z.object({ split: z.string().optional(), subsets: z.array(z.string()).optional() }),
+    selection: z.object({ split: settingSchema('split').optional(), subsets: settingSchema('subsets').optional() }),
     trainCases: z.array(z.string()),
     valCases: z.array(z.string()),
   }),
   optimizer: z.object({
-    lr: z.number().positive(),
-    weightDecay: z.number().nonnegative(), batchSize: z.number().int().positive(), schedule: z.enum(SCHEDULES) }),
-  seed: z.number().int(),
-  augment: z.boolean(),
-  pretrained: z.string().nullable(),
+    lr: settingSchema('lr'), weightDecay: settingSchema('weightDecay'), batchSize: settingSchema('batchSize'), schedule: settingSchema('schedule') }),
+  seed: settingSchema('seed'),
+  augment: settingSchema('augment'),
+  pretrained: settingSchema('pretrained').nullable(),
   /** --precision as given ('auto' is resolved on the machine that trains). */
-  precision: z.enum(PRECISION_CHOICES),
+  precision: settingSchema('precision'),
 });
 export type RunConfig = Omit<z.infer<typeof runConfigSchema>, 'model'> & { model: MethodConfig };
 

@@ -2,7 +2,9 @@
 // help, and whether it shapes the result (so a resumed run must keep it). The CLI's flags, the
 // library's defaults, the fingerprint `--resume` compares and the flags a resume reports all come
 // from this table. A method's own options are declared by the method (its descriptor's options).
+import { z } from 'zod';
 import { NormalizationKind } from '../data/normalization';
+import { UserError } from '../errors';
 import { methodUsages } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
 import { DEFAULT_BACKBONE } from '../models/backbone';
@@ -131,4 +133,28 @@ export const TRAIN_DEFAULTS = Object.freeze(Object.fromEntries(
 /** The settings a resumed run must keep, as (key, flag). */
 export function resultShapingSettings(): { key: SettingKey; flag: string }[] {
   return TRAINING_SETTINGS.filter((s) => s.shapesResult).map((s) => ({ key: s.key, flag: s.flag }));
+}
+
+/** Why `value` is not a value the setting's flag accepts (its parser's type, range and choices); null when it is. */
+export function settingValueProblem(key: SettingKey, value: unknown): string | null {
+  const s = TRAINING_SETTINGS.find((x) => x.key === key) as TrainingSetting;
+  const cli = s.cli;
+  if (cli.form === 'negated' || cli.form === 'switch') return typeof value === 'boolean' ? null : `${s.flag}: expected true or false, got ${JSON.stringify(value)}`;
+  if (cli.form === 'list') return Array.isArray(value) && value.every((x) => typeof x === 'string') ? null : `${s.flag}: expected a list of names, got ${JSON.stringify(value)}`;
+  if (cli.form === 'none') return typeof value === typeof s.default ? null : `${s.flag}: expected a ${typeof s.default}, got ${JSON.stringify(value)}`;
+  if (typeof value !== 'number' && typeof value !== 'string') return `${s.flag}: expected a value, got ${JSON.stringify(value)}`;
+  try {
+    return cli.parse(String(value)) === value ? null : `${s.flag}: expected a ${typeof cli.parse(String(value))}, got ${JSON.stringify(value)}`;
+  } catch (err) {
+    if (err instanceof UserError) return err.message;
+    throw err;
+  }
+}
+
+/**
+ * A setting's value as a run's config.json records it: a zod schema accepting what the setting's flag
+ * accepts, so config.json is checked by the same rules as the command line.
+ */
+export function settingSchema<K extends SettingKey>(key: K): z.ZodType<Exclude<TrainSettings[K], undefined>> {
+  return z.custom<Exclude<TrainSettings[K], undefined>>((v) => settingValueProblem(key, v) === null, (v: unknown) => ({ message: settingValueProblem(key, v) ?? '' }));
 }

@@ -12,7 +12,7 @@ import { checkInputSize } from '../models/encoders/registry';
 import { Rng } from '../util/random';
 import type { TrainEvent } from './events';
 import type { TrainSettings } from './options';
-import { CheckpointState, RUN_CONFIG_VERSION, RunConfig, RunDir } from './run';
+import { CheckpointState, RUN_CONFIG_VERSION, RunConfig, RunDir, runConfigSchema } from './run';
 import { MIN_SELECTION_CASES } from './validate';
 import { runFingerprint, writeFingerprint } from './fingerprint';
 import { checkNewRun } from './preflight';
@@ -61,8 +61,8 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
 
 async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: TrainEvent) => void): Promise<RunConfig> {
   checkInputSize('--size', o.size, o.encoder);
-  const { descriptor, fixed } = resolveMethod(o.method, ds.annotators.length);
-  const options = { ...resolveOptions(descriptor, o.methodOptions), ...fixed };
+  const { descriptor, variantOptions } = resolveMethod(o.method, ds.annotators.length);
+  const options = { ...resolveOptions(descriptor, o.methodOptions), ...variantOptions };
   const selection = o.split ? { split: o.split } : o.subsets?.length ? { subsets: o.subsets } : defaultSelection(ds);
   // A case nobody annotated has no target: it would teach "background everywhere" (data check warns about it).
   const selected = selectCases(ds, selection);
@@ -83,6 +83,9 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
     optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize, schedule: o.schedule },
     seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null, precision: o.precision,
   };
+  // A run is only started when its config.json will read back: each setting by the rules of its flag.
+  const checked = runConfigSchema.safeParse(config);
+  if (!checked.success) throw new UserError(checked.error.issues[0].message);
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
   emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });
   // The NIfTI intensity rules come first: every image the statistics below and training read goes through them.

@@ -7,6 +7,7 @@ import { StructureAccumulator } from '../metrics/aggregate';
 import { nanMean, NanMeanAccumulator } from '../metrics/accumulator';
 import { CaseStructureEvaluator, Mask, meanVotingDice } from '../metrics/multiAnnotator';
 import { noGrad, tensor, tidy } from '../torch';
+import { AnnotatorLayout } from '../data/layout';
 
 /**
  * Mean over structures of: Mean Voting (the calibrated map against the mean vote) and Average (the
@@ -31,6 +32,7 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
   const C = loader.channels;
   const S = loader.size;
   const plane = S * S;
+  const layout = new AnnotatorLayout(M, K, plane);
   const evaluator = new CaseStructureEvaluator();
   const structures = Array.from({ length: K }, () => new StructureAccumulator(M));
   /** group → name → Mean Voting per structure. */
@@ -47,14 +49,12 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
       };
     }));
     for (let i = 0; i < b.size; i++) {
-      const row = (m: number, s: number) => ((i * M + m) * K + s) * plane;
       const annotations = Array.from({ length: K }, (_, s) => Array.from({ length: M }, (_, m): Mask | null =>
-        (b.available[i * M + m] ? b.annotatorMasks.subarray(row(m, s), row(m, s) + plane) : null)));
-      const at = (s: number) => (i * K + s) * plane;
+        (b.available[layout.slot(i, m)] ? layout.map(b.annotatorMasks, i, m, s) : null)));
       for (let s = 0; s < K; s++) {
         structures[s].add(evaluator.evaluate({
-          meanPrediction: p.calibrated.subarray(at(s), at(s) + plane),
-          annotatorPredictions: Array.from({ length: M }, (_, m) => p.annotators.subarray(row(m, s), row(m, s) + plane)),
+          meanPrediction: layout.structureMap(p.calibrated, i, s),
+          annotatorPredictions: Array.from({ length: M }, (_, m) => layout.map(p.annotators, i, m, s)),
           annotations: annotations[s],
         }));
       }
@@ -62,14 +62,14 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
         const byName = alternatives.get(group) ?? alternatives.set(group, new Map()).get(group)!;
         for (const [name, map] of maps) {
           const acc = byName.get(name) ?? byName.set(name, new NanMeanAccumulator(K)).get(name)!;
-          acc.add(annotations.map((a, s) => meanVotingDice(map.subarray(at(s), at(s) + plane), a)));
+          acc.add(annotations.map((a, s) => meanVotingDice(layout.structureMap(map, i, s), a)));
         }
       }
     }
   }
   const aggregates = structures.map((a) => a.aggregate());
   const scores: ValidationScores = {
-    mean_voting: score(aggregates.map((a) => a.meanVoting)),
+    mean_voting: score(aggregates.map((a) => a.mean_voting)),
     average: score(aggregates.map((a) => a.average)),
   };
   for (const [group, maps] of alternatives) scores[group] = Object.fromEntries([...maps].map(([name, acc]) => [name, score(acc.aggregate())]));
@@ -82,7 +82,7 @@ function score(perStructure: number[]): number {
   return Number.isFinite(x) ? x : 0;
 }
 
-export function selectionScore(scores: ValidationScores, select: 'mean_voting' | 'average' | 'both'): number {
-  if (select === 'both') return (scores.mean_voting + scores.average) / 2;
+export function selectionScore(scores: ValidationScores, select: 'mean_voting' | 'average' | 'mean_of_mean_voting_and_average'): number {
+  if (select === 'mean_of_mean_voting_and_average') return (scores.mean_voting + scores.average) / 2;
   return scores[select];
 }
