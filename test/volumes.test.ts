@@ -87,10 +87,10 @@ test('hostile volumes: a mask volume of another shape, a slice axis out of range
   writeNifti(mask, blankNiftiTemplate(), [32, 32, 7], new Uint8Array(32 * 32 * 7));
   await assert.rejects(openDataset(data), namesFile(mask, /the mask volume is 32×32×7 but its image .*case02\/image\.nii\.gz is 32×32×8/));
   fs.rmSync(mask);
-  assert.throws(() => parseSliceAxis('--slice-axis', '3'), (e: Error) => e instanceof UserError && /^--slice-axis: '3' is not a voxel axis/.test(e.message));
+  assert.throws(() => parseSliceAxis('--slice-axis', '3'), (e: Error) => e instanceof UserError && /^--slice-axis must be a voxel axis of a 3D volume \(x, y, z or 0, 1, 2\), got '3'$/.test(e.message));
   const bad = avap('train', '--data', data, '--out', path.join(path.dirname(data), 'run'), '--slice-axis', 'w');
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr.trim(), /^avap: --slice-axis: 'w' is not a voxel axis of a 3D volume \(x, y, z or 0, 1, 2\)$/);
+  assert.match(bad.stderr.trim(), /^avap: --slice-axis must be a voxel axis of a 3D volume \(x, y, z or 0, 1, 2\), got 'w'$/);
   const image = path.join(data, 'Training', 'case01', 'image.nii.gz');
   const before = process.env.AVAP_IMAGE_MEMORY_MB;
   process.env.AVAP_IMAGE_MEMORY_MB = '0.015625';

@@ -37,7 +37,7 @@ export function parseSliceAxis(flag: string, raw: string): number {
   const byName = (AXIS_NAMES as readonly string[]).indexOf(raw.toLowerCase());
   if (byName >= 0) return byName;
   if (/^\d+$/.test(raw) && Number(raw) <= 2) return Number(raw);
-  throw new UserError(`${flag}: '${raw}' is not a voxel axis of a 3D volume (x, y, z or 0, 1, 2)`);
+  throw new UserError(`${flag} must be a voxel axis of a 3D volume (x, y, z or 0, 1, 2), got '${raw}'`);
 }
 
 /** A volume's x, y, z and channels from a NIfTI shape (a 4th axis, or any one beyond z, is the channels). */
