@@ -88,7 +88,9 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
     seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null, precision: o.precision,
   };
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
-  emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });
+  // Volumes are held out whole, so their number is what the share applies to.
+  const units = (cs: CaseRecord[]) => new Set(cs.map((c) => c.slice?.volume ?? c.id)).size;
+  emit({ type: 'note', text: `${describeValidation(units(cases), units(val), o.valFraction)}${ds.volumes ? ' (counting volumes)' : ''}` });
   // The NIfTI intensity rules come first: every image the statistics below and training read goes through them.
   const intensity = await computeIntensity(ds, train);
   ds.intensity = intensity;
