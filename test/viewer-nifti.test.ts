@@ -17,7 +17,7 @@ import { openOnnxModel } from '../src/predict/engine';
 import { serveSite } from '../src/viewer/server';
 import { viewerSite } from '../src/viewer/site';
 import { Z_RANGE } from '../src/viewer/volume';
-import { findChromium, launchChromium } from './chromium';
+import { findChromium, launchChromium, openViewerPage } from './chromium';
 import { avap, ok } from './cli-run';
 import { tmpDir } from './data-fixtures';
 
@@ -56,17 +56,8 @@ test('in Chromium the viewer opens a NIfTI volume (file picker), runs the model 
   const viewer = await serveSite(viewerSite(model), 0);
   const browser = await launchChromium(chromium.executable);
   try {
-    const page = await browser.context.newPage();
-    const failures: string[] = [];
-    page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('favicon.ico')) failures.push(`${r.status()} ${r.url()}`); });
-    await page.goto(viewer.url);
-    const state = () => page.evaluate(() => (globalThis as any).avapViewer.state as string); // eslint-disable-line @typescript-eslint/no-explicit-any
-    const error = () => page.evaluate(() => (globalThis as any).avapViewer.error as string); // eslint-disable-line @typescript-eslint/no-explicit-any
-    await page.waitForFunction(() => ['ready', 'error'].includes((globalThis as any).avapViewer.state), undefined, { timeout: 90_000 }); // eslint-disable-line @typescript-eslint/no-explicit-any
-    assert.equal(await state(), 'ready', await error());
-    await page.setInputFiles('#file', imageFile);
-    await page.waitForFunction(() => ['done', 'error'].includes((globalThis as any).avapViewer.state), undefined, { timeout: 90_000 }); // eslint-disable-line @typescript-eslint/no-explicit-any
-    assert.equal(await state(), 'done', await error());
+    const { page, failures, openFile } = await openViewerPage(browser.context, viewer.url);
+    await openFile(imageFile);
     assert.deepEqual(failures, []);
 
     const opened: { shape: number[]; slice: number; inputs: number[][]; maps: number[][] } = await page.evaluate((name: string) => {

@@ -23,7 +23,7 @@ import { NIFTI_DATATYPES, readNifti, readNiftiShape } from '../io/nifti';
 import { formatBytes } from '../io/readBounded';
 import { Rng } from '../util/random';
 import type { CaseAnnotations, CaseRecord, Dataset, Problem, VolumeShape } from './dataset';
-import { ChannelIntensity, Intensity, normalizeChannel } from './intensity';
+import { ChannelIntensity, finiteMeanSd, Intensity, normalizeChannel } from './intensity';
 import { encodeZ } from './niftiImage';
 
 export const AXIS_NAMES = ['x', 'y', 'z'] as const;
@@ -167,20 +167,7 @@ const cache = new VolumeCache();
 
 /** A z-score over the whole volume, written as the equivalent unclipped rule. */
 function perVolumeRule(values: ArrayLike<number>, file: string, channel: number): ChannelIntensity {
-  let sum = 0;
-  let sq = 0;
-  let n = 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (Number.isFinite(v)) {
-      sum += v;
-      sq += v * v;
-      n++;
-    }
-  }
-  if (n === 0) throw new UserError(`${file}: channel ${channel + 1} holds no finite value`);
-  const mean = sum / n;
-  const sd = Math.sqrt(Math.max(0, sq / n - mean * mean));
+  const { mean, sd } = finiteMeanSd(values, file, channel);
   // A constant volume maps to 0 everywhere, as a constant image does.
   return { modality: 'CT', clip: [-Infinity, Infinity], mean, sd: sd > 0 ? sd : Infinity };
 }
