@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { BrowserContext } from 'playwright-core';
+import * as assert from 'node:assert/strict';
+import type { BrowserContext, Page } from 'playwright-core';
 
 /** The browser to drive: $AVAP_CHROMIUM, else Debian's chromium on PATH; null (with why) when there is none. */
 export function findChromium(): { executable: string | null; reason: string } {
@@ -32,4 +33,24 @@ export async function launchChromium(executable: string): Promise<{ context: Bro
       fs.rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** The viewer at `url` in a new page, its model loaded; `failures` collects failed requests and 4xx/5xx answers. */
+export async function openViewerPage(context: BrowserContext, url: string): Promise<{ page: Page; failures: string[]; state: () => Promise<string>; openFile: (file: string) => Promise<void> }> {
+  const page = await context.newPage();
+  const failures: string[] = [];
+  page.on('requestfailed', (r) => failures.push(r.url()));
+  page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('favicon.ico')) failures.push(`${r.status()} ${r.url()}`); });
+  await page.goto(url);
+  const state = () => page.evaluate(() => (globalThis as any).avapViewer.state as string); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const error = () => page.evaluate(() => (globalThis as any).avapViewer.error as string | null); // eslint-disable-line @typescript-eslint/no-explicit-any
+  await page.waitForFunction(() => ['ready', 'error'].includes((globalThis as any).avapViewer.state), undefined, { timeout: 90_000 }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  assert.equal(await state(), 'ready', (await error()) ?? undefined);
+  /** Chooses `file` in the file picker and waits for the page to finish with it. */
+  const openFile = async (file: string) => {
+    await page.setInputFiles('#file', file);
+    await page.waitForFunction(() => ['done', 'error'].includes((globalThis as any).avapViewer.state), undefined, { timeout: 90_000 }); // eslint-disable-line @typescript-eslint/no-explicit-any
+    assert.equal(await state(), 'done', (await error()) ?? undefined);
+  };
+  return { page, failures, state, openFile };
 }

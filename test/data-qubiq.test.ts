@@ -134,10 +134,14 @@ test('QUBIQ faults: each is one line naming the file', async () => {
   await assert.rejects(prepareCase(ds, ds.cases[0], 24), (err: unknown) => err instanceof UserError && err.message.startsWith(path.join(case1, 'task02_seg03.nii.gz')));
 });
 
-test('a 3D QUBIQ set (masks with slices) is refused in one line naming a mask, not misread as channels', async () => {
+test('a 3D QUBIQ set (masks with slices) is read as volumes sliced across z, not misread as channels', async () => {
   const root = tmpDir('qubiq-3d');
   write(path.join(root, 'pancreas', 'Training', 'case01', 'image.nii.gz'), [6, 5, 4], new Int16Array(120).fill(-900));
   write(path.join(root, 'pancreas', 'Training', 'case01', 'task01_seg01.nii.gz'), [6, 5, 4], new Uint8Array(120));
-  const mask = path.join(root, 'pancreas', 'Training', 'case01', 'task01_seg01.nii.gz');
-  await assert.rejects(openDataset(root), (err: unknown) => err instanceof UserError && err.message === `${mask}: a 3D mask (6×5×4); this version reads 2D QUBIQ sets only (one slice per case, as in the 2020 sets)`);
+  const ds = await openDataset(root);
+  assert.equal(ds.channels, 1);
+  assert.deepEqual(ds.modalities, ['CT']);
+  assert.deepEqual(ds.volumes!.map((v) => [v.id, v.volume]), [['Training-case01', { shape: [6, 5, 4], channels: 1 }]]);
+  assert.deepEqual(ds.cases.map((c) => c.id), ['Training-case01-z0', 'Training-case01-z1', 'Training-case01-z2', 'Training-case01-z3']);
+  assert.deepEqual(ds.splits.Training, ds.cases.map((c) => c.id));
 });

@@ -10,13 +10,13 @@ import { settingsOf } from '../src/train/fingerprint';
 
 test('the defaults are the table\'s: every setting without one is optional in TrainSettings', () => {
   assert.deepEqual(Object.keys(TRAIN_DEFAULTS).sort(), [
-    'augment', 'batchSize', 'encoder', 'featureChannels', 'lr', 'method', 'normalization', 'precision', 'resume', 'schedule', 'seed', 'size', 'steps', 'valFraction', 'weightDecay',
+    'augment', 'batchSize', 'emptySliceRate', 'encoder', 'featureChannels', 'lr', 'method', 'normalization', 'precision', 'resume', 'schedule', 'seed', 'size', 'steps', 'valFraction', 'weightDecay',
   ]);
   for (const s of TRAINING_SETTINGS) assert.equal((TRAIN_DEFAULTS as Record<string, unknown>)[s.key], s.default, s.key);
 });
 
 test('each value flag refuses text it cannot read in one line naming the flag', () => {
-  const bad: Record<string, string> = { '--size': '33.5', '--batch-size': '0', '--lr': 'fast', '--weight-decay': '-1', '--schedule': 'step', '--steps': '-3', '--encoder': 'vgg', '--seed': 'x', '--val-fraction': '1.5', '--normalization': 'z', '--precision': 'fp16' };
+  const bad: Record<string, string> = { '--size': '33.5', '--batch-size': '0', '--lr': 'fast', '--weight-decay': '-1', '--schedule': 'step', '--steps': '-3', '--encoder': 'vgg', '--seed': 'x', '--val-fraction': '1.5', '--normalization': 'z', '--precision': 'fp16', '--slice-axis': 'w', '--empty-slice-rate': '2' };
   for (const s of TRAINING_SETTINGS) {
     if (s.cli.form !== 'value' || !(s.flag in bad)) continue;
     const parse = s.cli.parse;
@@ -41,7 +41,7 @@ test('the fingerprint records exactly the result-shaping settings, by flag', () 
   const flags = resultShapingSettings().map((s) => s.flag);
   assert.ok(flags.includes('--seed') && flags.includes('--augment') && !flags.includes('--resume') && !flags.includes('--feature-channels'));
   const recorded = settingsOf({ ...TRAIN_DEFAULTS, data: 'd', out: 'o', method: 'mv-unet', split: 'train' });
-  assert.deepEqual(Object.keys(recorded).sort(), flags.filter((f) => !['--subset', '--pretrained'].includes(f)).sort());
+  assert.deepEqual(Object.keys(recorded).sort(), flags.filter((f) => !['--subset', '--pretrained', '--slice-axis'].includes(f)).sort());
   assert.equal(recorded['--augment'], true);
   assert.equal(recorded['--split'], 'train');
 });

@@ -22,7 +22,7 @@ import { planSite, viewerSite } from '../src/viewer/site';
 import {
   annotatorColour, cupToDisc, displayMap, fitWithin, heatColour, modelInput, outlineMask, outlineThickness, spread, structureStats,
 } from '../src/viewer/render';
-import { findChromium, launchChromium } from './chromium';
+import { findChromium, launchChromium, openViewerPage } from './chromium';
 
 const S = 64;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-viewer-'));
@@ -187,17 +187,8 @@ test('in Chromium the viewer runs the model and draws what onnxruntime-node comp
   const viewer = await serveSite(viewerSite(model), 0);
   const browser = await launchChromium(chromium.executable);
   try {
-    const page = await browser.context.newPage();
-    const failures: string[] = [];
-    page.on('requestfailed', (r) => failures.push(r.url()));
-    page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('favicon.ico')) failures.push(`${r.status()} ${r.url()}`); });
-    await page.goto(viewer.url);
-    const state = () => page.evaluate(() => (globalThis as any).avapViewer.state as string); // eslint-disable-line @typescript-eslint/no-explicit-any
-    await page.waitForFunction(() => ['ready', 'error'].includes((globalThis as any).avapViewer.state), undefined, { timeout: 90_000 }); // eslint-disable-line @typescript-eslint/no-explicit-any
-    assert.equal(await state(), 'ready', await page.evaluate(() => (globalThis as any).avapViewer.error)); // eslint-disable-line @typescript-eslint/no-explicit-any
-    await page.setInputFiles('#file', file);
-    await page.waitForFunction(() => ['done', 'error'].includes((globalThis as any).avapViewer.state), undefined, { timeout: 90_000 }); // eslint-disable-line @typescript-eslint/no-explicit-any
-    assert.equal(await state(), 'done', await page.evaluate(() => (globalThis as any).avapViewer.error)); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const { page, failures, openFile } = await openViewerPage(browser.context, viewer.url);
+    await openFile(file);
 
     // 1. The page's outputs are onnxruntime-node's.
     const outputs: Record<string, number[]> = await page.evaluate(() => {

@@ -53,20 +53,23 @@ export function registerDataCommands(program: Command): void {
     .option('--train <n>', `cases in the train split, the rest are test (default: ${SYNTH_DEFAULTS.train}, at most cases - 1)`)
     .option('--layout <layout>', 'native, or qubiq (the QUBIQ challenge\'s folders of NIfTI files: OUT/synthetic-<variant>/{Training,Validation}/<case>/)', 'native')
     .option('--variant <v>', `with --layout qubiq: ${QUBIQ_SYNTH_VARIANTS.join(', ')} (see docs/data.md)`, 'mr')
-    .action(async (o: { out: string; cases: string; annotators: string; size: string; seed: string; train?: string; layout: string; variant: string }) => {
+    .option('--slices <n>', 'with --variant volume: slices per volume', '8')
+    .action(async (o: { out: string; cases: string; annotators: string; size: string; seed: string; train?: string; layout: string; variant: string; slices: string }) => {
       const cases = parseIntFlag('--cases', o.cases, 1, 100000);
       const annotators = parseIntFlag('--annotators', o.annotators, 1, 64);
       const size = parseIntFlag('--size', o.size, 32, 4096);
       const seed = parseIntFlag('--seed', o.seed, 0, 2 ** 32 - 1);
       const train = o.train !== undefined ? parseIntFlag('--train', o.train, 1, cases) : undefined;
+      const slices = parseIntFlag('--slices', o.slices, 1, 4096);
       const t0 = Date.now();
       if (o.layout !== 'native' && o.layout !== 'qubiq') throw new UserError(`--layout: '${o.layout}' is not a layout synth writes (native, qubiq)`);
       if (!(QUBIQ_SYNTH_VARIANTS as readonly string[]).includes(o.variant)) throw new UserError(`--variant: '${o.variant}' is not one of ${QUBIQ_SYNTH_VARIANTS.join(', ')}`);
       checkOutputFolder('--out', o.out);
       if (o.layout === 'qubiq') {
-        const q = await withOutputRollback(o.out, () => withProgress('generating', (onProgress) => writeQubiqSynth({ out: o.out, variant: o.variant as QubiqSynthVariant, cases, annotators, size, seed, train, onProgress })));
+        const q = await withOutputRollback(o.out, () => withProgress('generating', (onProgress) => writeQubiqSynth({ out: o.out, variant: o.variant as QubiqSynthVariant, cases, annotators, size, seed, train, slices, onProgress })));
         const splits = Object.entries(q.splits).map(([k, v]) => `${k} ${v}`).join(', ');
-        process.stdout.write(`wrote ${q.cases} synthetic QUBIQ cases (${splits}), ${annotators} raters, 2 tasks, ${size}x${size}, to ${displayPath(path.join(q.out, q.dataset))} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+        const shape = o.variant === 'volume' ? `1 task, ${size}x${size}x${slices}` : `2 tasks, ${size}x${size}`;
+        process.stdout.write(`wrote ${q.cases} synthetic QUBIQ cases (${splits}), ${annotators} raters, ${shape}, to ${displayPath(path.join(q.out, q.dataset))} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
         return;
       }
       const r = await withOutputRollback(o.out, () => withProgress('generating', (onProgress) => writeSynthDataset({ out: o.out, cases, annotators, size, seed, train, onProgress })));

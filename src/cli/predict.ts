@@ -3,6 +3,7 @@ import { ENGINES } from '../predict/engine';
 import { PRECISION_CHOICES } from '../torch/precision';
 import { predict } from '../predict/predict';
 import { predictQubiq } from '../predict/qubiq';
+import { parseSliceAxis } from '../data/volumes';
 import { UserError } from '../errors';
 import { plural } from '../util/format';
 import { parseAnnotatorList, parseChoice, setThreadsFlag } from '../util/flags';
@@ -22,17 +23,20 @@ export function registerPredictCommand(program: Command): void {
     .option('--threads <n>', 'torch threads (default: all cores)')
     .option('--format <fmt>', "'avap' (the maps above) or 'qubiq' (--input a QUBIQ dataset folder; writes the challenge's submission tree OUT/<dataset>/<case>/taskTT.nii.gz with each image's geometry)", 'avap')
     .option('--split <name>', "with --format qubiq: only this split's cases (Training, Validation, Testing)")
-    .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean; engine: string; precision: string; threads?: string; format: string; split?: string }) => {
+    .option('--slice-axis <axis>', "with --format qubiq on 3D volumes: the voxel axis (x, y, z) to predict slice by slice across (default: the run's, else z)")
+    .action(async (o: { model: string; input: string; out: string; annotators: string; overlay: boolean; engine: string; precision: string; threads?: string; format: string; split?: string; sliceAxis?: string }) => {
       await setThreadsFlag(o.threads);
       const engine = parseChoice('--engine', o.engine, ENGINES);
       const precision = parseChoice('--precision', o.precision, PRECISION_CHOICES);
       const format = parseChoice('--format', o.format, ['avap', 'qubiq'] as const);
       if (format === 'qubiq') {
-        const r = await predictQubiq({ model: o.model, input: o.input, split: o.split, out: o.out, engine, precision });
+        const sliceAxis = o.sliceAxis !== undefined ? parseSliceAxis('--slice-axis', o.sliceAxis) : undefined;
+        const r = await predictQubiq({ model: o.model, input: o.input, split: o.split, out: o.out, engine, precision, sliceAxis });
         process.stdout.write(`wrote the QUBIQ submission for ${plural(r.cases, 'case')} of ${r.dataset} to ${o.out}\n`);
         return;
       }
       if (o.split !== undefined) throw new UserError('--split applies to --format qubiq');
+      if (o.sliceAxis !== undefined) throw new UserError('--slice-axis applies to --format qubiq (3D volumes)');
       const n = await predict({ model: o.model, input: o.input, out: o.out, annotators: parseAnnotatorList(o.annotators), overlay: o.overlay, engine, precision });
       process.stdout.write(`wrote predictions for ${plural(n, 'image')} to ${o.out}\n`);
     });

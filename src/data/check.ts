@@ -11,6 +11,7 @@ import { readImage } from '../io/image';
 import { isNiftiPath } from '../io/nifti';
 import { readNiftiImage } from './niftiImage';
 import { readQubiqRater } from './qubiq';
+import { readSliceImage, readSliceRater } from './volumes';
 import { CaseRecord, Dataset, displayPath, formatProblem, labelDecoderFor, Problem, scanDataset } from './dataset';
 
 export interface CheckSummary {
@@ -81,8 +82,8 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   let width = 0;
   let height = 0;
   try {
-    const nifti = isNiftiPath(c.image) ? await readNiftiImage(c.image) : null;
-    const img = nifti ?? await readImage(c.image);
+    const nifti = isNiftiPath(c.image) && !c.slice ? await readNiftiImage(c.image) : null;
+    const img = c.slice ? await readSliceImage(c) : nifti ?? await readImage(c.image);
     ({ width, height } = img);
     out.image = { width, height, channels: img.channels, alpha: img.alpha === true, bitDepth: img.bitDepth, ...(nifti ? { nifti: nifti.volume.datatype } : {}) };
     if (img.alpha) out.warnings.push(problem(c.image, 'image has an alpha channel, which is ignored (the models see only its colour or grey channels)'));
@@ -96,7 +97,7 @@ async function checkCase(ds: Dataset, c: CaseRecord): Promise<CaseFindings> {
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
     try {
-      const label = c.parts ? await readQubiqRater(c.parts[m], out.image ? { width, height, imageFile: c.image } : undefined) : await decoder.decode(file);
+      const label = c.slice ? await readSliceRater(c, m) : c.parts ? await readQubiqRater(c.parts[m], out.image ? { width, height, imageFile: c.image } : undefined) : await decoder.decode(file);
       if (out.image && (label.width !== width || label.height !== height)) {
         out.problems.push(problem(file, `label map is ${label.width}x${label.height} but its image ${displayPath(c.image)} is ${width}x${height}`));
         return;

@@ -21,6 +21,7 @@ import { scanNative } from './native';
 import { readNiftiImageInfo } from './niftiImage';
 import { isQubiqDataset, qubiqDatasetsIn, readQubiqRater, scanQubiq } from './qubiq';
 import { findRigaCsvs, scanRiga } from './riga';
+import { readSliceRater, readVolumeAnnotations, sliceSize } from './volumes';
 import { hasEntry } from '../io/readBounded';
 
 /** One structure of the label maps and the label values that mark it. */
@@ -54,6 +55,23 @@ export interface CaseRecord {
    * null = not drawn. `labels[m]` is then any one of annotator m's files, or null when there is none.
    */
   parts?: (string | null)[][];
+  /** One 2D slice of a 3D volume case (./volumes.ts): `image` and the label files are the volume's. */
+  slice?: VolumeSlice;
+  /** A 3D volume case: its voxel sizes along x, y, z and its channels (./volumes.ts). */
+  volume?: VolumeShape;
+}
+
+export interface VolumeSlice {
+  /** The id of the volume case it belongs to. */
+  volume: string;
+  /** The voxel axis (0 = x, 1 = y, 2 = z) the slice is cut across, and its index along it. */
+  axis: number;
+  index: number;
+}
+
+export interface VolumeShape {
+  shape: [number, number, number];
+  channels: number;
 }
 
 export interface Dataset {
@@ -87,6 +105,17 @@ export interface Dataset {
   modalities?: string[];
   /** The intensity rules raw (NIfTI) images are read with: set by training, or from the run being used. */
   intensity?: Intensity;
+  /**
+   * A dataset of 3D volumes (./volumes.ts): `cases` are then the volumes' 2D slices across `sliceAxis`,
+   * and `volumes` the volume cases they come from, which prediction and the QUBIQ score work on.
+   */
+  volumes?: CaseRecord[];
+  sliceAxis?: number;
+}
+
+/** How a dataset is opened: the voxel axis 3D volumes are sliced across (default: the last, z). */
+export interface OpenOptions {
+  sliceAxis?: number;
 }
 
 /** Something wrong with a dataset, tied to the file it is about. */
@@ -122,14 +151,14 @@ export function formatProblem(p: Problem): string {
  * Finds the layout of `dir` and reads its index (dataset.json, or the RIGA CSVs) without decoding
  * any image. Never throws for bad input: everything wrong is a Problem.
  */
-export async function scanDataset(dir: string): Promise<ScanResult> {
+export async function scanDataset(dir: string, opts: OpenOptions = {}): Promise<ScanResult> {
   const root = path.resolve(dir);
   const fail = (message: string): ScanResult => ({ layout: null, dataset: null, problems: [{ file: root, message, blocking: true }] });
   if (!fs.existsSync(root)) return fail('no such file or directory');
   if (!fs.statSync(root).isDirectory()) return fail('not a directory (expected a dataset folder)');
   if (hasEntry(path.join(root, 'dataset.json'))) return scanNative(root);
   if (findRigaCsvs(root).length > 0) return scanRiga(root);
-  if (isQubiqDataset(root) || qubiqDatasetsIn(root).length > 0) return scanQubiq(root);
+  if (isQubiqDataset(root) || qubiqDatasetsIn(root).length > 0) return scanQubiq(root, opts);
   const entries = fs.readdirSync(root).filter((e) => !e.startsWith('.'));
   if (entries.length === 0) return fail('folder is empty (expected dataset.json, RIGA\'s Glaucoma_multirater_<Subset>.csv files, or QUBIQ\'s Training/<case>/image.nii.gz)');
   // A common slip: pointing at the folder above RIGA's DiscRegion.
@@ -151,8 +180,8 @@ export async function scanDataset(dir: string): Promise<ScanResult> {
  * (decodability, sizes, label values) are not checked here; `avap data check` does that, and the
  * readers below fail with a clear error on the first bad file they meet.
  */
-export async function openDataset(dir: string): Promise<Dataset> {
-  const scan = await scanDataset(dir);
+export async function openDataset(dir: string, opts: OpenOptions = {}): Promise<Dataset> {
+  const scan = await scanDataset(dir, opts);
   const blocking = scan.problems.filter((p) => p.blocking);
   if (!scan.dataset || blocking.length > 0) {
     const first = blocking[0] ?? scan.problems[0];
@@ -230,15 +259,16 @@ export function labelDecoderFor(ds: Dataset): LabelDecoder {
  * from the image, or label values the dataset does not declare.
  */
 export async function readAnnotations(ds: Dataset, c: CaseRecord): Promise<CaseAnnotations> {
+  if (c.volume && !c.slice) return readVolumeAnnotations(ds, c);
   const decoder = labelDecoderFor(ds);
-  const { width, height } = await (isNiftiPath(c.image) ? readNiftiImageInfo(c.image) : readImageInfo(c.image));
+  const { width, height } = c.slice ? sliceSize(c.volume!, c.slice.axis) : await (isNiftiPath(c.image) ? readNiftiImageInfo(c.image) : readImageInfo(c.image));
   const n = width * height;
   const masks = ds.structures.map(() => ds.annotators.map(() => new Uint8Array(n)));
   const available = c.labels.map((l) => l !== null);
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
     const expect = { width, height, imageFile: c.image };
-    const label = c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
+    const label = c.slice ? await readSliceRater(c, m) : c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
     const bits = decoder.structureBits(label.values);
     for (let k = 0; k < ds.structures.length; k++) {
       const mask = masks[k][m];

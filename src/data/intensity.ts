@@ -84,6 +84,17 @@ export function normalizeChannel(values: ArrayLike<number>, rule: ChannelIntensi
     }
     return out;
   }
+  const { mean, sd } = finiteMeanSd(values, file, channel);
+  const inv = sd > 0 ? 1 / sd : 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    out[i] = Number.isFinite(v) ? (v - mean) * inv : 0;
+  }
+  return out;
+}
+
+/** Mean and (population) sd of a channel's finite values; a UserError naming the file when there is none. */
+export function finiteMeanSd(values: ArrayLike<number>, file: string, channel: number): { mean: number; sd: number } {
   let sum = 0;
   let sq = 0;
   let n = 0;
@@ -97,11 +108,5 @@ export function normalizeChannel(values: ArrayLike<number>, rule: ChannelIntensi
   }
   if (n === 0) throw new UserError(`${file}: channel ${channel + 1} holds no finite value`);
   const mean = sum / n;
-  const sd = Math.sqrt(Math.max(0, sq / n - mean * mean));
-  const inv = sd > 0 ? 1 / sd : 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    out[i] = Number.isFinite(v) ? (v - mean) * inv : 0;
-  }
-  return out;
+  return { mean, sd: Math.sqrt(Math.max(0, sq / n - mean * mean)) };
 }

@@ -8,6 +8,7 @@ import { CaseRecord, Dataset, labelDecoderFor } from './dataset';
 import { ctRule, Intensity, isCt } from './intensity';
 import { readNiftiImage } from './niftiImage';
 import { readQubiqRater } from './qubiq';
+import { volumeForeground } from './volumes';
 
 /**
  * Foreground voxels one training case contributes to the CT statistics at most (nnU-Net takes 10 000
@@ -27,7 +28,9 @@ export async function computeIntensity(ds: Dataset, cases: CaseRecord[]): Promis
   if (notNifti) throw new UserError(`${notNifti.image}: the dataset declares a CT channel, so its images must be NIfTI (raw intensities), not PNG/JPEG/TIFF`);
   const samples: number[][] = Array.from({ length: ds.channels }, () => []);
   const decoder = labelDecoderFor(ds);
+  for (const [ch, values] of (await volumeForeground(cases, FOREGROUND_SAMPLES_PER_CASE)).entries()) for (const v of values) samples[ch]?.push(v);
   for (const c of cases) {
+    if (c.slice) continue; // counted over their volumes above
     const image = await readNiftiImage(c.image);
     const plane = image.width * image.height;
     const fg = new Uint8Array(plane);

@@ -12,7 +12,7 @@ import { constants } from 'node:buffer';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import type { CaseRecord, Dataset } from './dataset';
-import { prepareImage, PreparedImage } from './prepare';
+import { prepareCaseImage, PreparedImage } from './prepare';
 
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -143,7 +143,7 @@ export async function computeNormalization(
   const worker = async () => {
     while (next < cases.length) {
       const c = cases[next++];
-      accumulate(await prepareImage(c.image, size, C, ds.intensity));
+      accumulate(await prepareCaseImage(c, size, C, ds.intensity));
       opts.onProgress?.(++done, cases.length);
     }
   };

@@ -22,7 +22,7 @@ import { AugmentConfig, DEFAULT_AUGMENT, IDENTITY_AUGMENT, isGeometricIdentity, 
 import { CaseRecord, Dataset, MAX_STRUCTURES } from './dataset';
 import type { Intensity } from './intensity';
 import { Normalization, Normalizer } from './normalization';
-import { CaseCache, prepareImage } from './prepare';
+import { CaseCache, PreparedImage, prepareImage } from './prepare';
 import { AnnotatorLayout } from './layout';
 
 export interface Batch {
@@ -372,8 +372,12 @@ export class DataLoader {
  * back. Throws a UserError naming the file when it is missing or cannot be decoded.
  */
 export async function loadImageForModel(file: string, size: number, normalization: Normalization, channels: number, intensity?: Intensity): Promise<{ input: Float32Array; originalWidth: number; originalHeight: number }> {
-  const normalizer = new Normalizer(normalization, channels, size);
-  const img = await prepareImage(file, size, channels, intensity);
+  return inputForModel(await prepareImage(file, size, channels, intensity), normalization);
+}
+
+/** A prepared image (./prepare.ts) normalised as training normalised it: a [1,C,S,S] input. */
+export function inputForModel(img: PreparedImage, normalization: Normalization): { input: Float32Array; originalWidth: number; originalHeight: number } {
+  const normalizer = new Normalizer(normalization, img.channels, img.size);
   const f = new Float32Array(img.pixels.length);
   const inv = 1 / img.maxValue;
   for (let i = 0; i < f.length; i++) f[i] = img.pixels[i] * inv;

@@ -15,6 +15,7 @@ import type { Intensity } from './intensity';
 import { readNiftiImage } from './niftiImage';
 import { readQubiqRater } from './qubiq';
 import { resizeBilinear, resizeNearest } from './resize';
+import { readSliceImage, readSliceRater } from './volumes';
 
 /** An image at the model's size, planar [C,S,S], in its source integer range. */
 export interface PreparedImage {
@@ -63,6 +64,11 @@ export async function prepareImage(file: string, size: number, channels: number,
   return prepareRawImage(await readAnyImage(file, intensity), size, channels);
 }
 
+/** A case's image prepared (see prepareRawImage): its file, or its slice of a 3D volume. */
+export async function prepareCaseImage(c: CaseRecord, size: number, channels: number, intensity?: Intensity): Promise<PreparedImage> {
+  return c.slice ? prepareRawImage(await readSliceImage(c, intensity), size, channels) : prepareImage(c.image, size, channels, intensity);
+}
+
 /** PNG/JPEG/TIFF as stored; NIfTI normalised per channel by `intensity` (./niftiImage.ts). */
 export async function readAnyImage(file: string, intensity?: Intensity): Promise<RawImage> {
   return isNiftiPath(file) ? readNiftiImage(file, intensity) : readImage(file);
@@ -82,7 +88,7 @@ export interface PreparedCase {
 export async function prepareCase(ds: Dataset, c: CaseRecord, size: number): Promise<PreparedCase> {
   if (ds.structures.length > MAX_STRUCTURES) throw new UserError(`${ds.root}: ${ds.structures.length} structures; at most ${MAX_STRUCTURES} are supported`);
   const decoder = labelDecoderFor(ds);
-  const raw = await readAnyImage(c.image, ds.intensity);
+  const raw = c.slice ? await readSliceImage(c, ds.intensity) : await readAnyImage(c.image, ds.intensity);
   const image = prepareRawImage(raw, size, ds.channels);
   const plane = size * size;
   const labels = new Uint8Array(ds.annotators.length * plane);
@@ -90,7 +96,7 @@ export async function prepareCase(ds: Dataset, c: CaseRecord, size: number): Pro
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
     const expect = { width: raw.width, height: raw.height, imageFile: c.image };
-    const label = c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
+    const label = c.slice ? await readSliceRater(c, m) : c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
     // Nearest on the raw values, then the value→structures table: same result as resizing each binary
     // mask, at 1/K of the work.
     const small = resizeNearest(label.values, label.width, label.height, size, size);
@@ -114,10 +120,28 @@ export class CaseCache {
   get(index: number): Promise<PreparedCase> {
     let p = this.entries.get(index);
     if (!p) {
-      p = prepareCase(this.ds, this.cases[index], this.size);
-      this.entries.set(index, p);
-      p.then((c) => { this.bytesHeld += c.image.pixels.byteLength + c.labels.byteLength; }, () => this.entries.delete(index));
+      p = this.prepare(index);
+      // A volume's slices are prepared together, in order, while the decoded volume is at hand, rather
+      // than each decoding it again after the volume cache has moved on.
+      const volume = this.cases[index].slice?.volume;
+      if (volume !== undefined) {
+        let chain: Promise<unknown> = p.catch(() => undefined);
+        this.cases.forEach((c, i) => {
+          if (c.slice?.volume !== volume || this.entries.has(i)) return;
+          const next = chain.then(() => this.prepare(i));
+          this.entries.set(i, next);
+          next.catch(() => this.entries.delete(i));
+          chain = next.catch(() => undefined);
+        });
+      }
     }
+    return p;
+  }
+
+  private prepare(index: number): Promise<PreparedCase> {
+    const p = prepareCase(this.ds, this.cases[index], this.size);
+    this.entries.set(index, p);
+    p.then((c) => { this.bytesHeld += c.image.pixels.byteLength + c.labels.byteLength; }, () => this.entries.delete(index));
     return p;
   }
 

@@ -19,9 +19,10 @@ import { readNiftiShape } from '../io/nifti';
 import { fileNameProblem } from '../io/names';
 import { isFolder, resolvesInside } from '../io/paths';
 import { hasEntry, readJsonText } from '../io/readBounded';
-import { CaseRecord, Dataset, MAX_STRUCTURES, Problem, ScanResult, Structure } from './dataset';
+import { CaseRecord, Dataset, MAX_STRUCTURES, OpenOptions, Problem, ScanResult, Structure } from './dataset';
 import { compareIds } from './native';
 import { planeShape, readNiftiMask } from './niftiImage';
+import { isVolumeMask, sliceVolumeDataset, volumeShape } from './volumes';
 
 /**
  * QUBIQ datasets whose images are CT (Hounsfield units), by folder name; the others (prostate,
@@ -75,7 +76,7 @@ export function qubiqDatasetsIn(dir: string): string[] {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-export async function scanQubiq(root: string): Promise<ScanResult> {
+export async function scanQubiq(root: string, opts: OpenOptions = {}): Promise<ScanResult> {
   const problems: Problem[] = [];
   const blocking = (file: string, message: string) => problems.push({ file, message, blocking: true });
   const finding = (file: string, message: string) => problems.push({ file, message, blocking: false });
@@ -83,7 +84,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
 
   if (!isQubiqDataset(root)) {
     const found = qubiqDatasetsIn(root);
-    if (found.length === 1) return scanQubiq(path.join(root, found[0]));
+    if (found.length === 1) return scanQubiq(path.join(root, found[0]), opts);
     blocking(root, `holds ${found.length} QUBIQ datasets (${found.join(', ')}); point at one of them, e.g. ${path.join(root, found[0] ?? '')}`);
     return fail();
   }
@@ -194,14 +195,12 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
   let channels = 1;
   const first = found[0];
   const firstMask = [...first.masks.values()][0] ?? [...found.flatMap((f) => [...f.masks.values()])][0];
+  // The 2021 pancreas sets are 3D: their masks have slices, which tells a volume from a 2D image's channels.
+  let volumetric = false;
   try {
-    const maskShape = (await readNiftiShape(firstMask)).shape;
-    // The 2021 pancreas sets are 3D: their masks have slices. They are refused rather than misread as channels.
-    if (maskShape.slice(2).some((n) => n > 1)) {
-      blocking(firstMask, `a 3D mask (${maskShape.join('×')}); this version reads 2D QUBIQ sets only (one slice per case, as in the 2020 sets)`);
-      return fail();
-    }
-    channels = planeShape(first.image, (await readNiftiShape(first.image)).shape).channels;
+    volumetric = isVolumeMask((await readNiftiShape(firstMask)).shape);
+    const imageShape = (await readNiftiShape(first.image)).shape;
+    channels = volumetric ? volumeShape(first.image, imageShape).channels : planeShape(first.image, imageShape).channels;
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     const file = err.message.startsWith(`${firstMask}: `) ? firstMask : first.image;
@@ -229,6 +228,7 @@ export async function scanQubiq(root: string): Promise<ScanResult> {
     colourLabels: 'reject',
     challengeScore: 'qubiq',
   };
+  if (volumetric && !problems.some((p) => p.blocking)) await sliceVolumeDataset(dataset, opts.sliceAxis, problems);
   return { layout: 'qubiq', dataset: problems.some((p) => p.blocking) ? null : dataset, problems };
 }
 

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { CaseRecord, Dataset, displayPath, readAnnotations } from '../data/dataset';
 import { planeShape } from '../data/niftiImage';
+import { volumeCasesOf, volumeShape } from '../data/volumes';
 import { readNifti } from '../io/nifti';
 import { softDice } from '../metrics/dice';
 import { meanVote } from '../metrics/plain';
@@ -31,10 +32,7 @@ export async function readSubmittedMap(file: string, width: number, height: numb
   if (shape.channels !== 1 || shape.width !== width || shape.height !== height) {
     throw new UserError(`${file}: the map is ${vol.shape.join('×')} but the case's image is ${width}×${height}`);
   }
-  const out = Float32Array.from(vol.data);
-  const bad = out.findIndex((v) => !(v >= 0 && v <= 1));
-  if (bad >= 0) throw new UserError(`${file}: voxel ${bad} holds ${out[bad]} (a submitted map holds probabilities in [0, 1])`);
-  return out;
+  return checkedProbabilities(file, Float32Array.from(vol.data));
 }
 
 export interface QubiqCaseRow {
@@ -61,7 +59,22 @@ export async function scoreQubiqSubmission(ds: Dataset, cases: CaseRecord[], sub
   if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
     throw new UserError(`${submission}: no folder ${ds.name}/ (a QUBIQ submission holds <dataset>/<case>/taskTT.nii.gz)`);
   }
-  return scoreQubiq(ds, cases, (c, task, width, height) => readSubmittedMap(submissionFile(submission, ds, c, task), width, height));
+  return scoreQubiq(ds, volumeCasesOf(ds, cases), (c, task, width, height) => (c.volume ? readSubmittedVolume(submissionFile(submission, ds, c, task), c.volume.shape) : readSubmittedMap(submissionFile(submission, ds, c, task), width, height)));
+}
+
+/** A submitted map of a 3D volume case: x × y × z (trailing size-1 axes aside), finite values in [0, 1]. */
+export async function readSubmittedVolume(file: string, shape: [number, number, number]): Promise<Float32Array> {
+  if (!fs.existsSync(file)) throw new UserError(`${file}: file not found (a submission holds <dataset>/<case>/taskTT.nii.gz for every case and task)`);
+  const vol = await readNifti(file);
+  const got = volumeShape(file, vol.shape);
+  if (got.channels !== 1 || got.shape.some((n, i) => n !== shape[i])) throw new UserError(`${file}: the map is ${vol.shape.join('×')} but the case's image is ${shape.join('×')}`);
+  return checkedProbabilities(file, Float32Array.from(vol.data));
+}
+
+function checkedProbabilities(file: string, out: Float32Array): Float32Array {
+  const bad = out.findIndex((v) => !(v >= 0 && v <= 1));
+  if (bad >= 0) throw new UserError(`${file}: voxel ${bad} holds ${out[bad]} (a submitted map holds probabilities in [0, 1])`);
+  return out;
 }
 
 /** Scores the calibrated maps of an `avap predict` folder (<case>/<task>_mean.png) the QUBIQ way. */

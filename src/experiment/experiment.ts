@@ -133,6 +133,8 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
   const budgets = budgetList(opts, profile);
   const seeds = seedList(opts);
   const ds = await openDataset(opts.data);
+  // Its tables score 2D cases; a volume set is scored per volume by evaluate --format qubiq.
+  if (ds.volumes) throw new UserError(`--data: ${opts.data} holds 3D volumes; avap experiment compares methods on 2D cases (train each method and score it with avap evaluate --format qubiq)`);
   const { trainSelection, testSelection, testCases } = chooseCases(ds, opts);
   const shared = resolveShared(opts, profile, trainSelection, testSelection);
   const largest = budgets[budgets.length - 1];

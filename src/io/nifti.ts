@@ -183,6 +183,12 @@ export async function readNiftiShape(file: string): Promise<{ shape: number[]; d
   return { shape: h.shape, datatype: h.datatype, pixdim: h.header.pixDims.slice(1, h.shape.length + 1) };
 }
 
+/** A file's shape and header bytes, the template writeNifti copies, without decoding the voxels. */
+export async function readNiftiHeader(file: string): Promise<{ shape: number[] } & Pick<NiftiVolume, 'version' | 'header' | 'littleEndian'>> {
+  const h = await readCheckedHeader(file);
+  return { shape: h.shape, version: h.version, header: new Uint8Array(h.head.subarray(0, HEADER_BYTES[h.version])), littleEndian: h.header.littleEndian };
+}
+
 /** Reads a `.nii` or `.nii.gz` file. Throws a UserError naming the file for anything it cannot or will not read. */
 export async function readNifti(file: string): Promise<NiftiVolume> {
   const { raw, gz, head, version, header, shape, datatype, voxels, offset, needed } = await readCheckedHeader(file);

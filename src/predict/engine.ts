@@ -5,8 +5,9 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { Intensity } from '../data/intensity';
-import { loadImageForModel } from '../data/pipeline';
-import { prepareImage } from '../data/prepare';
+import { inputForModel, loadImageForModel } from '../data/pipeline';
+import { PreparedImage, prepareImage, prepareRawImage } from '../data/prepare';
+import type { RawImage } from '../io/image';
 import { openExportedModel } from '../export/export';
 import { ModelInfo, exportedAnnotators } from '../export/metadata';
 import { tensor, tidy } from '../torch';
@@ -46,6 +47,8 @@ export interface PredictionEngine {
   /** The NIfTI intensity rules the model was trained with (./data/intensity.ts); absent, per-image z-score. */
   readonly intensity?: Intensity;
   loadImage(file: string): Promise<PreparedInput>;
+  /** An image already decoded and normalised (a slice of a 3D volume), prepared as loadImage prepares a file's. */
+  prepareDecoded(image: RawImage): PreparedInput;
   /** images: `count` inputs [C, S, S] back to back. */
   predict(images: Float32Array, count: number): Promise<EngineOutput>;
   /** Frees what the engine holds itself (a torch engine's model belongs to its caller). */
@@ -70,6 +73,7 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
     },
     intensity,
     loadImage: (file) => loadImageForModel(file, S, normalization, C, intensity),
+    prepareDecoded: (image) => inputForModel(prepareRawImage(image, S, C), normalization),
     async predict(images, count) {
       method.model.eval();
       const subset = wanted && wanted.length < M && method.predictAnnotators ? wanted : null;
@@ -91,7 +95,10 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
 
 /** What an exported model takes: the image prepared as for training, [C, S, S] scaled to [0, 1] and not normalised. */
 export async function unitInput(file: string, size: number, channels: number, intensity?: Intensity): Promise<PreparedInput> {
-  const img = await prepareImage(file, size, channels, intensity);
+  return unitScaled(await prepareImage(file, size, channels, intensity));
+}
+
+function unitScaled(img: PreparedImage): PreparedInput {
   const inv = 1 / img.maxValue;
   return { input: Float32Array.from(img.pixels, (v) => v * inv), originalWidth: img.originalWidth, originalHeight: img.originalHeight };
 }
@@ -118,6 +125,7 @@ export async function onnxEngine(bytes: Uint8Array, info: ModelInfo, opts: { spi
     identity: { model: opts.source ?? 'in memory', weights: `sha256:${createHash('sha256').update(bytes).digest('hex')}` },
     intensity: info.intensity,
     loadImage: (file) => unitInput(file, S, C, info.intensity),
+    prepareDecoded: (image) => unitScaled(prepareRawImage(image, S, C)),
     async predict(images, count) {
       const results: Ort.InferenceSession.OnnxValueMapType[] = [];
       for (let i = 0; i < count; i++) {

@@ -5,7 +5,7 @@ import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { pathInside } from '../io/confine';
 import { checkPredictionsForEvaluation } from './manifest';
-import { CaseRecord, CaseSelection, Dataset, openDataset, selectCases } from '../data/dataset';
+import { CaseRecord, CaseSelection, Dataset, displayPath, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
 import { loadRun } from '../train/loadRun';
 import { checkNotRunFiles } from '../train/run';
@@ -14,6 +14,7 @@ import { predictToFolder } from './predict';
 import { writeQubiqEvaluation } from './qubiq';
 
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
+  refuseVolumes(ds);
   const loaded = loadRun(runDir);
   try {
     const trained = loaded.config.model.annotators;
@@ -68,6 +69,7 @@ export async function evaluate(request: EvaluateRequest): Promise<EvaluationSumm
   checkOutputFolder('--out', out);
   checkNotRunFiles('--out', out);
   const { ds, cases } = await selectEvaluationCases(data, { split, subsets });
+  refuseVolumes(ds);
   return withOutputRollback(out, async () => {
     let summary: EvaluationSummary;
     if (model) summary = await evaluateModel(model, ds, cases, out, options);
@@ -80,4 +82,9 @@ export async function evaluate(request: EvaluateRequest): Promise<EvaluationSumm
     writeQubiqEvaluation(qubiq, out, options.label ?? path.basename(path.resolve(model ?? predictions!)), split);
     return { ...summary, qubiq };
   });
+}
+
+/** The per-image prediction folders and their tables are 2D; 3D volumes are scored per volume, the QUBIQ way. */
+function refuseVolumes(ds: Dataset): void {
+  if (ds.volumes) throw new UserError(`--data: ${displayPath(ds.root)} holds 3D volumes, which are scored per volume: use avap evaluate --format qubiq (with --model RUN or --predictions SUBMISSION)`);
 }

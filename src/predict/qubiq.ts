@@ -11,9 +11,10 @@ import { UserError } from '../errors';
 import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { planeShape } from '../data/niftiImage';
 import { resizeBilinear } from '../data/resize';
+import { DEFAULT_SLICE_AXIS, volumeCasesOf } from '../data/volumes';
 import { formatQubiqTable, QubiqEvaluation, scoreQubiqSubmission, submissionFile } from '../eval/qubiq';
 import { writeFileAtomic } from '../io/atomic';
-import { isNiftiPath, readNifti, writeNifti } from '../io/nifti';
+import { isNiftiPath, readNifti, readNiftiHeader, writeNifti } from '../io/nifti';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { checkStaysInside } from '../io/confine';
 import { csvField } from '../eval/report';
@@ -22,12 +23,16 @@ import { PrecisionChoice, resolvePrecision } from '../torch/precision';
 import { LoadedRun, loadRun } from '../train/loadRun';
 import { EngineName, openOnnxModel, PredictionEngine, torchEngine } from './engine';
 import { forEachPrediction } from './predict';
+import { predictVolume } from './volumes';
 
 const TASK_NAME = /^task\d+$/;
 
 /** Predicts `cases` of a QUBIQ-layout dataset into a submission tree under `outDir`. Returns the number of cases. */
-export async function predictQubiqSubmission(source: LoadedRun | PredictionEngine, ds: Dataset, cases: CaseRecord[], outDir: string, opts: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
+export async function predictQubiqSubmission(source: LoadedRun | PredictionEngine, ds: Dataset, selected: CaseRecord[], outDir: string, opts: { batchSize?: number; sliceAxis?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
   const engine = 'method' in source ? torchEngine(source) : source;
+  // 3D volumes: one map per volume, cut across the axis the run was trained on unless one is named.
+  const cases = volumeCasesOf(ds, selected);
+  const sliceAxis = opts.sliceAxis ?? ('method' in source ? source.config.data.sliceAxis : undefined) ?? DEFAULT_SLICE_AXIS;
   const { size: S, structures } = engine;
   const notTasks = structures.filter((s) => !TASK_NAME.test(s));
   if (notTasks.length > 0) throw new UserError(`--format qubiq: the model's structures (${structures.join(', ')}) are not QUBIQ tasks (task01, task02, …); it was not trained on QUBIQ data`);
@@ -42,6 +47,19 @@ export async function predictQubiqSubmission(source: LoadedRun | PredictionEngin
     checkStaysInside('--out', outDir, path.join(outDir, ds.name, name));
   }
   let done = 0;
+  if (ds.volumes) {
+    for (const c of cases) {
+      const header = await readNiftiHeader(c.image);
+      const maps = await predictVolume(engine, c, sliceAxis, opts.batchSize ?? 4);
+      // The map has the image's axes without its channel axis.
+      const shape = c.volume!.channels > 1 ? c.volume!.shape : header.shape;
+      fs.mkdirSync(path.join(outDir, ds.name, c.name ?? c.id), { recursive: true });
+      structures.forEach((task, s) => writeNifti(submissionFile(outDir, ds, c, task), header, shape, maps[s]));
+      done++;
+      opts.onProgress?.(done, cases.length);
+    }
+    return done;
+  }
   await forEachPrediction(engine, cases.map((c) => c.image), opts.batchSize ?? 4, async (index, out, i) => {
     const c = cases[index];
     const image = await readNifti(c.image);
@@ -69,6 +87,8 @@ export interface QubiqPredictRequest {
   input: string;
   split?: string;
   out: string;
+  /** 3D volumes: the axis to slice across (default: the run's, else z). */
+  sliceAxis?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -80,7 +100,7 @@ export async function predictQubiq(request: QubiqPredictRequest): Promise<{ case
   if (ds.challengeScore !== 'qubiq') throw new UserError(`--input: ${request.input} is a ${ds.layout} dataset; --format qubiq predicts a QUBIQ-layout dataset`);
   const cases = selectCases(ds, { split: request.split });
   if (cases.length === 0) throw new UserError(`--input: ${request.input} has no case to predict${request.split ? ` in split '${request.split}'` : ''}`);
-  const run = async (source: LoadedRun | PredictionEngine) => withOutputRollback(request.out, () => predictQubiqSubmission(source, ds, cases, request.out, { onProgress: request.onProgress }));
+  const run = async (source: LoadedRun | PredictionEngine) => withOutputRollback(request.out, () => predictQubiqSubmission(source, ds, cases, request.out, { sliceAxis: request.sliceAxis, onProgress: request.onProgress }));
   if (request.engine === 'onnx') {
     if (request.precision === 'bf16') throw new UserError('--precision bf16 applies to --engine torch; onnxruntime runs the exported float32 model');
     const onnx = await openOnnxModel(request.model);

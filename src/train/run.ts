@@ -37,6 +37,8 @@ export const runConfigSchema = z.object({
     selection: z.object({ split: settingSchema('split').optional(), subsets: settingSchema('subsets').optional() }),
     trainCases: z.array(z.string()),
     valCases: z.array(z.string()),
+    /** 3D volumes: the axis their slices are cut across (the case ids name it). */
+    sliceAxis: z.number().int().min(0).max(2).optional(),
   }),
   optimizer: z.object({
     lr: settingSchema('lr'), weightDecay: settingSchema('weightDecay'), batchSize: settingSchema('batchSize'), schedule: settingSchema('schedule') }),

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { NormalizationKind } from '../data/normalization';
 import { UserError } from '../errors';
+import { EMPTY_SLICE_RATE, parseSliceAxis } from '../data/volumes';
 import { methodUsages } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
 import { DEFAULT_BACKBONE } from '../models/backbone';
@@ -37,6 +38,10 @@ export interface TrainSettings {
   seed: number;
   /** Share of the training selection held out for validation; 'auto' holds out 10% when that makes at least MIN_SELECTION_CASES cases, else none. */
   valFraction: number | 'auto';
+  /** 3D volumes: the voxel axis (0 = x, 1 = y, 2 = z) they are sliced across; default z. */
+  sliceAxis?: number;
+  /** 3D volumes: the share of the slices no rater marks that training keeps. */
+  emptySliceRate: number;
   normalization: NormalizationKind;
   augment: boolean;
   /** The convolutions' precision: 'auto' (bf16 on CPUs with bf16 arithmetic, else fp32), 'fp32' or 'bf16'. */
@@ -106,6 +111,10 @@ export const TRAINING_SETTINGS = [
     help: 'ImageNet encoder weights converted from torchvision to safetensors (nothing is downloaded)' }),
   setting({ key: 'valFraction', flag: '--val-fraction', cli: value('<x>', (t) => (t === 'auto' ? 'auto' : parseFloatFlag('--val-fraction', t, 0, 0.99))), default: 'auto', shapesResult: true,
     help: "fraction of the training cases held out for validation, or 'auto': 10% when that makes at least 20 cases (enough to choose weights by), else none and the final weights are kept" }),
+  setting({ key: 'sliceAxis', flag: '--slice-axis', cli: value('<axis>', (t) => parseSliceAxis('--slice-axis', t)), shapesResult: true,
+    help: '3D volumes: the voxel axis they are trained slice by slice across, x, y or z (default z, the last: the acquisition\'s slices)' }),
+  setting({ key: 'emptySliceRate', flag: '--empty-slice-rate', cli: value('<x>', (t) => parseFloatFlag('--empty-slice-rate', t, 0, 1)), default: EMPTY_SLICE_RATE, shapesResult: true,
+    help: '3D volumes: the share of the slices no rater marks that training keeps (every marked slice is kept), chosen by --seed' }),
   setting({ key: 'normalization', flag: '--normalization', cli: value('<kind>', (t) => parseChoice('--normalization', t, NORMALIZATION_KINDS)), default: 'per-pixel', shapesResult: true,
     help: "'per-pixel' (paper), 'per-channel' or 'imagenet'" }),
   setting({ key: 'augment', flag: '--augment', cli: { form: 'negated' }, default: true, shapesResult: true,
@@ -119,7 +128,7 @@ export const TRAINING_SETTINGS = [
 ] as const;
 
 /** The settings that have a default (the others are unset unless given). */
-export type TrainDefaults = Omit<TrainSettings, 'split' | 'subsets' | 'pretrained' | 'givenFlags' | 'methodOptions'>;
+export type TrainDefaults = Omit<TrainSettings, 'split' | 'subsets' | 'pretrained' | 'sliceAxis' | 'givenFlags' | 'methodOptions'>;
 
 /**
  * Defaults for a small real dataset trained from scratch (no ImageNet weights): Adam at 1e-3 decayed

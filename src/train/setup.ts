@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, selectCases } from '../data/dataset';
 import { computeIntensity } from '../data/intensityStats';
+import { AXIS_NAMES, sampleEmptySlices } from '../data/volumes';
 import { Normalization, checkNormalizationFits, computeNormalization } from '../data/normalization';
 import { resolveOptions } from '../methods/descriptor';
 import { resolveMethod } from '../methods/registry';
@@ -41,12 +42,12 @@ export async function prepareRun(o: RunRequest, emit: (e: TrainEvent) => void): 
     if (!run.exists()) throw new UserError(`--resume: ${run.dir} holds no run to resume (no config.json)`);
     config = run.readConfig();
     state = run.readState();
-    ds = await openDataset(o.data);
+    ds = await openDataset(o.data, { sliceAxis: config.data.sliceAxis });
     ds.intensity = run.readIntensity();
     emit({ type: 'note', text: checkResume(run, config, ds, o) });
   } else {
     if (run.exists()) throw new UserError(`--out: ${run.dir} already holds a run; pass --resume to continue it or choose another folder`);
-    ds = await openDataset(o.data);
+    ds = await openDataset(o.data, { sliceAxis: o.sliceAxis });
     checkNewRun(o, ds);
     config = await newRunConfig(o, ds, run, emit);
   }
@@ -69,7 +70,10 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   const cases = selected.filter((c) => c.labels.some((l) => l !== null));
   if (cases.length < selected.length) emit({ type: 'note', text: `leaving out ${selected.length - cases.length} case(s) without any annotation` });
   if (cases.length === 0) throw new UserError(`${o.data}: no annotated case to train on in ${describeSelection(selection)}`);
-  const { train, val } = holdOut(cases, o.valFraction, o.seed);
+  const held = holdOut(cases, o.valFraction, o.seed);
+  const { val } = held;
+  const train = ds.volumes ? await sampleSlices(held.train, o, emit) : held.train;
+  if (train.length === 0) throw new UserError(`${o.data}: no slice to train on in ${describeSelection(selection)}`);
   const batchSize = fitBatchSize(o, train.length, val.length, emit);
   checkNormalizationFits('--size', o.normalization, ds.channels, o.size);
   const model = descriptor.configure({
@@ -79,7 +83,7 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   const config: RunConfig = {
     version: RUN_CONFIG_VERSION, model,
     input: { size: o.size, channels: ds.channels },
-    data: { root: path.resolve(o.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id) },
+    data: { root: path.resolve(o.data), name: ds.name, selection, trainCases: train.map((c) => c.id), valCases: val.map((c) => c.id), ...(ds.sliceAxis !== undefined ? { sliceAxis: ds.sliceAxis } : {}) },
     optimizer: { lr: o.lr, weightDecay: o.weightDecay, batchSize, schedule: o.schedule },
     seed: o.seed, augment: o.augment, pretrained: o.pretrained ? path.resolve(o.pretrained) : null, precision: o.precision,
   };
@@ -87,7 +91,9 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   const checked = runConfigSchema.safeParse(config);
   if (!checked.success) throw new UserError(checked.error.issues[0].message);
   emit({ type: 'note', text: `dataset ${ds.name}: ${train.length} training + ${val.length} validation cases, M = ${ds.annotators.length} annotators, structures ${model.structures.join(', ')}` });
-  emit({ type: 'note', text: describeValidation(cases.length, val.length, o.valFraction) });
+  // Volumes are held out whole, so their number is what the share applies to.
+  const units = (cs: CaseRecord[]) => new Set(cs.map((c) => c.slice?.volume ?? c.id)).size;
+  emit({ type: 'note', text: `${describeValidation(units(cases), units(val), o.valFraction)}${ds.volumes ? ' (counting volumes)' : ''}` });
   // The NIfTI intensity rules come first: every image the statistics below and training read goes through them.
   const intensity = await computeIntensity(ds, train);
   ds.intensity = intensity;
@@ -100,6 +106,13 @@ async function newRunConfig(o: RunRequest, ds: Dataset, run: RunDir, emit: (e: T
   run.writeConfig(config);
   run.log({ event: 'start', config: { ...config, data: { ...config.data, trainCases: train.length, valCases: val.length } } });
   return config;
+}
+
+/** A volume dataset's training slices: the marked ones and --empty-slice-rate of the others (./data/volumes.ts). */
+async function sampleSlices(cases: CaseRecord[], o: RunRequest, emit: (e: TrainEvent) => void): Promise<CaseRecord[]> {
+  const r = await sampleEmptySlices(cases, o.emptySliceRate, o.seed);
+  emit({ type: 'note', text: `3D volumes sliced across ${AXIS_NAMES[cases[0]?.slice?.axis ?? 2]}: training on ${r.cases.length} slices, ${r.kept} of the ${r.empty} that no rater marks (--empty-slice-rate ${o.emptySliceRate})` });
+  return r.cases;
 }
 
 /** The encoder downsamples 32×: its deepest feature map has (size / 32)² positions per image. */
@@ -160,6 +173,12 @@ function describeValidation(n: number, held: number, fraction: number | 'auto'):
 
 /** A validation part held out of the training selection, deterministic under the seed (never the test set). */
 export function holdOut(cases: CaseRecord[], fraction: number | 'auto', seed: number): { train: CaseRecord[]; val: CaseRecord[] } {
+  // A volume's slices are held out together: a slice beside a training slice would flatter validation.
+  if (cases.some((c) => c.slice)) {
+    const volumes = [...new Set(cases.map((c) => c.slice?.volume ?? c.id))];
+    const held = new Set(holdOut(volumes.map((id) => ({ id, image: id, labels: [] })), fraction, seed).val.map((v) => v.id));
+    return { train: cases.filter((c) => !held.has(c.slice?.volume ?? c.id)), val: cases.filter((c) => held.has(c.slice?.volume ?? c.id)) };
+  }
   const nVal = validationCount(cases.length, fraction);
   const order = cases.map((_, i) => i);
   const rng = Rng.from(seed, 'holdout');

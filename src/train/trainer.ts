@@ -185,7 +185,7 @@ async function joinRun(o: RunRequest, emit: (e: TrainEvent) => void, group: Proc
     throw new UserError(`the run's batch size ${config.optimizer.batchSize} cannot be split over WORLD_SIZE ${group.worldSize} ranks: resume with a WORLD_SIZE that divides it`);
   }
   if (!prepared) {
-    const ds = await openDataset(o.data);
+    const ds = await openDataset(o.data, { sliceAxis: config.data.sliceAxis });
     const byId = new Map(ds.cases.map((c) => [c.id, c]));
     const pick = (ids: string[]) => ids.map((id) => {
       const c = byId.get(id);

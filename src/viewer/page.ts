@@ -4,7 +4,9 @@
 // Everything is served by `avap view` (or written by `avap export --viewer`): nothing leaves the machine.
 // window.avapViewer exposes the state and the raw outputs, for tests and for the curious.
 import type * as OrtWeb from 'onnxruntime-web';
+import type * as NiftiReader from 'nifti-reader-js';
 import { annotatorColour, cupToDisc, displayMap, fitWithin, heatColour, modelInput, outlineMask, outlineThickness, spread, structureStats } from './render.js';
+import { ChannelRule, niftiValues, sliceGrey, sliceInput, volumeCodes, volumeLayout } from './volume.js';
 
 declare const ort: typeof OrtWeb;
 
@@ -15,6 +17,20 @@ interface ModelInfo {
   structures: string[];
   annotators: string[];
   outputs: { name: string; structure: string; annotator: number | null }[];
+  /** How a NIfTI image's intensities are normalised (absent: a z-score per volume). */
+  intensity?: ChannelRule[];
+}
+
+/** A NIfTI volume opened in the page: every x-y slice's model outputs, by output name. */
+interface OpenedVolume {
+  name: string;
+  shape: [number, number, number];
+  channels: number;
+  /** The slice shown. */
+  slice: number;
+  /** Per slice z, the model input [C, S, S] and every output [S, S]. */
+  inputs: Float32Array[];
+  outputs: Record<string, Float32Array>[];
 }
 
 type Overlay = 'mean' | 'spread' | 'none';
@@ -40,7 +56,11 @@ interface Viewer {
   image: { width: number; height: number } | null;
   display: { width: number; height: number } | null;
   view: View;
+  /** The NIfTI volume last opened (null for a picture). */
+  volume: OpenedVolume | null;
   setView(change: Partial<View>): void;
+  /** Shows slice z of the opened volume. */
+  setSlice(z: number): Promise<void>;
   /** Reruns inference on the last input `runs` times; milliseconds per run. */
   timeInference(runs: number): Promise<number[]>;
 }
@@ -50,10 +70,23 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 
 let session: OrtWeb.InferenceSession | null = null;
 let picture: ImageBitmap | null = null;
+/** The opened volume's normalised codes (for drawing its slices). */
+let volumeCodes_: Uint16Array | null = null;
 
 const viewer: Viewer = {
   state: 'loading', error: null, info: null, threads: 1, inferenceMs: null, input: null, outputs: {}, image: null, display: null,
   view: { overlay: 'mean', structure: 0, annotator: 'all', opacity: 0.6 },
+  volume: null,
+  async setSlice(z) {
+    const v = viewer.volume!;
+    v.slice = Math.max(0, Math.min(v.shape[2] - 1, Math.round(z)));
+    viewer.input = v.inputs[v.slice];
+    viewer.outputs = v.outputs[v.slice];
+    picture = await createImageBitmap(new ImageData(sliceGrey(volumeCodes_!, v.shape, v.slice) as Uint8ClampedArray<ArrayBuffer>, v.shape[0], v.shape[1]));
+    $<HTMLInputElement>('slice').value = String(v.slice);
+    $('slice-label').textContent = `slice z = ${v.slice} of ${v.shape[2]}`;
+    draw();
+  },
   setView(change) {
     Object.assign(viewer.view, change);
     syncControls();
@@ -127,6 +160,8 @@ function buildControls(info: ModelInfo): void {
   }
   const opacity = $<HTMLInputElement>('opacity');
   opacity.addEventListener('input', () => viewer.setView({ opacity: Number(opacity.value) / 100 }));
+  const slice = $<HTMLInputElement>('slice');
+  slice.addEventListener('input', () => void viewer.setSlice(Number(slice.value)).catch(fail));
   const file = $<HTMLInputElement>('file');
   file.addEventListener('change', () => file.files?.[0] && open(file.files[0]));
   const stage = $('stage');
@@ -160,9 +195,63 @@ async function infer(input: Float32Array): Promise<Record<string, Float32Array>>
   return outputs;
 }
 
+function isNifti(file: Blob): file is File {
+  return file instanceof File && /\.nii(\.gz)?$/i.test(file.name);
+}
+
+/**
+ * nifti-reader-js, served by the viewer (lib/), loaded when the first NIfTI file is opened. Its URL is
+ * built at run time so that TypeScript leaves the import to the browser.
+ */
+function niftiReader(): Promise<typeof NiftiReader> {
+  const url = new URL('lib/nifti-reader-js/nifti.js', location.href).href;
+  return import(url) as Promise<typeof NiftiReader>;
+}
+
+/** A NIfTI image (2D or 3D): the model runs on every x-y slice, as `avap predict --format qubiq` does. */
+async function openNifti(file: File): Promise<void> {
+  const lib = await niftiReader();
+  let bytes = await file.arrayBuffer();
+  if (lib.isCompressed(bytes)) bytes = lib.decompress(bytes) as ArrayBuffer;
+  if (!lib.isNIFTI(bytes)) throw new Error(`${file.name}: not a NIfTI-1 or NIfTI-2 file`);
+  const header = lib.readHeader(bytes);
+  const rank = header.dims[0];
+  const { shape, channels } = volumeLayout(header.dims.slice(1, rank + 1));
+  const info = viewer.info!;
+  if (channels !== info.input.channels) throw new Error(`${file.name}: ${channels} channel(s), the model takes ${info.input.channels}`);
+  const values = niftiValues(header, lib.readImage(header, bytes));
+  const voxels = shape[0] * shape[1] * shape[2];
+  volumeCodes_ = volumeCodes(values, voxels, channels, info.intensity);
+  const volume: OpenedVolume = { name: file.name, shape, channels, slice: 0, inputs: [], outputs: [] };
+  const started = performance.now();
+  for (let z = 0; z < shape[2]; z++) {
+    setStatus(`Running the model on slice ${z + 1} of ${shape[2]}…`);
+    const input = sliceInput(volumeCodes_, shape, channels, z, info.input.size);
+    volume.inputs.push(input);
+    volume.outputs.push(await infer(input));
+  }
+  viewer.inferenceMs = (performance.now() - started) / shape[2];
+  viewer.volume = volume;
+  viewer.image = { width: shape[0], height: shape[1] };
+  const slider = $<HTMLInputElement>('slice');
+  slider.max = String(shape[2] - 1);
+  $('slice-control').hidden = shape[2] < 2;
+  $('stage').classList.add('loaded');
+  await viewer.setSlice(Math.floor(shape[2] / 2));
+  viewer.state = 'done';
+  setStatus(`${file.name}: ${shape.join('×')} volume · ${shape[2]} slice${shape[2] === 1 ? '' : 's'}, ${viewer.inferenceMs.toFixed(0)} ms each in the browser (onnxruntime-web, WASM, ${viewer.threads} thread${viewer.threads === 1 ? '' : 's'})`);
+}
+
 async function open(file: Blob): Promise<void> {
   try {
     if (!session) throw new Error('the model is not loaded yet');
+    if (isNifti(file)) {
+      viewer.state = 'running';
+      await openNifti(file);
+      return;
+    }
+    viewer.volume = null;
+    $('slice-control').hidden = true;
     viewer.state = 'running';
     setStatus('Running the model…');
     picture = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });

@@ -36,9 +36,24 @@ function filesUnder(dir: string, prefix: string): SiteFile[] {
 }
 
 /** The page's description of the model: what model.json holds (the full run config stays in the ONNX file). */
-export function pageModelInfo(info: ModelInfo): Pick<ModelInfo, 'method' | 'input' | 'structures' | 'annotators' | 'outputs'> {
-  const { method, input, structures, annotators, outputs } = info;
-  return { method, input, structures, annotators, outputs };
+export function pageModelInfo(info: ModelInfo): Pick<ModelInfo, 'method' | 'input' | 'structures' | 'annotators' | 'outputs' | 'intensity'> {
+  const { method, input, structures, annotators, outputs, intensity } = info;
+  return { method, input, structures, annotators, outputs, ...(intensity ? { intensity } : {}) };
+}
+
+/**
+ * The NIfTI reader the page loads for .nii/.nii.gz files: nifti-reader-js's ES modules and the one of
+ * fflate (its gzip) written for browsers, which the page's import map names.
+ */
+function niftiReaderFiles(): SiteFile[] {
+  // The package exports only its ES module entry, which require.resolve cannot name.
+  const readerDir = (require.resolve.paths('nifti-reader-js') ?? []).map((p) => path.join(p, 'nifti-reader-js')).find((p) => fs.existsSync(path.join(p, 'dist', 'nifti.js')));
+  if (!readerDir) throw new UserError('nifti-reader-js is not installed (npm install): the viewer reads NIfTI files with it');
+  const fflate = path.join(path.dirname(require.resolve('fflate/package.json')), 'esm', 'browser.js');
+  return [
+    ...fs.readdirSync(path.join(readerDir, 'dist')).filter((f) => f.endsWith('.js')).map((f) => ({ path: `lib/nifti-reader-js/${f}`, type: typeOf(f), source: path.join(readerDir, 'dist', f) })),
+    { path: 'lib/fflate/browser.js', type: typeOf(fflate), source: fflate },
+  ];
 }
 
 export function viewerSite(model: { bytes: Uint8Array; info: ModelInfo }): SiteFile[] {
@@ -50,6 +65,7 @@ export function viewerSite(model: { bytes: Uint8Array; info: ModelInfo }): SiteF
     ...filesUnder(STATIC_DIR, ''),
     ...filesUnder(SCRIPTS_DIR, 'app/'),
     ...ORT_FILES.map((f) => ({ path: `ort/${f}`, type: typeOf(f), source: path.join(ortDir, f) })),
+    ...niftiReaderFiles(),
     { path: 'model.onnx', type: typeOf('.onnx'), source: model.bytes },
     { path: 'model.json', type: typeOf('.json'), source: Buffer.from(JSON.stringify(pageModelInfo(model.info))) },
   ];
