@@ -24,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerNNOps(env, exports);
   registerOptimizer(env, exports);
   registerDistributed(env, exports);
+  registerDevice(env, exports);
   return exports;
 }
 

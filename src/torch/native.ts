@@ -17,8 +17,12 @@ if (Number(process.env.WORLD_SIZE) > 1) process.env.GLOG_minloglevel ??= '3';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type NativeAddon = Record<string, any>;
 
+/**
+ * The addon built by scripts/setup.sh, or AVAP_ADDON's: one built against another libtorch into a
+ * folder of its own (scripts/test-libtorch.sh), leaving the default build untouched.
+ */
 function loadAddon(): NativeAddon {
-  const file = path.resolve(__dirname, '../../../native/build/Release/avap_torch.node');
+  const file = process.env.AVAP_ADDON ? path.resolve(process.env.AVAP_ADDON) : path.resolve(__dirname, '../../../native/build/Release/avap_torch.node');
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     return require(file);

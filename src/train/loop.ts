@@ -84,6 +84,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
   const stages = method.stages();
   const best: CheckpointState['best'] = state?.best ?? [];
   const M = config.model.annotators.length;
+  const device = method.model.parameterDevice();
   const K = config.model.structures.length;
   const selecting = (valLoader?.caseCount ?? 0) >= MIN_SELECTION_CASES;
 
@@ -119,7 +120,7 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
           optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
           const takeStep = () => tidy(() => {
             optimizer.zeroGrad();
-            const global = toTrainingBatch(b as Batch, config.input.channels, M, K);
+            const global = toTrainingBatch(b as Batch, config.input.channels, M, K, device);
             const batch = group ? shardBatch(global, group.rank, group.worldSize) : global;
             // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
             const l = tidy(() => stage.loss(batch, rng));
@@ -204,7 +205,7 @@ export function crossFitCases(cases: CaseRecord[], crossFit: { fold: number; fol
 async function showHeldOut(stage: Stage, loader: DataLoader, channels: number, M: number, K: number): Promise<void> {
   try {
     for (const m of [...stage.trained, ...stage.frozen]) m.eval();
-    for await (const b of loader.epoch(0)) noGrad(() => tidy(() => stage.heldOut!(toTrainingBatch(b, channels, M, K))));
+    for await (const b of loader.epoch(0)) noGrad(() => tidy(() => stage.heldOut!(toTrainingBatch(b, channels, M, K, stage.trained[0]?.parameterDevice() ?? 'cpu'))));
   } finally {
     await loader.close();
   }
