@@ -19,16 +19,31 @@ mkdir -p "$dir/src"
 cp -p native/binding.gyp native/libtorch.js "$dir/"
 cp -p native/src/* "$dir/src/"
 addon=$dir/build/Release/avap_torch.node
-if [ ! -f "$dir/build/Makefile" ] || [ "$dir/binding.gyp" -nt "$dir/build/Makefile" ] || [ "$(cat "$dir/libtorch" 2>/dev/null)" != "$libtorch" ]; then
-  log "configuring the addon for libtorch $version at $libtorch"
-  (cd "$dir" && LIBTORCH="$libtorch" npx --no-install node-gyp configure >"$PWD/configure.log" 2>&1) || { tail -20 "$dir/configure.log" >&2; exit 1; }
-  echo "$libtorch" > "$dir/libtorch"
+gyp=$PWD/node_modules/.bin/node-gyp
+if command -v make >/dev/null; then
+  if [ ! -f "$dir/build/Makefile" ] || [ "$dir/binding.gyp" -nt "$dir/build/Makefile" ] || [ "$(cat "$dir/libtorch" 2>/dev/null)" != "$libtorch" ]; then
+    log "configuring the addon for libtorch $version at $libtorch"
+    (cd "$dir" && LIBTORCH="$libtorch" "$gyp" configure >"$PWD/configure.log" 2>&1) || { tail -20 "$dir/configure.log" >&2; exit 1; }
+    echo "$libtorch" > "$dir/libtorch"
+  fi
+  log "building the addon against libtorch $version into $dir (minutes the first time)"
+  (cd "$dir" && LIBTORCH="$libtorch" JOBS=${JOBS:-max} "$gyp" build >"$PWD/build.log" 2>&1) || { grep -m5 -A3 'error' "$dir/build.log" >&2 || tail -30 "$dir/build.log" >&2; exit 1; }
+else
+  # No make (node-gyp's Linux generator): the same flags, from native/libtorch.js, straight to g++.
+  log "building the addon against libtorch $version into $dir with g++ (no make here)"
+  mkdir -p "$dir/build/Release/obj"
+  export LIBTORCH=$libtorch
+  flags="$(node "$dir/libtorch.js" std) -D$(node "$dir/libtorch.js" abi) -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DUSE_C10D_GLOO -DBUILDING_NODE_EXTENSION
+    -fPIC -fexceptions -frtti -O2 -Wno-deprecated-declarations -I$(node -p "require('node-addon-api').include_dir") -I${npm_config_nodedir:-/usr}/include/node"
+  for i in $(node "$dir/libtorch.js" includes); do flags="$flags -I$i"; done
+  ls "$dir"/src/*.cc | xargs -P "$(nproc)" -I{} sh -c "g++ $flags -c {} -o $dir/build/Release/obj/\$(basename {} .cc).o" 2>"$dir/build.log" || { grep -m5 -A3 'error' "$dir/build.log" >&2; exit 1; }
+  g++ -shared -o "$addon" "$dir"/build/Release/obj/*.o $(node "$dir/libtorch.js" libraries 2>/dev/null) || exit 1
+  unset LIBTORCH
 fi
-log "building the addon against libtorch $version into $dir (minutes the first time)"
-(cd "$dir" && LIBTORCH="$libtorch" JOBS=${JOBS:-max} npx --no-install node-gyp build >"$PWD/build.log" 2>&1) || { grep -m5 -A3 'error' "$dir/build.log" >&2 || tail -30 "$dir/build.log" >&2; exit 1; }
 export AVAP_ADDON=$PWD/$addon
 node -e "const t = require('./dist/src/torch'); console.error('[test-libtorch] loaded libtorch ' + t.torchVersion() + ' from $addon; CUDA built: ' + t.deviceSupport().cudaBuilt + ', GPUs: ' + t.deviceSupport().cudaDevices)"
 
-npx --no-install tsc -p tsconfig.json
+# Where TypeScript is not installed (scripts/gpu-check.sh's machine), dist/ comes compiled.
+if [ -e node_modules/typescript ]; then npx --no-install tsc -p tsconfig.json; fi
 if [ $# -eq 0 ]; then set -- dist/test/; fi
 OMP_WAIT_POLICY=PASSIVE node --test --test-concurrency=1 "$@"
