@@ -57,14 +57,20 @@ fi
 # ---- build the addon against it and run the tests with it
 stage=tests
 tests=(dist/test/gpu.test.js dist/test/device.test.js dist/test/torch-ops.test.js dist/test/torch-autograd.test.js dist/test/torch-nn.test.js dist/test/precision-layout.test.js)
-JOBS=max timeout 420 bash scripts/test-libtorch.sh "$torch_dir" "${tests[@]}" > "$work/tests.log" 2>&1
+limit=${AVAP_GPU_TEST_SECONDS:-420}
+JOBS=max timeout "$limit" bash scripts/test-libtorch.sh "$torch_dir" "${tests[@]}" > "$work/tests.log" 2>&1
 tests_rc=$?
 grep -E '^\[test-libtorch\]|^not ok' "$work/tests.log" >&2
 count() { sed -n "s/^# $1 \([0-9]*\)$/\1/p" "$work/tests.log" | tail -1; }
 pass=$(count pass); fail=$(count fail); skipped=$(count skipped)
-[ -n "$pass" ] || { tail -30 "$work/tests.log" >&2; die "the addon did not build or load against PyTorch $torch_version (log above)"; }
+if [ -z "$pass" ]; then
+  tail -20 "$work/tests.log" build-libtorch/*/build.log 2>/dev/null >&2
+  [ $tests_rc = 124 ] && die "building the addon and the tests took over $limit s (AVAP_GPU_TEST_SECONDS)"
+  die "the addon did not build or load against PyTorch $torch_version (log above)"
+fi
 log "tests: $pass passed, $fail failed, $skipped skipped"
 addon=$(sed -n 's/^\[test-libtorch\] loaded libtorch .* from \(.*\); CUDA built.*/\1/p' "$work/tests.log")
+torch_version=$(sed -n 's/^\[test-libtorch\] loaded libtorch \([^ ]*\) from.*/\1/p' "$work/tests.log")
 export AVAP_ADDON="$PWD/$addon"
 
 # ---- bench:avap against the PyTorch twin, alternating: batch 8 and batch 32 at 256²

@@ -103,14 +103,9 @@ static Napi::Value setData(const Napi::CallbackInfo& info) {
 }
 
 void registerDevice(Napi::Env env, Napi::Object e) {
-  e.Set("cudaBuilt", Napi::Function::New(env, cudaBuilt, "cudaBuilt"));
-  e.Set("autocastEnter", Napi::Function::New(env, autocastEnter, "autocastEnter"));
-  e.Set("autocastExit", Napi::Function::New(env, autocastExit, "autocastExit"));
-  e.Set("setCudnn", Napi::Function::New(env, setCudnn, "setCudnn"));
-  e.Set("cudaSynchronize", Napi::Function::New(env, cudaSynchronize, "cudaSynchronize"));
-  e.Set("cudaMemory", Napi::Function::New(env, cudaMemory, "cudaMemory"));
-  e.Set("cudaResetPeakMemory", Napi::Function::New(env, cudaResetPeakMemory, "cudaResetPeakMemory"));
-  e.Set("setData", Napi::Function::New(env, setData, "setData"));
+#define REG(name) e.Set(#name, Napi::Function::New(env, name, #name))
+  REG(cudaBuilt); REG(autocastEnter); REG(autocastExit); REG(setCudnn); REG(cudaSynchronize); REG(cudaMemory); REG(cudaResetPeakMemory); REG(setData);
+#undef REG
 }
 
 }  // namespace avap
