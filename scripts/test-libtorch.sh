@@ -20,11 +20,18 @@ cp -p native/binding.gyp native/libtorch.js "$dir/"
 cp -p native/src/* "$dir/src/"
 addon=$dir/build/Release/avap_torch.node
 gyp=$PWD/node_modules/.bin/node-gyp
+# Node's own headers where Node is installed with them (/usr on Debian), so node-gyp downloads nothing.
+if [ -z "${npm_config_nodedir:-}" ]; then
+  node_prefix=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  [ -f "$node_prefix/include/node/node_api.h" ] && export npm_config_nodedir=$node_prefix
+fi
 if command -v make >/dev/null; then
-  if [ ! -f "$dir/build/Makefile" ] || [ "$dir/binding.gyp" -nt "$dir/build/Makefile" ] || [ "$(cat "$dir/libtorch" 2>/dev/null)" != "$libtorch" ]; then
+  # Configured for this libtorch, node-gyp and Node headers (a build folder carried elsewhere is not).
+  configured="$libtorch $gyp ${npm_config_nodedir:-}"
+  if [ ! -f "$dir/build/Makefile" ] || [ "$dir/binding.gyp" -nt "$dir/build/Makefile" ] || [ "$(cat "$dir/configured" 2>/dev/null)" != "$configured" ]; then
     log "configuring the addon for libtorch $version at $libtorch"
     (cd "$dir" && LIBTORCH="$libtorch" "$gyp" configure >"$PWD/configure.log" 2>&1) || { tail -20 "$dir/configure.log" >&2; exit 1; }
-    echo "$libtorch" > "$dir/libtorch"
+    echo "$configured" > "$dir/configured"
   fi
   log "building the addon against libtorch $version into $dir (minutes the first time)"
   (cd "$dir" && LIBTORCH="$libtorch" JOBS=${JOBS:-max} "$gyp" build >"$PWD/build.log" 2>&1) || { grep -m5 -A3 'error' "$dir/build.log" >&2 || tail -30 "$dir/build.log" >&2; exit 1; }

@@ -80,7 +80,8 @@ async function trainRun(opts: TrainOptions, group: ProcessGroup | null, notes: s
   const precisionChoice = config.precision;
   const precision = resolvePrecision(precisionChoice, device);
   method.model.setPrecision(precision);
-  emit({ type: 'note', text: describeDevice(o.device, device) });
+  // The CPU, as ever, goes without saying.
+  if (device !== 'cpu') emit({ type: 'note', text: describeDevice(o.device, device) });
   emit({ type: 'note', text: describePrecision(precisionChoice, precision, cpuBf16Support(), device) });
   if (config.pretrained && !state && writes) {
     if (!method.encoder) throw new UserError(`--pretrained: method '${method.name}' has no encoder to load weights into`);
