@@ -8,7 +8,10 @@
 // The twin runs as the authors' code does (fp32, NCHW, eager: "plain") and in its best configuration
 // ("best": channels-last, bf16 autocast, glibc's mmap threshold raised as our addon does). Ours runs with
 // its defaults: training at --precision auto, predict at fp32; inference is also timed in bf16.
-// Flags: --rounds 2 --steps 3 --warmup 2 --reps 5 --ms 2,6,16,32 --size 256 --batch 8. Last line: JSON.
+// --device cuda (or auto) runs both on a GPU: ours at --precision auto (bf16 autocast there), the twin
+// plain (fp32) and best (bf16 autocast, channels-last); each worker reports its peak GPU memory too.
+// AVAP_BENCH_PYTHON names the twin's Python (default /usr/bin/python3, where Debian's python3-torch goes).
+// Flags: --rounds 2 --steps 3 --warmup 2 --reps 5 --ms 2,6,16,32 --size 256 --batch 8 --device cpu. Last line: JSON.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,11 +23,13 @@ import { predict } from '../src/predict/predict';
 import { writeSynthDataset } from '../src/data/synth';
 import { train } from '../src/train/trainer';
 import {
-  Generator, Precision, getNumThreads, hasBf16Arithmetic, loadStateDict, manualSeed, noGrad, optim, rand, randn, resolvePrecision, tidy,
+  DEVICE_CHOICES, Device, Generator, Precision, getNumThreads, gpuMemory, hasBf16Arithmetic, isCuda, loadStateDict, manualSeed, noGrad, optim, rand,
+  randn, resetPeakGpuMemory, resolveDevice, resolvePrecision, tidy, useDevice,
 } from '../src/torch';
+import { parseChoice } from '../src/util/flags';
 import { Rng } from '../src/util/random';
 
-const PY = '/usr/bin/python3';
+const PY = process.env.AVAP_BENCH_PYTHON || '/usr/bin/python3';
 const TWIN = path.resolve(__dirname, '../../bench/torch_avap.py');
 const STRUCTURES = ['disc', 'cup'];
 const TRAINING_M = 6; // RIGA's six annotators
@@ -47,15 +52,15 @@ function elapsed(fn: () => void): number {
 }
 
 /** first_loss: the loss of the first training step, the same in both engines when the models are. */
-interface WorkerResult { ms: number[]; one_ms?: number[]; first_loss?: number; peak_rss_mb: number; params: number }
+interface WorkerResult { ms: number[]; one_ms?: number[]; first_loss?: number; peak_rss_mb: number; peak_gpu_mb?: number; params: number }
 
-function buildAvap(M: number, precision: Precision): AvapMethod {
+function buildAvap(M: number, precision: Precision, device: Device = 'cpu'): AvapMethod {
   manualSeed(num('seed', 0));
   const config = methodConfigFor('avap', {
     structures: STRUCTURES, annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`), inChannels: 3, encoder: 'resnet34', steps: 1,
   }, { preferenceSteps: 1 });
   const method = buildMethod(config) as AvapMethod;
-  method.model.setPrecision(precision);
+  method.model.setPrecision(precision).to(device);
   return method;
 }
 
@@ -65,11 +70,15 @@ function worker(): void {
   const M = num('annotators', TRAINING_M), B = num('batch', 8), S = num('size', 256);
   const steps = num('steps', 3), warmup = num('warmup', 2);
   const precision = arg('precision', 'fp32') as Precision;
-  const method = buildAvap(M, precision);
+  const device = arg('device', 'cpu');
+  useDevice(device);
+  const method = buildAvap(M, precision, device);
   const model = method.model;
+  // Drawn on the CPU (the same numbers on every device), then uploaded once.
   const gen = new Generator(num('seed', 0) + 1);
-  const x = randn([B, 3, S, S], { generator: gen });
+  const x = randn([B, 3, S, S], { generator: gen }).to(device);
   const result: WorkerResult = { ms: [], peak_rss_mb: 0, params: model.parameterCount() };
+  resetPeakGpuMemory(device);
   if (task === 'infer') {
     model.eval();
     const x1 = x.narrow(0, 0, 1).contiguous();
@@ -87,7 +96,7 @@ function worker(): void {
       }
     });
   } else {
-    const masks = rand([B, M, STRUCTURES.length, S, S], { generator: gen }).gt(0.5).float();
+    const masks = rand([B, M, STRUCTURES.length, S, S], { generator: gen }).gt(0.5).float().to(device);
     const batch: TrainingBatch = {
       size: B, images: x, annotatorMasks: masks, agreementClasses: masks.sum(1).long(), meanVotes: masks.mean(1), available: new Uint8Array(B * M).fill(1),
     };
@@ -109,11 +118,15 @@ function worker(): void {
     for (let i = 0; i < steps; i++) result.ms.push(elapsed(step));
   }
   result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+  const gpu = gpuMemory(device);
+  if (gpu) result.peak_gpu_mb = gpu.peak / 2 ** 20;
   console.log(JSON.stringify(result));
 }
 
-function ensurePythonTorch(): void {
-  if (spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return;
+function ensurePythonTorch(device: Device): void {
+  const check = isCuda(device) ? 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' : 'import torch';
+  if (spawnSync(PY, ['-c', check], { stdio: 'ignore' }).status === 0) return;
+  if (isCuda(device)) throw new Error(`${PY} has no PyTorch with CUDA for the twin: set AVAP_BENCH_PYTHON to one that has`);
   console.log('installing python3-torch (Debian) for the PyTorch side of the benchmark…');
   execFileSync('bash', ['-c', `${process.getuid?.() === 0 ? '' : 'sudo '}apt-get install -y -qq --no-install-recommends python3-torch >/dev/null`], { stdio: 'inherit' });
 }
@@ -132,6 +145,11 @@ function checkInitParity(dir: string): { identical: boolean; keys: number } {
   return { identical, keys: keys.length };
 }
 
+/** The largest GPU memory each configuration's workers allocated, per task. */
+function peakGpu(results: Map<string, WorkerResult[]>): Record<string, number> {
+  return Object.fromEntries([...results].map(([key, ws]) => [key, Math.round(Math.max(...ws.map((w) => w.peak_gpu_mb ?? 0)))]));
+}
+
 function run(cmd: string, args: string[]): WorkerResult {
   const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
   return JSON.parse(out.trim().split('\n').pop()!) as WorkerResult;
@@ -141,33 +159,34 @@ type Config = 'ours' | 'ours_bf16' | 'torch' | 'torch_best';
 const TWIN_FLAGS: Record<'torch' | 'torch_best', string[]> = { torch: [], torch_best: ['--channels-last', '--bf16', '--keep-freed-memory'] };
 
 /** `avap predict` on a folder of synthetic fundus images with a freshly initialised run: images/s. */
-async function predictThroughput(dir: string, trainPrecision: Precision): Promise<{ images: number; seconds: number; images_per_s: number }> {
+async function predictThroughput(dir: string, trainPrecision: Precision, device: Device): Promise<{ images: number; seconds: number; images_per_s: number }> {
   const data = path.join(dir, 'data');
   const images = 16;
   await writeSynthDataset({ out: data, cases: images, size: 256, seed: 0, train: images });
   const runDir = path.join(dir, 'run');
   await train({
     data, out: runDir, size: 256, steps: 1, batchSize: 2, valFraction: 0, methodOptions: { preferenceSteps: 1 },
-    precision: trainPrecision, onEvent: () => undefined,
+    precision: trainPrecision, device: isCuda(device) ? 'cuda' : 'cpu', onEvent: () => undefined,
   });
   const t0 = Date.now();
-  const n = await predict({ model: runDir, input: path.join(data, 'images'), out: path.join(dir, 'predictions'), overlay: false });
+  const n = await predict({ model: runDir, input: path.join(data, 'images'), out: path.join(dir, 'predictions'), overlay: false, device: isCuda(device) ? 'cuda' : 'cpu' });
   const seconds = (Date.now() - t0) / 1000;
   return { images: n, seconds: +seconds.toFixed(2), images_per_s: +(n / seconds).toFixed(2) };
 }
 
 async function main(): Promise<void> {
   if (process.argv.includes('--worker')) return worker();
-  ensurePythonTorch();
+  const device = resolveDevice(parseChoice('--device', arg('device', 'cpu'), DEVICE_CHOICES));
+  ensurePythonTorch(device);
   const started = Date.now();
   const threads = getNumThreads();
   const rounds = num('rounds', 2), reps = num('reps', 5), MS = arg('ms', '2,6,16,32').split(',').map(Number);
-  const common = ['--batch', arg('batch', '8'), '--size', arg('size', '256'), '--seed', '0'];
-  const trainPrecision = resolvePrecision('auto');
+  const common = ['--batch', arg('batch', '8'), '--size', arg('size', '256'), '--seed', '0', '--device', device];
+  const trainPrecision = resolvePrecision('auto', device);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'avap-bench-'));
   const parity = checkInitParity(dir);
-  console.log(`AVAP, ResNet34, ${arg('size', '256')}², ${threads} threads; state dict ${parity.keys} tensors, initial weights identical to the twin's under the same seed: ${parity.identical}`);
-  console.log(`ours trains at --precision auto = ${trainPrecision} on this CPU; the twin runs plain (fp32 NCHW eager) and best (channels-last + bf16 autocast + malloc setting)`);
+  console.log(`AVAP, ResNet34, ${arg('size', '256')}², batch ${arg('batch', '8')}, on ${device}${isCuda(device) ? '' : ` with ${threads} threads`}; state dict ${parity.keys} tensors, initial weights identical to the twin's under the same seed: ${parity.identical}`);
+  console.log(`ours trains at --precision auto = ${trainPrecision} on ${isCuda(device) ? 'this GPU' : 'this CPU'}; the twin runs plain (fp32 NCHW eager) and best (channels-last + bf16 autocast + malloc setting)`);
 
   const measure = (config: Config, task: string, extra: string[]): WorkerResult => {
     if (config === 'torch' || config === 'torch_best') return run(PY, [TWIN, '--task', task, '--threads', String(threads), ...common, ...extra, ...TWIN_FLAGS[config]]);
@@ -176,7 +195,7 @@ async function main(): Promise<void> {
   };
   const results = new Map<string, WorkerResult[]>();
   const add = (key: string, r: WorkerResult) => results.set(key, [...(results.get(key) ?? []), r]);
-  const canBf16 = hasBf16Arithmetic();
+  const canBf16 = isCuda(device) || hasBf16Arithmetic();
   const trainConfigs: Config[] = ['torch', 'torch_best', 'ours'];
   const inferConfigs: Config[] = canBf16 ? ['torch', 'torch_best', 'ours', 'ours_bf16'] : ['torch', 'torch_best', 'ours'];
   for (let r = 0; r < rounds; r++) {
@@ -202,7 +221,7 @@ async function main(): Promise<void> {
   const round1 = (x: number) => +x.toFixed(1);
   const inferM = MS.includes(TRAINING_M) ? TRAINING_M : MS[0];
   const lastM = MS[MS.length - 1];
-  const predictRun = await predictThroughput(dir, trainPrecision);
+  const predictRun = await predictThroughput(dir, trainPrecision, device);
   console.log(`avap predict: ${predictRun.images} images of 256² in ${predictRun.seconds} s = ${predictRun.images_per_s} images/s (fp32, all annotators, no overlays)`);
   const scaling = MS.map((M) => ({
     M, ...Object.fromEntries(inferConfigs.map((c) => [c, { all_ms: round1(ms(`infer${M}/${c}`)), one_ms: round1(ms(`infer${M}/${c}`, 'one_ms')) }])),
@@ -221,6 +240,7 @@ async function main(): Promise<void> {
     scaling_m32: ratio(ms(`infer${lastM}/ours`), ms(`infer${lastM}/ours`, 'one_ms')), scaling_m: lastM,
     ours_peak_rss_mb: Math.round(peak((k) => k.endsWith('/ours'))), torch_peak_rss_mb: Math.round(peak((k) => k.endsWith('/torch'))),
     torch_best_peak_rss_mb: Math.round(peak((k) => k.endsWith('/torch_best'))),
+    device, ...(isCuda(device) ? { peak_gpu_mb: peakGpu(results) } : {}),
     predict: predictRun, scaling, seconds: Math.round((Date.now() - started) / 1000),
   };
   fs.rmSync(dir, { recursive: true, force: true });

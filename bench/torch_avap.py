@@ -102,7 +102,7 @@ class DynamicHead(nn.Module):
 
 
 def expected_agreement(logits, M):
-    counts = torch.arange(M + 1, dtype=logits.dtype).view(1, M + 1, 1, 1)
+    counts = torch.arange(M + 1, dtype=logits.dtype, device=logits.device).view(1, M + 1, 1, 1)
     return (F.softmax(logits, 1) * counts).sum(1) / M
 
 
@@ -169,7 +169,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16 around the forward pass")
+    p.add_argument("--bf16", action="store_true", help="autocast to bfloat16 around the forward pass (on --device)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--keep-freed-memory", action="store_true", help="raise glibc's mmap and trim thresholds")
     p.add_argument("--state-dict-out", metavar="FILE.safetensors")
     return p.parse_args()
@@ -190,15 +191,21 @@ def main():
         for name, t in state.items():
             print(f"{name} [{','.join(str(d) for d in t.shape)}]")
         return
+    device = torch.device(a.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        # As avap does on a GPU: deterministic cuDNN algorithms, no benchmarking.
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
+    model = model.to(device=device, memory_format=fmt)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
 
+    # Drawn on the CPU (the same numbers on every device), then uploaded once.
     gen = torch.Generator().manual_seed(a.seed + 1)
-    x = torch.randn(B, 3, S, S, generator=gen).contiguous(memory_format=fmt)
-    masks = (torch.rand(B, M, K, S, S, generator=gen) > 0.5).float()
+    x = torch.randn(B, 3, S, S, generator=gen).to(device).contiguous(memory_format=fmt)
+    masks = (torch.rand(B, M, K, S, S, generator=gen) > 0.5).float().to(device)
     counts, mean_votes = masks.sum(1).long(), masks.mean(1)
-    chosen = torch.randint(0, M, (B,), generator=gen)
+    chosen = torch.randint(0, M, (B,), generator=gen).to(device)
 
     if a.task == "step1":
         # Backbone + AVM train; the APM is frozen and not evaluated (its output is not part of the loss).
@@ -221,7 +228,7 @@ def main():
         model.eval().requires_grad_(False)
         model.apm.train().requires_grad_(True)
         opt = torch.optim.Adam(model.apm.parameters(), lr=1e-4, weight_decay=1e-5)
-        target = masks[torch.arange(B), chosen]
+        target = masks[torch.arange(B, device=device), chosen]
 
         def step():
             opt.zero_grad(set_to_none=True)
@@ -236,8 +243,8 @@ def main():
         # against the same with one annotator; alternating, as bench/avap.ts's own measurement.
         model.eval()
         x1 = x[:1].contiguous(memory_format=fmt)
-        everyone = torch.arange(M).view(1, M)
-        one = torch.zeros(1, 1, dtype=torch.long)
+        everyone = torch.arange(M, device=device).view(1, M)
+        one = torch.zeros(1, 1, dtype=torch.long, device=device)
 
         def infer(annotators):
             with torch.no_grad(), autocast():
@@ -246,6 +253,8 @@ def main():
                 return calibrated.sum().item() + torch.sigmoid(preference.float()).sum().item()
 
     result = {"params": sum(p.numel() for p in model.parameters())}
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     if a.task == "infer":
         for _ in range(a.warmup):
             infer(everyone)
@@ -261,6 +270,8 @@ def main():
             step()
         result["ms"] = timed(step, a.steps)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if cuda:
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     print(json.dumps(result), flush=True)
 
 

@@ -57,10 +57,16 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >/dev/null
 fi
 
+# The addon is rebuilt when its sources changed or when LIBTORCH names another libtorch than the one it
+# was built against (recorded beside it; a build without the record is Debian's).
 addon=native/build/Release/avap_torch.node
-if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 2 \( -name '*.cc' -o -name '*.h' -o -name binding.gyp \) -newer "$addon" 2>/dev/null)" ]; then
-  log "building the native addon (a few minutes the first time)"
+built_for=native/build/libtorch
+wanted=${LIBTORCH:+$(cd "$LIBTORCH" && pwd)}
+if [ ! -f "$addon" ] || [ "$(cat "$built_for" 2>/dev/null)" != "$wanted" ] \
+  || [ -n "$(find native -maxdepth 2 \( -name '*.cc' -o -name '*.h' -o -name binding.gyp -o -name libtorch.js \) -newer "$addon" 2>/dev/null)" ]; then
+  log "building the native addon against ${wanted:-the Debian libtorch} (a few minutes the first time)"
   (cd native && JOBS=max npx --no-install node-gyp rebuild >/tmp/avap-native-build.log 2>&1) || { tail -40 /tmp/avap-native-build.log >&2; exit 1; }
+  printf '%s' "$wanted" > "$built_for"
 fi
 
 npx --no-install tsc -p tsconfig.json

@@ -92,7 +92,7 @@ export function ok(r: CliResult, what = 'command'): string {
 }
 
 /** The status lines train prints on stderr as it goes (not errors). */
-const STATUS_LINE = /^(dataset \S+: \d+ training|leaving out \d+ case|resuming |no validation cases held out|\d+ validation cases held out|precision: |\S+ step \d+\/\d+: loss)/;
+const STATUS_LINE = /^(dataset \S+: \d+ training|leaving out \d+ case|resuming |no validation cases held out|\d+ validation cases held out|precision: |device: |\S+ step \d+\/\d+: loss)/;
 
 /**
  * Exit status, and on stderr exactly one error line, 'avap: …' matching `pattern`, after at most the

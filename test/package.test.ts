@@ -24,7 +24,7 @@ test('npm pack ships the build and the addon; installed elsewhere, the documente
   // The build is current (npm test runs scripts/setup.sh first); prepack would run setup again.
   const packed = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], root))[0];
   const files = new Set<string>(packed.files.map((f: { path: string }) => f.path));
-  for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/src/data/loader-worker.js', 'native/build/Release/avap_torch.node', 'native/binding.gyp', 'native/src/addon.cc', 'scripts/install.js']) {
+  for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/src/data/loader-worker.js', 'native/build/Release/avap_torch.node', 'native/binding.gyp', 'native/libtorch.js', 'native/src/addon.cc', 'scripts/install.js']) {
     assert.ok(files.has(f), `the package holds ${f}`);
   }
   assert.ok(![...files].some((f) => f.startsWith('dist/test/') || f.startsWith('src/') || f.endsWith('.map')), 'no tests, TypeScript sources or source maps');

@@ -34,12 +34,13 @@ t('cpuBf16Support reads the flags line of /proc/cpuinfo', () => {
 t('resolvePrecision: a table of choices, devices and CPUs', () => {
   const none = { avx512bf16: false, amx: false }, avx = { avx512bf16: true, amx: false }, amx = { avx512bf16: false, amx: true };
   const cases: [Parameters<typeof resolvePrecision>[0], string, typeof none, string][] = [
-    ['auto', 'cpu', avx, 'bf16'], ['auto', 'cpu', amx, 'bf16'], ['auto', 'cpu', none, 'fp32'], ['auto', 'cuda', avx, 'fp32'],
-    ['fp32', 'cpu', avx, 'fp32'], ['fp32', 'cpu', none, 'fp32'], ['bf16', 'cpu', avx, 'bf16'], ['bf16', 'cpu', amx, 'bf16'],
+    ['auto', 'cpu', avx, 'bf16'], ['auto', 'cpu', amx, 'bf16'], ['auto', 'cpu', none, 'fp32'], ['auto', 'cuda', none, 'bf16'], ['auto', 'cuda:1', none, 'bf16'],
+    ['fp32', 'cpu', avx, 'fp32'], ['fp32', 'cpu', none, 'fp32'], ['bf16', 'cpu', avx, 'bf16'], ['bf16', 'cpu', amx, 'bf16'], ['bf16', 'cuda', none, 'bf16'], ['fp32', 'cuda', avx, 'fp32'],
   ];
   for (const [choice, device, support, expected] of cases) assert.equal(resolvePrecision(choice, device, support), expected, `${choice} on ${device} ${JSON.stringify(support)}`);
   assert.throws(() => resolvePrecision('bf16', 'cpu', none), (e: Error) => e instanceof UserError && /--precision bf16 needs a CPU with AVX512-BF16 or AMX/.test(e.message));
-  assert.throws(() => resolvePrecision('bf16', 'cuda', avx), /--precision bf16 runs on the CPU only/);
+  assert.throws(() => resolvePrecision('bf16', 'mps', avx), /--precision bf16 runs on the CPU or a CUDA GPU \(the device is mps\)/);
+  assert.match(describePrecision('auto', 'bf16', none, 'cuda:0'), /\(auto: a CUDA GPU\)$/);
   assert.match(describePrecision('auto', 'bf16', avx), /^precision: bf16 convolutions, .* \(auto: this CPU has AVX512-BF16\)$/);
   assert.equal(describePrecision('auto', 'fp32', none), 'precision: fp32 (auto: this CPU has no bf16 arithmetic)');
   assert.equal(describePrecision('fp32', 'fp32', avx), 'precision: fp32');
@@ -52,7 +53,8 @@ t('autocast: convolutions compute in bfloat16 inside, float32 outside, and the r
   assert.equal(autocast('bfloat16', () => autocast('bfloat16', () => F.conv2d(x, w)).dtype), 'bfloat16', 'nested');
   assert.throws(() => autocast('bfloat16', () => { throw new Error('inside'); }), /inside/);
   assert.equal(F.conv2d(x, w).dtype, 'float32', 'after a throw, autocast is off again');
-  assert.throws(() => native.autocastEnter('float32'), /CPU autocast supports only bfloat16/);
+  assert.throws(() => native.autocastEnter('float32'), /autocast supports only bfloat16 here/);
+  assert.throws(() => native.autocastEnter('bfloat16', 'mps'), /autocast runs on 'cpu' or 'cuda', not 'mps'/);
   const y = inPrecision('bf16', () => F.conv2d(x, w));
   assert.equal(y.dtype, 'float32', 'inPrecision returns float32');
   assert.ok(maxDiff(y, F.conv2d(x, w)) < 0.1, 'bf16 keeps about three significant digits');

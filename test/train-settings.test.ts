@@ -10,13 +10,13 @@ import { settingsOf } from '../src/train/fingerprint';
 
 test('the defaults are the table\'s: every setting without one is optional in TrainSettings', () => {
   assert.deepEqual(Object.keys(TRAIN_DEFAULTS).sort(), [
-    'augment', 'batchSize', 'emptySliceRate', 'encoder', 'featureChannels', 'lr', 'method', 'normalization', 'precision', 'resume', 'schedule', 'seed', 'size', 'steps', 'valFraction', 'weightDecay',
+    'augment', 'batchSize', 'device', 'emptySliceRate', 'encoder', 'featureChannels', 'lr', 'method', 'normalization', 'precision', 'resume', 'schedule', 'seed', 'size', 'steps', 'valFraction', 'weightDecay',
   ]);
   for (const s of TRAINING_SETTINGS) assert.equal((TRAIN_DEFAULTS as Record<string, unknown>)[s.key], s.default, s.key);
 });
 
 test('each value flag refuses text it cannot read in one line naming the flag', () => {
-  const bad: Record<string, string> = { '--size': '33.5', '--batch-size': '0', '--lr': 'fast', '--weight-decay': '-1', '--schedule': 'step', '--steps': '-3', '--encoder': 'vgg', '--seed': 'x', '--val-fraction': '1.5', '--normalization': 'z', '--precision': 'fp16', '--slice-axis': 'w', '--empty-slice-rate': '2' };
+  const bad: Record<string, string> = { '--size': '33.5', '--batch-size': '0', '--lr': 'fast', '--weight-decay': '-1', '--schedule': 'step', '--steps': '-3', '--encoder': 'vgg', '--seed': 'x', '--val-fraction': '1.5', '--normalization': 'z', '--precision': 'fp16', '--slice-axis': 'w', '--empty-slice-rate': '2', '--device': 'gpu' };
   for (const s of TRAINING_SETTINGS) {
     if (s.cli.form !== 'value' || !(s.flag in bad)) continue;
     const parse = s.cli.parse;

@@ -1,9 +1,11 @@
 // Entry point of the avap libtorch addon: registers the tensor handle, the ops and the optimizers.
 #include "tensor_handle.h"
 
+#include <c10/util/Logging.h>
 #include <malloc.h>
 
 #include <climits>
+#include <cstdlib>
 
 namespace avap {
 
@@ -19,11 +21,15 @@ static void keepFreedMemoryForReuse() {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keepFreedMemoryForReuse();
+  // libtorch without glog (PyTorch's wheels) reads TORCH_CPP_LOG_LEVEL only when asked to; Python's
+  // torch asks at import, a C++ program must itself.
+  if (std::getenv("TORCH_CPP_LOG_LEVEL") != nullptr) c10::initLogging();
   exports.Set("NativeTensor", TensorHandle::Define(env));
   registerTensorOps(env, exports);
   registerNNOps(env, exports);
   registerOptimizer(env, exports);
   registerDistributed(env, exports);
+  registerDevice(env, exports);
   return exports;
 }
 

@@ -33,6 +33,14 @@ static c10d::ProcessGroupGloo& pg(const char* op) {
 // the calling thread, where guard() turns it into a JS error.
 static void waitFor(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
 
+// Gloo computes on CPU tensors: a bucket on a GPU goes through a CPU copy and back. (NCCL would reduce
+// on the GPUs themselves; avap's process group is Gloo's, which every libtorch build has.)
+static void onCpu(at::Tensor& flat, const std::function<void(std::vector<at::Tensor>&)>& collective) {
+  std::vector<at::Tensor> staged{flat.is_cpu() ? flat : flat.cpu()};
+  collective(staged);
+  if (!flat.is_cpu()) flat.copy_(staged[0]);
+}
+
 // Same-dtype runs of at most kBucketBytes, in order; each is flattened, reduced, divided by `divisor`
 // (while still flat: one pass over the sums instead of one per tensor) and copied back.
 static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op, double divisor = 1) {
@@ -48,10 +56,10 @@ static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op, d
       bucket.push_back(tensors[j]);
       bytes += b;
     }
-    std::vector<at::Tensor> flat{torch::utils::flatten_dense_tensors(bucket)};
-    waitFor(g.allreduce(flat));
-    if (divisor != 1) flat[0].div_(divisor);
-    auto parts = torch::utils::unflatten_dense_tensors(flat[0], bucket);
+    at::Tensor flat = torch::utils::flatten_dense_tensors(bucket);
+    onCpu(flat, [&](std::vector<at::Tensor>& t) { waitFor(g.allreduce(t)); });
+    if (divisor != 1) flat.div_(divisor);
+    auto parts = torch::utils::unflatten_dense_tensors(flat, bucket);
     for (size_t k = 0; k < bucket.size(); ++k) bucket[k].copy_(parts[k]);
     i = j;
   }
@@ -165,11 +173,11 @@ static Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
     std::map<at::ScalarType, std::vector<at::Tensor>> byType;
     for (auto& t : tensors) byType[t.scalar_type()].push_back(t);
     for (auto& [type, list] : byType) {
-      std::vector<at::Tensor> flat{torch::utils::flatten_dense_tensors(list)};
+      at::Tensor flat = torch::utils::flatten_dense_tensors(list);
       c10d::BroadcastOptions bo;
       bo.rootRank = 0;
-      waitFor(g.broadcast(flat, bo));
-      auto parts = torch::utils::unflatten_dense_tensors(flat[0], list);
+      onCpu(flat, [&](std::vector<at::Tensor>& t) { waitFor(g.broadcast(t, bo)); });
+      auto parts = torch::utils::unflatten_dense_tensors(flat, list);
       for (size_t k = 0; k < list.size(); ++k) list[k].copy_(parts[k]);
     }
     return info.Env().Undefined();

@@ -1,8 +1,6 @@
 // Tensor creation, shape, elementwise and reduction ops: one exported function each.
 #include "tensor_handle.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <cmath>
 
 namespace avap {
@@ -208,7 +206,13 @@ OP(uniform_) at::NoGradGuard ng; tensorArg(info, 0, OPN).uniform_(doubleArg(info
 OP(normal_) at::NoGradGuard ng; tensorArg(info, 0, OPN).normal_(doubleArg(info, 1, OPN), doubleArg(info, 2, OPN), generatorArg(info, 3, OPN)); return info.Env().Undefined(); END
 
 // ---------------------------------------------------------------- global state
-OP(manualSeed) torch::manual_seed(static_cast<uint64_t>(intArg(info, 0, OPN))); return info.Env().Undefined(); END
+// torch.manual_seed: the CPU generator and every GPU's.
+OP(manualSeed)
+  const auto seed = static_cast<uint64_t>(intArg(info, 0, OPN));
+  torch::manual_seed(seed);
+  torch::cuda::manual_seed_all(seed);
+  return info.Env().Undefined();
+END
 OP(setNumThreads) at::set_num_threads(static_cast<int>(intArg(info, 0, OPN))); return info.Env().Undefined(); END
 OP(getNumThreads) return Napi::Number::New(info.Env(), at::get_num_threads()); END
 OP(setGradEnabled) at::GradMode::set_enabled(boolArg(info, 0, OPN)); return info.Env().Undefined(); END
@@ -216,27 +220,6 @@ OP(isGradEnabled) return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled
 OP(cudaAvailable) return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); END
 OP(cudaDeviceCount) return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); END
 OP(torchVersion) return Napi::String::New(info.Env(), TORCH_VERSION); END
-// CPU autocast, as torch.autocast('cpu', dtype): ops on autocast's lower-precision list (convolutions,
-// matrix products) run in `dtype`, those on its float32 list (losses) in float32, parameters stay float32.
-// autocastEnter(dtype) returns the state it replaces, [enabled, dtype], for autocastExit(enabled, dtype);
-// leaving the outermost region drops the weights cast inside it, as PyTorch's context manager does.
-OP(autocastEnter)
-  const at::ScalarType dtype = parseDType(stringArg(info, 0, OPN), OPN);
-  if (dtype != at::kBFloat16) throw std::invalid_argument("CPU autocast supports only bfloat16, got " + dtypeName(dtype));
-  Napi::Array previous = Napi::Array::New(info.Env(), 2);
-  previous.Set(0u, Napi::Boolean::New(info.Env(), at::autocast::is_cpu_enabled()));
-  previous.Set(1u, Napi::String::New(info.Env(), dtypeName(at::autocast::get_autocast_cpu_dtype())));
-  at::autocast::set_autocast_cpu_dtype(dtype);
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::increment_nesting();
-  return previous;
-END
-OP(autocastExit)
-  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_cpu_enabled(boolArg(info, 0, OPN));
-  at::autocast::set_autocast_cpu_dtype(parseDType(stringArg(info, 1, OPN), OPN));
-  return info.Env().Undefined();
-END
 OP(setDeterministic) at::globalContext().setDeterministicAlgorithms(boolArg(info, 0, OPN), true); return info.Env().Undefined(); END
 
 // ---------------------------------------------------------------- generators
@@ -280,7 +263,7 @@ void registerTensorOps(Napi::Env env, Napi::Object e) {
   REG(sum); REG(mean); REG(amax); REG(amin); REG(logsumexp); REG(var); REG(maxDim); REG(argmax);
   REG(copy_); REG(fill_); REG(uniform_); REG(normal_);
   REG(manualSeed); REG(setNumThreads); REG(getNumThreads); REG(setGradEnabled); REG(isGradEnabled); REG(cudaAvailable);
-  REG(cudaDeviceCount); REG(torchVersion); REG(autocastEnter); REG(autocastExit); REG(setDeterministic); REG(newGenerator); REG(seedGenerator);
+  REG(cudaDeviceCount); REG(torchVersion); REG(setDeterministic); REG(newGenerator); REG(seedGenerator);
   e.Set("liveTensors", Napi::Function::New(env, liveHandleCount, "liveTensors"));
   e.Set("nativeBytes", Napi::Function::New(env, liveNativeBytes, "nativeBytes"));
 #undef REG

@@ -87,7 +87,10 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
       if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "optimizer.load: argument 0 must be a Buffer");
       Napi::Buffer<char> buf = info[0].As<Napi::Buffer<char>>();
       torch::serialize::InputArchive archive;
-      archive.load_from(buf.Data(), buf.Length());
+      // Onto the parameters' device, whichever device saved the state (a run resumed on another machine).
+      c10::optional<torch::Device> device;
+      if (!params.empty()) device = params[0].device();
+      archive.load_from(buf.Data(), buf.Length(), device);
       opt->load(archive);
       return info.Env().Undefined();
     });

@@ -71,5 +71,6 @@ void registerTensorOps(Napi::Env env, Napi::Object exports);
 void registerNNOps(Napi::Env env, Napi::Object exports);
 void registerOptimizer(Napi::Env env, Napi::Object exports);
 void registerDistributed(Napi::Env env, Napi::Object exports);
+void registerDevice(Napi::Env env, Napi::Object exports);
 
 }  // namespace avap

@@ -7,6 +7,8 @@ import { collectList, parseChoice, parseIntFlag, setThreadsFlag, splitList } fro
 import { perStructure, plural } from '../util/format';
 import { progressBar } from '../util/progress';
 import { UserError } from '../errors';
+import { DEVICE_CHOICES } from '../torch/device';
+import { DEVICE_HELP } from '../train/settings';
 import { EvaluateOptions, EvaluationSummary } from '../eval/evaluate';
 import { PER_CASE_FILE, REPORT_FILE, SUMMARY_FILE } from '../eval/report';
 import { PAPER_THRESHOLDS, validateRule, validateThresholds } from '../metrics/dice';
@@ -89,14 +91,16 @@ export function registerEvaluateCommand(program: Command): void {
     .option('--label <name>', "row label in report.md (default: the predictions folder's name)")
     .option('--no-progress', 'no progress bar')
     .option('--threads <n>', 'torch threads (default: all cores)')
+    .option('--device <kind>', `with --model: ${DEVICE_HELP}`, 'auto')
     .option('--format <fmt>', "'avap' (the predictions above) or 'qubiq' (--data a QUBIQ dataset; --predictions a submission tree SUB/<dataset>/<case>/taskTT.nii.gz, or --model a run to write one into OUT_DIR/submission): QUBIQ's score and soft Dice per task", 'avap')
-    .action(async (opts: EvaluateCliOptions & { format: string }) => {
+    .action(async (opts: EvaluateCliOptions & { format: string; device: string }) => {
       await setThreadsFlag(opts.threads);
+      const device = parseChoice('--device', opts.device, DEVICE_CHOICES);
       if (parseChoice('--format', opts.format, ['avap', 'qubiq'] as const) === 'qubiq') {
         if (!opts.out) throw new UserError('evaluate: --out OUT_DIR is required');
         if (!opts.data) throw new UserError('evaluate: --data DIR is required');
         if (opts.subset?.length) throw new UserError('--subset: with --format qubiq, pick the cases with --split (Training, Validation, Testing)');
-        const e = await evaluateQubiq({ data: opts.data, split: opts.split, predictions: opts.predictions, model: opts.model, out: opts.out, label: opts.label });
+        const e = await evaluateQubiq({ data: opts.data, split: opts.split, predictions: opts.predictions, model: opts.model, out: opts.out, label: opts.label, device });
         process.stdout.write([...qubiqLines(e), `Wrote ${e.files.join(', ')}`].join('\n') + '\n');
         return;
       }
@@ -107,7 +111,7 @@ export function registerEvaluateCommand(program: Command): void {
       let summary: EvaluationSummary & { qubiq?: QubiqEvaluation };
       try {
         summary = await evaluate({
-          ...options, data: opts.data, split: opts.split, subsets: opts.subset, predictions: opts.predictions, model: opts.model, out: opts.out,
+          ...options, data: opts.data, split: opts.split, subsets: opts.subset, predictions: opts.predictions, model: opts.model, out: opts.out, device,
           onProgress: (done, total) => bar.update(done, total),
         });
       } finally {

@@ -4,11 +4,13 @@ import { runExperiment } from '../experiment/experiment';
 import { optionsFor } from '../methods/descriptor';
 import { defaultMethods, methodDescriptors } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
+import { DEVICE_CHOICES } from '../torch/device';
+import { DEVICE_HELP } from '../train/settings';
 import { collectList, parseChoice, parseIntFlag, parseIntList, setThreadsFlag } from '../util/flags';
 
 interface ExperimentFlags {
   data: string; out: string; methods?: string[]; profile: string; steps?: string; size?: string; encoder?: string; seed?: string; seeds?: string;
-  ablations: boolean; testSplit?: string; testSubset?: string[]; trainSplit?: string; pretrained?: string; threads?: string;
+  ablations: boolean; testSplit?: string; testSubset?: string[]; trainSplit?: string; pretrained?: string; threads?: string; device: string;
 }
 
 /** '64², resnet18, batch 8, lr 0.001 (poly), 300 steps; AVAP step 2: 300 steps at lr 0.005'. */
@@ -37,6 +39,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--train-split <name>', "the training cases (default: the 'train' split; with --test-subset and no 'train' split, the other subsets)")
     .option('--pretrained <file>', 'ImageNet encoder weights (safetensors) for every method; enables the pre-training row of Table III')
     .option('--threads <n>', 'torch threads (default: all cores)')
+    .option('--device <kind>', DEVICE_HELP, 'auto')
     .action(async (flags: ExperimentFlags) => {
       await setThreadsFlag(flags.threads);
       const result = await runExperiment({
@@ -48,6 +51,7 @@ export function registerExperimentCommand(program: Command): void {
         seed: flags.seed !== undefined ? parseIntFlag('--seed', flags.seed, 0, 2 ** 31 - 1) : undefined,
         seeds: flags.seeds !== undefined ? parseIntList('--seeds', flags.seeds, 0, 2 ** 31 - 1) : undefined, ablations: flags.ablations,
         testSplit: flags.testSplit, testSubsets: flags.testSubset, trainSplit: flags.trainSplit, pretrained: flags.pretrained,
+        device: parseChoice('--device', flags.device, DEVICE_CHOICES),
       });
       process.stdout.write(result.table2);
     });

@@ -13,6 +13,7 @@
 // A method whose evaluation exists is reused; a run with a checkpoint but no result resumes. So an
 // interrupted experiment continues where it stopped, and adding methods, budgets or seeds only trains
 // the new runs.
+import type { DeviceChoice } from '../torch/device';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
@@ -64,6 +65,8 @@ export interface ExperimentOptions {
   /** The training cases (default the dataset's 'train' split; with --test-subset, the other subsets). */
   trainSplit?: string;
   pretrained?: string;
+  /** Where every run trains and is evaluated (default 'auto': a GPU when libtorch sees one). */
+  device?: DeviceChoice;
   /** Status lines (default: stderr). */
   print?: (line: string) => void;
 }
@@ -177,14 +180,14 @@ export async function runExperiment(opts: ExperimentOptions): Promise<Experiment
     const tag = `[${i + 1}/${jobs.length} ${run.id}${several ? `, ${combination.steps} steps, seed ${combination.seed}` : ''}]`;
     const evalFile = path.join(evalDir, SUMMARY_FILE);
     if (!fs.existsSync(evalFile)) {
-      await ensureTrained(run, runDir, opts.data, combinationSettings(shared, combination), trainSelection, progress, (line) => print(`${tag} ${line}`));
+      await ensureTrained(run, runDir, opts.data, combinationSettings(shared, combination), trainSelection, progress, (line) => print(`${tag} ${line}`), opts.device);
       print(`${tag} evaluating on ${testCases.length} test cases`);
-      await evaluateModel(runDir, ds, testCases, evalDir, { label: run.label });
+      await evaluateModel(runDir, ds, testCases, evalDir, { label: run.label }, opts.device);
     } else {
       print(`${tag} reusing ${path.relative(out, evalDir)}`);
     }
     const qubiqFile = path.join(evalDir, QUBIQ_SUMMARY_FILE);
-    if (ds.challengeScore === 'qubiq' && !fs.existsSync(qubiqFile)) await scoreRunQubiq(runDir, ds, testCases, evalDir, run.label);
+    if (ds.challengeScore === 'qubiq' && !fs.existsSync(qubiqFile)) await scoreRunQubiq(runDir, ds, testCases, evalDir, run.label, opts.device);
     const summary = readEvaluation(evalFile);
     const curve = readRunCurve(runDir);
     results.set(job, {
@@ -262,14 +265,14 @@ function seedList(opts: ExperimentOptions): number[] {
 
 /** Trains the run, resuming it when it has started; a finished run (summary.json) is left alone. */
 async function ensureTrained(run: PlannedRun, runDir: string, data: string, s: ExperimentSettings, selection: ExperimentSettings['train'],
-  progress: ExperimentProgress, print: (line: string) => void): Promise<TrainSummary | null> {
+  progress: ExperimentProgress, print: (line: string) => void, device?: DeviceChoice): Promise<TrainSummary | null> {
   if (fs.existsSync(path.join(runDir, 'summary.json'))) return null;
   const { descriptor } = resolveMethod(run.method);
   let roundFrom = 0;
   const options: TrainOptions = {
     data, out: runDir, ...selection, method: run.method,
     size: s.size, batchSize: s.batchSize, lr: s.lr, weightDecay: s.weightDecay, schedule: s.schedule, steps: run.overrides.steps ?? s.steps,
-    encoder: s.encoder, seed: s.seed, pretrained: run.overrides.fromScratch ? undefined : s.pretrained ?? undefined,
+    encoder: s.encoder, seed: s.seed, device, pretrained: run.overrides.fromScratch ? undefined : s.pretrained ?? undefined,
     methodOptions: { ...optionsFor(descriptor, s), ...run.overrides.methodOptions },
     resume: new RunDir(runDir).exists(),
     onEvent: (e) => {

@@ -30,7 +30,7 @@ export function availableRows(batch: TrainingBatch, annotators: number, only?: n
 /** Picks rows of a per-annotator tensor [B, M, ...] by flat index: [R, ...]. */
 export function pickRows(perAnnotator: Tensor, rows: Tensor): Tensor {
   const [B, M, ...rest] = perAnnotator.shape;
-  return perAnnotator.reshape([B * M, ...rest]).indexSelect(0, rows);
+  return perAnnotator.reshape([B * M, ...rest]).indexSelect(0, rows.to(perAnnotator.device));
 }
 
 /** A random available annotator per sample (section III-E: random annotator codes during APM training). */

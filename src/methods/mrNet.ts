@@ -93,7 +93,7 @@ export class MultiRaterMethod extends BaselineMethod<BaselineConfig, MultiRaterN
     return tidy(() => {
       const M = this.config.annotators.length;
       const weights = randomExpertise(batch, M, rng);
-      const v = tensor(weights, [batch.size, M]);
+      const v = tensor(weights, [batch.size, M]).to(batch.images.device);
       const out = this.model.forward(batch.images, v);
       const fused = batch.annotatorMasks.mul(v.view([batch.size, M, 1, 1, 1])).sum(1); // Σ_m v_m y_m: [B, K, S, S]
       let loss = segmentationLoss(out.coarse, fused).add(segmentationLoss(out.refined, fused));
@@ -107,7 +107,7 @@ export class MultiRaterMethod extends BaselineMethod<BaselineConfig, MultiRaterN
     return noGrad(() => tidy(() => {
       const B = images.shape[0];
       const M = this.config.annotators.length;
-      const uniform = tensor(new Float32Array(B * M).fill(1 / M), [B, M]);
+      const uniform = tensor(new Float32Array(B * M).fill(1 / M), [B, M]).to(images.device);
       const out = this.model.forward(images, uniform);
       return { calibrated: F.sigmoid(out.refined), annotators: F.sigmoid(out.raters) };
     }));

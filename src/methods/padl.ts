@@ -95,7 +95,7 @@ export class PadlMethod extends BaselineMethod<PadlConfig, PadlNet> {
       this.generator.manualSeed(rng.int(2 ** 31));
       const out = this.model.forward(batch.images);
       const term = (g: GaussianLogits, target: Tensor, rows: GlobalRows | null) => {
-        const noise = globalNoise(this.config.samples, g.mean.shape, rows, this.generator);
+        const noise = globalNoise(this.config.samples, g.mean.shape, rows, this.generator).to(g.mean.device);
         return sampledLikelihoodLoss(g.mean, g.logVar, target, noise).add(softDiceLoss(F.sigmoid(g.mean), target));
       };
       let loss = term(out.meta, batch.meanVotes, batch.shard ? { first: batch.shard.first, total: batch.shard.global } : null);

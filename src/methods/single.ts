@@ -33,7 +33,7 @@ export class SingleAnnotatorMethod extends SingleMapMethod<SingleAnnotatorConfig
       const rows = availableRows(batch, M, k);
       if (!rows) return zeroLoss(logits);
       const images = BigInt64Array.from({ length: batch.size }, (_, b) => BigInt(b)).filter((b) => batch.available[new AnnotatorLayout(M, 1).slot(Number(b), k)]);
-      return segmentationLoss(logits.indexSelect(0, tensor(images, [images.length])), pickRows(batch.annotatorMasks, rows));
+      return segmentationLoss(logits.indexSelect(0, tensor(images, [images.length]).to(logits.device)), pickRows(batch.annotatorMasks, rows));
     });
   }
 }

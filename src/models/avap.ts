@@ -109,7 +109,7 @@ export class AVAP extends nn.Module {
       }
       const { variation, consensus, departures } = this.departures(x);
       const all = this.gate.forward(consensus, departures);
-      const logits = annotators ? all.indexSelect(1, tensor(BigInt64Array.from(annotators, BigInt), [annotators.length])) : all;
+      const logits = annotators ? all.indexSelect(1, tensor(BigInt64Array.from(annotators, BigInt), [annotators.length]).to(all.device)) : all;
       return { variation, logits };
     });
   }

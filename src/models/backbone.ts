@@ -42,6 +42,6 @@ export class UnetBackbone extends nn.Module {
    */
   forward(x: Tensor): Tensor {
     this.checkInput(x);
-    return inPrecision(this.precision, () => this.decoder.forward(this.encoder.forward(x.contiguous('channels_last'))));
+    return inPrecision(this.precision, () => this.decoder.forward(this.encoder.forward(x.contiguous('channels_last'))), x.device);
   }
 }

@@ -10,7 +10,7 @@ import { PreparedImage, prepareImage, prepareRawImage } from '../data/prepare';
 import type { RawImage } from '../io/image';
 import { openExportedModel } from '../export/export';
 import { ModelInfo, exportedAnnotators } from '../export/metadata';
-import { tensor, tidy } from '../torch';
+import { onDevice, tensor, tidy } from '../torch';
 import { defaultThreadCount } from '../torch/native';
 import { LoadedRun } from '../train/loadRun';
 import { weightsIdentity } from './manifest';
@@ -78,7 +78,7 @@ export function torchEngine(loaded: LoadedRun, wanted?: number[]): PredictionEng
       method.model.eval();
       const subset = wanted && wanted.length < M && method.predictAnnotators ? wanted : null;
       const { calibrated, annotators } = tidy(() => {
-        const x = tensor(images, [count, C, S, S]);
+        const x = onDevice(tensor(images, [count, C, S, S]), method.model.parameterDevice());
         const p = subset ? method.predictAnnotators!(x, subset.map((k) => k - 1)) : method.predict(x);
         return { calibrated: p.calibrated.data() as Float32Array, annotators: p.annotators.data() as Float32Array };
       });

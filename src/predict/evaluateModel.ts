@@ -7,15 +7,16 @@ import { pathInside } from '../io/confine';
 import { checkPredictionsForEvaluation } from './manifest';
 import { CaseRecord, CaseSelection, Dataset, displayPath, openDataset, selectCases } from '../data/dataset';
 import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
-import { loadRun } from '../train/loadRun';
+import { loadRunOn } from '../train/loadRun';
+import type { DeviceChoice } from '../torch/device';
 import { checkNotRunFiles } from '../train/run';
 import { QubiqEvaluation, scoreQubiqPredictions } from '../eval/qubiq';
 import { predictToFolder } from './predict';
 import { writeQubiqEvaluation } from './qubiq';
 
-export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}): Promise<EvaluationSummary> {
+export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}, device: DeviceChoice = 'auto'): Promise<EvaluationSummary> {
   refuseVolumes(ds);
-  const loaded = loadRun(runDir);
+  const loaded = loadRunOn(runDir, { device });
   try {
     const trained = loaded.config.model.annotators;
     if (trained.length !== ds.annotators.length) {
@@ -43,6 +44,8 @@ export interface EvaluateRequest extends EvaluateOptions {
   /** Exactly one of: a predictions folder (`avap predict`'s layout), or a trained run folder to predict with. */
   predictions?: string;
   model?: string;
+  /** Where the run computes with --model (default 'auto'). */
+  device?: DeviceChoice;
   /** Where summary.json, per_case.csv and report.md go. */
   out: string;
 }
@@ -64,7 +67,7 @@ export async function selectEvaluationCases(data: string, selection: CaseSelecti
  * outputs; on data judged by a challenge score (QUBIQ), that score too (qubiq.json, …).
  */
 export async function evaluate(request: EvaluateRequest): Promise<EvaluationSummary & { qubiq?: QubiqEvaluation }> {
-  const { data, split, subsets, predictions, model, out, ...options } = request;
+  const { data, split, subsets, predictions, model, out, device, ...options } = request;
   if (!predictions === !model) throw new UserError('evaluate: pass exactly one of --predictions PRED_DIR and --model RUN');
   checkOutputFolder('--out', out);
   checkNotRunFiles('--out', out);
@@ -72,7 +75,7 @@ export async function evaluate(request: EvaluateRequest): Promise<EvaluationSumm
   refuseVolumes(ds);
   return withOutputRollback(out, async () => {
     let summary: EvaluationSummary;
-    if (model) summary = await evaluateModel(model, ds, cases, out, options);
+    if (model) summary = await evaluateModel(model, ds, cases, out, options, device);
     else {
       checkPredictionsForEvaluation(predictions!, ds.annotators.length);
       summary = await evaluatePredictions(referenceFromDataset(ds, cases), predictions!, out, options);

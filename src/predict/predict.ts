@@ -12,8 +12,9 @@ import { checkNotRunFiles } from '../train/run';
 import { hasEntry } from '../io/readBounded';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { EngineName, EngineOutput, PredictionEngine, PreparedInput, describeAnnotators, openOnnxModel, torchEngine } from './engine';
-import { PrecisionChoice, resolvePrecision } from '../torch/precision';
-import { LoadedRun, loadRun } from '../train/loadRun';
+import type { PrecisionChoice } from '../torch/precision';
+import type { DeviceChoice } from '../torch/device';
+import { LoadedRun, checkTorchDevice, loadRunOn } from '../train/loadRun';
 import { finishManifest, preparePredictionFolder } from './manifest';
 import { writeOverlay } from './overlay';
 
@@ -119,6 +120,8 @@ export interface PredictRequest extends PredictOptions {
   engine?: EngineName;
   /** The torch engine's convolutions: 'fp32' (default: the exported ONNX model's numbers), 'bf16' or 'auto'. */
   precision?: PrecisionChoice;
+  /** The torch engine's device: 'auto' (default: a GPU when libtorch sees one), 'cpu' or 'cuda'. */
+  device?: DeviceChoice;
   /** An image, or a folder of images (a native dataset folder: its images/). */
   input: string;
   out: string;
@@ -132,6 +135,7 @@ export async function predict(request: PredictRequest): Promise<number> {
   // A failure (a full disk) removes what this call added; the manifest marks the rest unfinished.
   if (request.engine === 'onnx') {
     if (request.precision === 'bf16') throw new UserError('--precision bf16 applies to --engine torch; onnxruntime runs the exported float32 model');
+    checkTorchDevice(request.engine, request.device);
     const onnx = await openOnnxModel(request.model);
     try {
       return await withOutputRollback(request.out, () => predictToFolder(onnx, inputs, request.out, request));
@@ -139,7 +143,7 @@ export async function predict(request: PredictRequest): Promise<number> {
       await onnx.dispose();
     }
   }
-  const loaded = loadRun(request.model, resolvePrecision(request.precision ?? 'fp32'));
+  const loaded = loadRunOn(request.model, request);
   try {
     return await withOutputRollback(request.out, () => predictToFolder(loaded, inputs, request.out, request));
   } finally {

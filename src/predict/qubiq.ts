@@ -19,8 +19,9 @@ import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { checkStaysInside } from '../io/confine';
 import { csvField } from '../eval/report';
 import { checkNotRunFiles } from '../train/run';
-import { PrecisionChoice, resolvePrecision } from '../torch/precision';
-import { LoadedRun, loadRun } from '../train/loadRun';
+import type { PrecisionChoice } from '../torch/precision';
+import type { DeviceChoice } from '../torch/device';
+import { LoadedRun, checkTorchDevice, loadRunOn } from '../train/loadRun';
 import { EngineName, openOnnxModel, PredictionEngine, torchEngine } from './engine';
 import { forEachPrediction } from './predict';
 import { predictVolume } from './volumes';
@@ -83,6 +84,7 @@ export interface QubiqPredictRequest {
   model: string;
   engine?: EngineName;
   precision?: PrecisionChoice;
+  device?: DeviceChoice;
   /** A QUBIQ dataset folder (or the challenge folder holding one dataset). */
   input: string;
   split?: string;
@@ -103,6 +105,7 @@ export async function predictQubiq(request: QubiqPredictRequest): Promise<{ case
   const run = async (source: LoadedRun | PredictionEngine) => withOutputRollback(request.out, () => predictQubiqSubmission(source, ds, cases, request.out, { sliceAxis: request.sliceAxis, onProgress: request.onProgress }));
   if (request.engine === 'onnx') {
     if (request.precision === 'bf16') throw new UserError('--precision bf16 applies to --engine torch; onnxruntime runs the exported float32 model');
+    checkTorchDevice(request.engine, request.device);
     const onnx = await openOnnxModel(request.model);
     try {
       return { cases: await run(onnx), dataset: ds.name };
@@ -110,7 +113,7 @@ export async function predictQubiq(request: QubiqPredictRequest): Promise<{ case
       await onnx.dispose();
     }
   }
-  const loaded = loadRun(request.model, resolvePrecision(request.precision ?? 'fp32'));
+  const loaded = loadRunOn(request.model, request);
   try {
     return { cases: await run(loaded), dataset: ds.name };
   } finally {
@@ -127,6 +130,8 @@ export interface QubiqEvaluateRequest {
   model?: string;
   out: string;
   label?: string;
+  /** Where the run computes with --model (default 'auto'). */
+  device?: DeviceChoice;
 }
 
 export const QUBIQ_SUMMARY_FILE = 'qubiq.json';
@@ -146,7 +151,7 @@ export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<Qubi
     let submission = request.predictions!;
     if (request.model !== undefined) {
       submission = path.join(request.out, 'submission');
-      await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission });
+      await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission, device: request.device });
     }
     const e = await scoreQubiqSubmission(ds, cases, submission);
     const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
@@ -170,11 +175,11 @@ export function writeQubiqEvaluation(e: QubiqEvaluation, out: string, label: str
 }
 
 /** A trained run's QUBIQ submission for `cases` (into OUT/submission) and its score, written to `out`. */
-export async function scoreRunQubiq(runDir: string, ds: Dataset, cases: CaseRecord[], out: string, label: string): Promise<QubiqEvaluation> {
+export async function scoreRunQubiq(runDir: string, ds: Dataset, cases: CaseRecord[], out: string, label: string, device: DeviceChoice = 'auto'): Promise<QubiqEvaluation> {
   const submission = path.join(out, 'submission');
   fs.rmSync(submission, { recursive: true, force: true }); // an interrupted earlier attempt's maps
   fs.mkdirSync(submission, { recursive: true });
-  const loaded = loadRun(runDir, resolvePrecision('fp32'));
+  const loaded = loadRunOn(runDir, { device });
   try {
     await predictQubiqSubmission(loaded, ds, cases, submission);
   } finally {

@@ -7,3 +7,4 @@ export * as optim from './optim';
 export * as distributed from './distributed';
 export { saveStateDict, loadStateDict } from './serialization';
 export * from './precision';
+export * from './device';

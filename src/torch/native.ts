@@ -5,9 +5,13 @@ import * as path from 'node:path';
 // measured on a 2-core machine a U-Net step then varied from 0.38 s to 2.2 s. It must be set before the
 // shared library is loaded, i.e. before the addon is required below.
 process.env.OPENBLAS_NUM_THREADS ??= '1';
-// In a worker of several, c10d logs each failed connection through glog before throwing; the failure
-// then reaches the user as one line, so glog is kept to fatal messages there (read when it loads).
-if (Number(process.env.WORLD_SIZE) > 1) process.env.GLOG_minloglevel ??= '3';
+// In a worker of several, c10d logs each failed connection before throwing; the failure then reaches
+// the user as one line, so the log is kept to fatal messages there (read when libtorch loads): glog's
+// setting for libtorch built with glog (Debian's), c10's own for PyTorch 2.x wheels.
+if (Number(process.env.WORLD_SIZE) > 1) {
+  process.env.GLOG_minloglevel ??= '3';
+  process.env.TORCH_CPP_LOG_LEVEL ??= 'FATAL';
+}
 // libgomp's idle threads spin between parallel regions by default, as in PyTorch. On a dedicated machine
 // that is fastest (passive waiting made one-image inference 25% slower: 122 ms against 97 ms). When
 // other processes want the cores, spinning threads and the real work preempt each other (a small-net
@@ -17,8 +21,12 @@ if (Number(process.env.WORLD_SIZE) > 1) process.env.GLOG_minloglevel ??= '3';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type NativeAddon = Record<string, any>;
 
+/**
+ * The addon built by scripts/setup.sh, or AVAP_ADDON's: one built against another libtorch into a
+ * folder of its own (scripts/test-libtorch.sh), leaving the default build untouched.
+ */
 function loadAddon(): NativeAddon {
-  const file = path.resolve(__dirname, '../../../native/build/Release/avap_torch.node');
+  const file = process.env.AVAP_ADDON ? path.resolve(process.env.AVAP_ADDON) : path.resolve(__dirname, '../../../native/build/Release/avap_torch.node');
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     return require(file);

@@ -1,5 +1,5 @@
-// The precision a network's convolutions compute in: float32, or bfloat16 under CPU autocast on CPUs
-// with bf16 arithmetic. Parameters, batch-norm statistics, losses and the optimiser stay float32.
+// The precision a network's convolutions compute in: float32, or bfloat16 under autocast on CPUs with
+// bf16 arithmetic and on GPUs. Parameters, batch-norm statistics, losses and the optimiser stay float32.
 import * as fs from 'node:fs';
 import { UserError } from '../errors';
 import { Tensor, autocast } from './tensor';
@@ -30,30 +30,32 @@ function readCpuinfo(): string {
 
 /**
  * 'auto' is bf16 where the CPU multiplies bf16 natively (AVX512-BF16 or AMX: oneDNN's bf16 convolutions
- * then ran AVAP's training step in 0.6–0.7× the float32 time, README "Speed"), float32 elsewhere, where
- * bf16 would be emulated and slower. On a GPU avap runs float32.
+ * then ran AVAP's training step in 0.6–0.7× the float32 time, README "Speed") and on a GPU (bf16 tensor
+ * cores, PyTorch's usual autocast dtype), float32 on other CPUs, where bf16 would be emulated and slower.
  */
 export function resolvePrecision(choice: PrecisionChoice, device = 'cpu', support = cpuBf16Support()): Precision {
-  const native = hasBf16Arithmetic(support);
-  if (choice === 'auto') return native && device === 'cpu' ? 'bf16' : 'fp32';
-  if (choice === 'bf16' && device !== 'cpu') throw new UserError(`--precision bf16 runs on the CPU only (the device is ${device}); use fp32 or auto`);
+  const onGpu = device.startsWith('cuda');
+  const native = onGpu || hasBf16Arithmetic(support);
+  if (choice === 'auto') return native ? 'bf16' : 'fp32';
+  if (choice === 'bf16' && !onGpu && device !== 'cpu') throw new UserError(`--precision bf16 runs on the CPU or a CUDA GPU (the device is ${device}); use fp32 or auto`);
   if (choice === 'bf16' && !native) throw new UserError('--precision bf16 needs a CPU with AVX512-BF16 or AMX, and this one has neither; use fp32 or auto');
   return choice;
 }
 
 /** One line for logs: what runs, and why when 'auto' chose it. */
-export function describePrecision(choice: PrecisionChoice, precision: Precision, support = cpuBf16Support()): string {
+export function describePrecision(choice: PrecisionChoice, precision: Precision, support = cpuBf16Support(), device = 'cpu'): string {
   const why = choice !== 'auto' ? '' : precision === 'bf16'
-    ? ` (auto: this CPU has ${support.amx ? 'AMX' : 'AVX512-BF16'})`
+    ? (device.startsWith('cuda') ? ' (auto: a CUDA GPU)' : ` (auto: this CPU has ${support.amx ? 'AMX' : 'AVX512-BF16'})`)
     : ' (auto: this CPU has no bf16 arithmetic)';
   return precision === 'bf16' ? `precision: bf16 convolutions, fp32 weights, batch-norm statistics, losses and optimiser${why}` : `precision: fp32${why}`;
 }
 
 /**
  * Runs a stack of convolutions in `precision` and returns float32, so what follows (a loss, a softmax,
- * another module) sees the dtype it would in float32. A trace always records float32.
+ * another module) sees the dtype it would in float32. `device` is where the inputs are (autocast is per
+ * device type). A trace always records float32.
  */
-export function inPrecision(precision: Precision, fn: () => Tensor): Tensor {
+export function inPrecision(precision: Precision, fn: () => Tensor, device = 'cpu'): Tensor {
   if (precision === 'fp32' || isTracing()) return fn();
-  return autocast('bfloat16', fn).float();
+  return autocast('bfloat16', fn, device).float();
 }

@@ -88,16 +88,18 @@ export function isGradEnabled(): boolean {
 
 // ---------------------------------------------------------------- mixed precision
 /**
- * Runs `fn` under CPU autocast (torch.autocast('cpu', dtype=torch.bfloat16)): convolutions and matrix
- * products compute in bfloat16 from float32 weights cast once per region; losses stay float32. Outputs
- * come back in bfloat16, so a caller casts them with float() before any loss or softmax.
+ * Runs `fn` under autocast on `device`'s type (torch.autocast('cpu' | 'cuda', dtype=torch.bfloat16)):
+ * convolutions and matrix products compute in bfloat16 from float32 weights cast once per region;
+ * losses stay float32. Outputs come back in bfloat16, so a caller casts them with float() before any
+ * loss or softmax.
  */
-export function autocast<T>(dtype: 'bfloat16', fn: () => T): T {
-  const [enabled, previous]: [boolean, DType] = native.autocastEnter(dtype);
+export function autocast<T>(dtype: 'bfloat16', fn: () => T, device: Device = 'cpu'): T {
+  const type = device.startsWith('cuda') ? 'cuda' : 'cpu';
+  const [enabled, previous]: [boolean, DType] = native.autocastEnter(dtype, type);
   try {
     return fn();
   } finally {
-    native.autocastExit(enabled, previous);
+    native.autocastExit(enabled, previous, type);
   }
 }
 
@@ -418,6 +420,12 @@ export class Tensor {
   copy_(src: Tensor): this {
     native.copy_(this.handle, src.handle);
     return record('copy_', [this, src], {}, this);
+  }
+  /** tensor.data = src: this handle now holds src's storage (another device, say), keeping its autograd identity. */
+  setData_(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    this.cachedShape = undefined;
+    return this;
   }
   fill_(value: number): this {
     native.fill_(this.handle, value);

@@ -3,10 +3,13 @@ import { Batch } from '../data/pipeline';
 import { agreementClass } from '../data/targets';
 import { TrainingBatch } from '../methods/method';
 import { UserError } from '../errors';
-import { tensor, tidy } from '../torch';
+import { Device, onDevice, tensor, tidy } from '../torch';
 
-/** The pipeline's typed arrays as tensors; agreement counts become the AVM's classes 0..M (agreementClass). */
-export function toTrainingBatch(b: Batch, channels: number, annotators: number, structures: number): TrainingBatch {
+/**
+ * The pipeline's typed arrays as tensors on `device`, uploaded once per batch; agreement counts become
+ * the AVM's classes 0..M (agreementClass).
+ */
+export function toTrainingBatch(b: Batch, channels: number, annotators: number, structures: number, device: Device = 'cpu'): TrainingBatch {
   const B = b.size;
   const S = Math.round(Math.sqrt(b.images.length / (B * channels)));
   const plane = structures * S * S;
@@ -17,10 +20,10 @@ export function toTrainingBatch(b: Batch, channels: number, annotators: number, 
   }
   return tidy(() => ({
     size: B,
-    images: tensor(b.images, [B, channels, S, S]),
-    agreementClasses: tensor(classes, [B, structures, S, S]),
-    meanVotes: tensor(b.meanVotes, [B, structures, S, S]),
-    annotatorMasks: tensor(b.annotatorMasks, [B, annotators, structures, S, S], 'float32'),
+    images: onDevice(tensor(b.images, [B, channels, S, S]), device),
+    agreementClasses: onDevice(tensor(classes, [B, structures, S, S]), device),
+    meanVotes: onDevice(tensor(b.meanVotes, [B, structures, S, S]), device),
+    annotatorMasks: onDevice(tensor(b.annotatorMasks, [B, annotators, structures, S, S], 'float32'), device),
     available: b.available,
   }));
 }

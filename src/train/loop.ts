@@ -154,9 +154,10 @@ export async function trainStages(ctx: LoopContext): Promise<CheckpointState['be
 
 /** The steps of round r, from step `from` to the round's end; returns the sum of their losses. */
 async function trainRound(st: StageRun, r: number, stream: AsyncGenerator<Batch>, from: number): Promise<number> {
-  const { ctx: { config, emit }, stage, stageIndex: s, optimizer, lr, ends, params, group } = st;
+  const { ctx: { config, emit, method }, stage, stageIndex: s, optimizer, lr, ends, params, group } = st;
   const M = config.model.annotators.length;
   const K = config.model.structures.length;
+  const device = method.model.parameterDevice();
   const rng = Rng.from(config.seed, 'stage', s, 'round', r);
   let lossSum = 0;
   let step = from;
@@ -166,7 +167,7 @@ async function trainRound(st: StageRun, r: number, stream: AsyncGenerator<Batch>
     optimizer.setLr(learningRateAt({ kind: config.optimizer.schedule }, lr, step, stage.steps));
     const takeStep = () => tidy(() => {
       optimizer.zeroGrad();
-      const global = toTrainingBatch(b as Batch, config.input.channels, M, K);
+      const global = toTrainingBatch(b as Batch, config.input.channels, M, K, device);
       const batch = group ? shardBatch(global, group.rank, group.worldSize) : global;
       // The inner scope releases our handles on activations before backward (autograd keeps what it needs).
       const l = tidy(() => stage.loss(batch, rng));
@@ -248,7 +249,7 @@ export function crossFitCases(cases: CaseRecord[], crossFit: { fold: number; fol
 async function showHeldOut(stage: Stage, loader: DataLoader, channels: number, M: number, K: number): Promise<void> {
   try {
     for (const m of [...stage.trained, ...stage.frozen]) m.eval();
-    for await (const b of loader.epoch(0)) noGrad(() => tidy(() => stage.heldOut!(toTrainingBatch(b, channels, M, K))));
+    for await (const b of loader.epoch(0)) noGrad(() => tidy(() => stage.heldOut!(toTrainingBatch(b, channels, M, K, stage.trained[0]?.parameterDevice() ?? 'cpu'))));
   } finally {
     await loader.close();
   }

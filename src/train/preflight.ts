@@ -8,6 +8,7 @@ import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { isInside, realLocation } from '../io/paths';
 import type { Dataset } from '../data/dataset';
 import type { Stage } from '../methods/method';
+import { resolveDevice } from '../torch/device';
 import { resolvePrecision } from '../torch/precision';
 import { loadSafetensors } from '../torch/safetensors';
 import type { RunRequest } from './setup';
@@ -18,7 +19,7 @@ export function checkNewRun(opts: RunRequest, ds: Dataset): void {
   void ds;
   checkOutputFolder('--out', opts.out);
   if (!(Number.isInteger(opts.steps) && opts.steps >= 1)) throw new UserError(`--steps must be a positive integer (the optimiser steps of the main stage), got ${opts.steps}`);
-  resolvePrecision(opts.precision);
+  resolvePrecision(opts.precision, resolveDevice(opts.device));
   if (opts.pretrained) {
     if (!hasEntry(opts.pretrained)) throw new UserError(`--pretrained: ${opts.pretrained}: file not found`);
     // Reads and validates the whole file (a regular file, complete, well-formed, checksum when it has one).

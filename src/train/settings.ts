@@ -10,6 +10,7 @@ import { methodUsages } from '../methods/registry';
 import { encoderNames } from '../models/encoders/registry';
 import { DEFAULT_BACKBONE } from '../models/backbone';
 import { MAX_INPUT_SIZE } from '../models/inputSize';
+import { DEVICE_CHOICES, DeviceChoice } from '../torch/device';
 import { PRECISION_CHOICES, PrecisionChoice } from '../torch/precision';
 import { parseChoice, parseFloatFlag, parseIntFlag } from '../util/flags';
 
@@ -46,6 +47,8 @@ export interface TrainSettings {
   augment: boolean;
   /** The convolutions' precision: 'auto' (bf16 on CPUs with bf16 arithmetic, else fp32), 'fp32' or 'bf16'. */
   precision: PrecisionChoice;
+  /** Where to compute: 'cpu', 'cuda' (this process's GPU) or 'auto' (cuda when libtorch sees a GPU). */
+  device: DeviceChoice;
   /** Continue the run in `out` from its last completed round. */
   resume: boolean;
   /** With resume: the setting flags given now (e.g. ['--seed']); only these are compared with the run's. Default: every setting. */
@@ -82,6 +85,9 @@ export interface TrainingSetting<K extends SettingKey = SettingKey> {
 const setting = <K extends SettingKey>(s: TrainingSetting<K>): TrainingSetting<K> => s;
 const value = (placeholder: string, parse: (text: string) => unknown): FlagForm => ({ form: 'value', placeholder, parse });
 const text = (s: string): string => s;
+
+/** --device's help, shared by every command that computes (train, predict, evaluate --model, experiment). */
+export const DEVICE_HELP = "where tensors live: 'cpu', 'cuda' (this process's GPU, LOCAL_RANK's when several share a machine; needs a CUDA libtorch) or 'auto' (cuda when libtorch sees a GPU, else cpu)";
 
 /** In the order fingerprint.json records them and `avap train --help` lists them. */
 export const TRAINING_SETTINGS = [
@@ -121,6 +127,8 @@ export const TRAINING_SETTINGS = [
     help: 'disable flips, rotations, scaling and colour jitter' }),
   setting({ key: 'precision', flag: '--precision', cli: value('<kind>', (t) => parseChoice('--precision', t, PRECISION_CHOICES)), default: 'auto', shapesResult: true,
     help: "convolutions in 'fp32' or 'bf16' (weights, batch norm, losses and the optimiser stay fp32); 'auto': bf16 on CPUs with AVX512-BF16 or AMX, else fp32" }),
+  setting({ key: 'device', flag: '--device', cli: value('<kind>', (t) => parseChoice('--device', t, DEVICE_CHOICES)), default: 'auto', shapesResult: false,
+    help: DEVICE_HELP }),
   setting({ key: 'featureChannels', flag: '--feature-channels', cli: { form: 'none' }, default: DEFAULT_BACKBONE.featureChannels, shapesResult: false,
     help: "channels of the decoder's last feature map" }),
   setting({ key: 'resume', flag: '--resume', cli: { form: 'switch' }, default: false, shapesResult: false,

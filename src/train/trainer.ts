@@ -11,7 +11,7 @@ import { DataLoader } from '../data/pipeline';
 import { trainingStatistics } from '../data/statistics';
 import { buildMethod } from '../methods/registry';
 import { Stage } from '../methods/method';
-import { describePrecision, manualSeed, nn, resolvePrecision } from '../torch';
+import { cpuBf16Support, describeDevice, describePrecision, explainOutOfMemory, manualSeed, nn, resolveDevice, resolvePrecision, useDevice } from '../torch';
 import { dataFingerprint, settingsOf } from './fingerprint';
 import { loadCheckpointWeights } from './checkpoint';
 import { consoleReporter } from './events';
@@ -71,6 +71,8 @@ async function trainRun(opts: TrainOptions, group: ProcessGroup | null, notes: s
   const emit = !writes ? quietReporter(opts) : opts.onEvent ?? consoleReporter({ print: opts.print, bar: opts.progress });
   for (const text of notes) emit({ type: 'note', text });
   const o = { ...TRAIN_DEFAULTS, ...withoutUndefined(opts), data: opts.data, out: opts.out };
+  const device = resolveDevice(o.device);
+  useDevice(device);
   const started = Date.now();
   const { run, config, state, ds, trainCases, valCases, normalization } = group ? await joinRun(o, emit, group) : await prepareRun(o, emit);
 
@@ -79,15 +81,19 @@ async function trainRun(opts: TrainOptions, group: ProcessGroup | null, notes: s
   const method = buildMethod(config.model);
   if (state) checkStatePlan(run, state, method.stages());
   const precisionChoice = config.precision;
-  const precision = resolvePrecision(precisionChoice);
+  const precision = resolvePrecision(precisionChoice, device);
   method.model.setPrecision(precision);
-  emit({ type: 'note', text: describePrecision(precisionChoice, precision) });
+  // The CPU, as ever, goes without saying.
+  if (device !== 'cpu') emit({ type: 'note', text: describeDevice(o.device, device) });
+  emit({ type: 'note', text: describePrecision(precisionChoice, precision, cpuBf16Support(), device) });
   if (config.pretrained && !state && writes) {
     if (!method.encoder) throw new UserError(`--pretrained: method '${method.name}' has no encoder to load weights into`);
     method.encoder.loadPretrained(config.pretrained);
   }
   if (!state && method.initialize) method.initialize(await trainingStatistics(ds, trainCases, config.input.size));
   if (state && writes) loadCheckpointWeights(run, method.model, state);
+  // After the weights are final on the CPU (initialisation, --pretrained, the checkpoint), as PyTorch's model.to(device).
+  method.model.to(device);
   if (group) {
     if (opts.syncBatchNorm ?? true) nn.convertSyncBatchNorm(method.model);
     // Rank 0's initial weights (after --pretrained, or the checkpoint's) on every rank.
@@ -111,7 +117,8 @@ async function trainRun(opts: TrainOptions, group: ProcessGroup | null, notes: s
     emit({ type: 'note', text: `data-parallel over ${group.worldSize} ranks: ${config.optimizer.batchSize / group.worldSize} of each batch's ${config.optimizer.batchSize} images per rank, batch norm ${bn}` });
   }
   try {
-    const best = await trainStages({ run, config, method, trainLoader, trainCases, loaderFor, valLoader, state, emit, started, group });
+    const best = await trainStages({ run, config, method, trainLoader, trainCases, loaderFor, valLoader, state, emit, started, group })
+      .catch((err: unknown) => { throw explainOutOfMemory(err, 'train'); });
     const selected = (valLoader?.caseCount ?? 0) >= MIN_SELECTION_CASES ? 'best' as const : 'last' as const;
     const summary: TrainSummary = {
       run: run.dir,

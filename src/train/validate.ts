@@ -6,7 +6,7 @@ import { Method } from '../methods/method';
 import { StructureAccumulator } from '../metrics/aggregate';
 import { nanMean, NanMeanAccumulator } from '../metrics/accumulator';
 import { CaseStructureEvaluator, Mask, meanVotingDice } from '../metrics/multiAnnotator';
-import { noGrad, tensor, tidy } from '../torch';
+import { noGrad, onDevice, tensor, tidy } from '../torch';
 import { AnnotatorLayout } from '../data/layout';
 
 /**
@@ -38,9 +38,10 @@ export async function validate(method: Method, loader: DataLoader): Promise<Vali
   /** group → name → Mean Voting per structure. */
   const alternatives = new Map<string, Map<string, NanMeanAccumulator>>();
   method.model.eval(); // the caller restores its own modes before training on
+  const device = method.model.parameterDevice();
   for await (const b of loader.epoch(0)) {
     const p = noGrad(() => tidy(() => {
-      const images = tensor(b.images, [b.size, C, S, S]);
+      const images = onDevice(tensor(b.images, [b.size, C, S, S]), device);
       const out = method.predictForValidation?.(images) ?? { ...method.predict(images), alternatives: {} };
       return {
         calibrated: out.calibrated.data() as Float32Array,

@@ -90,7 +90,7 @@ export class DynamicHead extends nn.Module {
       x = this.bn2.forward(F.relu_(x).view([N, h, H, W])).view([1, N * h, H, W]);
       x = F.conv2d(x, w3.reshape([N * K, h, 1, 1]), b3.reshape([N * K]), { groups: N });
       return x.reshape([B, A, K, H, W]);
-    }));
+    }, features.device));
   }
 }
 

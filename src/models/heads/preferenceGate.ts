@@ -67,8 +67,8 @@ export class PreferenceGate extends nn.Module {
     const G = GATE_CANDIDATES.length;
     const [M, K] = [this.annotators, this.structures];
     tidy(() => {
-      this.heldOutDice.copy_(this.heldOutDice.add(tensor(Float32Array.from(diceSums), [G, M, K])));
-      this.heldOutCases.copy_(this.heldOutCases.add(tensor(Float32Array.from(cases), [M, K])));
+      this.heldOutDice.copy_(this.heldOutDice.add(tensor(Float32Array.from(diceSums), [G, M, K]).to(this.heldOutDice.device)));
+      this.heldOutCases.copy_(this.heldOutCases.add(tensor(Float32Array.from(cases), [M, K]).to(this.heldOutCases.device)));
     });
   }
 

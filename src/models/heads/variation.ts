@@ -59,7 +59,7 @@ export class VariationHead extends nn.Module {
     // oneDNN runs them much faster in channels-last memory (README, "Speed"). The values are the same.
     return tidy(() => {
       const nhwc = features.contiguous('channels_last');
-      return this.branches.items.map((b) => inPrecision(this.precision, () => b.forward(nhwc)).contiguous());
+      return this.branches.items.map((b) => inPrecision(this.precision, () => b.forward(nhwc), nhwc.device).contiguous());
     });
   }
 

@@ -132,7 +132,7 @@ export class BatchNorm2d extends Module {
     const eps = this.opts.eps ?? 1e-5;
     const momentum = this.opts.momentum ?? 0.1;
     const xf = x.dtype === 'float32' ? x : x.to('float32');
-    const local = cat([xf.sum([0, 2, 3]), xf.square().sum([0, 2, 3]), tensor(new Float32Array(C).fill(N * H * W), [C])]);
+    const local = cat([xf.sum([0, 2, 3]), xf.square().sum([0, 2, 3]), tensor(new Float32Array(C).fill(N * H * W), [C]).to(xf.device)]);
     const total = allReduceSum(local);
     const count = total.narrow(0, 2 * C, C);
     const mean = total.narrow(0, 0, C).div(count);

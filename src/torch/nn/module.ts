@@ -1,6 +1,6 @@
 import { UserError } from '../../errors';
 import type { Precision } from '../precision';
-import { Tensor, keep, noGrad, tidy } from '../tensor';
+import { Device, Tensor, keep, noGrad, tidy } from '../tensor';
 
 export type StateDict = Record<string, Tensor>;
 
@@ -95,6 +95,22 @@ export class Module {
   setPrecision(precision: Precision): this {
     for (const [, m] of this.namedModules()) m.precision = precision;
     return this;
+  }
+
+  /**
+   * Moves every parameter and buffer to `device` in place, as PyTorch's module.to(device): an optimizer
+   * or anything else holding them keeps working with the moved tensors.
+   */
+  to(device: Device): this {
+    noGrad(() => tidy(() => {
+      for (const [, t] of [...this.namedParameters(), ...this.namedBuffers()]) if (t.device !== device) t.setData_(t.to(device));
+    }));
+    return this;
+  }
+
+  /** Where this module's parameters live (the first one's device; 'cpu' for a module without any). */
+  parameterDevice(): Device {
+    return this.parameters()[0]?.device ?? 'cpu';
   }
 
   /** Freezes (false) or unfreezes (true) every parameter of this module. */
