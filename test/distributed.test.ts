@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readWorkerEnv } from '../src/distributed/env';
-import { loadStateDict } from '../src/torch';
+import { loadStateDict, torchVersion } from '../src/torch';
 import { defaultThreadCount } from '../src/torch/native';
 import { CLI, CliResult, assertOneLineError, avap, ok, sandbox } from './faults.helpers';
 
@@ -194,6 +194,12 @@ function torchrun(logs: string, masterPort: number, args: string[], extra: strin
 function torchrunUnavailable(): string | null {
   const r = spawnSync('torchrun', ['--help'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) return `torchrun is not installed (Debian's python3-torch provides it): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+  // The agent hosts the store its workers join, and c10d's store protocol changed between PyTorch 1.x
+  // and 2.x: torchrun must come from the libtorch version the addon was built against.
+  const script = spawnSync('sh', ['-c', 'head -1 "$(command -v torchrun)"'], { encoding: 'utf8' }).stdout.replace(/^#!/, '').trim().split(/\s+/);
+  const agent = spawnSync(script[0], [...script.slice(1), '-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  const minor = (v: string) => v.split('.').slice(0, 2).join('.');
+  if (minor(agent) !== minor(torchVersion())) return `torchrun runs PyTorch ${agent || '(unknown)'} and this avap's libtorch is ${torchVersion()}: their stores do not talk to each other`;
   return null;
 }
 
