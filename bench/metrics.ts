@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluatePredictions, ReferenceSource } from '../src/eval/evaluate';
-import { writePredictionCase } from '../src/eval/predictions';
+import { writePredictionCase } from '../src/predict/folder';
 import { CaseStructureInput, evaluateCaseStructure, evaluateCaseStructurePlain } from '../src/metrics/multiAnnotator';
 
 const IMAGES = 95;

@@ -15,11 +15,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openDataset, readAnnotations, selectCases } from '../src/data/dataset';
 import { writeSynthDataset } from '../src/data/synth';
-import { readPredictionCase } from '../src/eval/predictions';
-import { EvaluationSummary } from '../src/eval/evaluate';
+import { readPredictionCase } from '../src/predict/folder';
+import { EvaluationSummary } from '../src/results/summary';
 import { nanMean } from '../src/metrics/accumulator';
 import { averageDice } from '../src/metrics/multiAnnotator';
-import { evaluateModel } from '../src/predict/evaluateModel';
+import { evaluateModel } from '../src/eval/evaluateModel';
 import { loadStateDict, ones, saveStateDict, tidy } from '../src/torch';
 import { train } from '../src/train/trainer';
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { writePredictionCase } from '../src/eval/predictions';
+import { writePredictionCase } from '../src/predict/folder';
 import { evaluateCaseStructurePlain } from '../src/metrics/multiAnnotator';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');

@@ -7,7 +7,8 @@ import sharp from 'sharp';
 import { UserError } from '../src/errors';
 import { resizeBilinear, resizeNearest } from '../src/data/resize';
 import { CaseAnnotations } from '../src/data/dataset';
-import { evaluatePredictions, EvaluationSummary, ReferenceSource } from '../src/eval/evaluate';
+import { evaluatePredictions, ReferenceSource } from '../src/eval/evaluate';
+import { EvaluationSummary } from '../src/results/summary';
 import {
   annotatorPredictionFile,
   checkPredictions,
@@ -15,7 +16,7 @@ import {
   readPredictionCase,
   readPredictionMap,
   writePredictionCase,
-} from '../src/eval/predictions';
+} from '../src/predict/folder';
 import { evaluateCaseStructurePlain, Mask } from '../src/metrics/multiAnnotator';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'avap-evaluate-'));

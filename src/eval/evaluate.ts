@@ -6,12 +6,13 @@ import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
 import { isNiftiPath } from '../io/nifti';
 import { readNiftiImageInfo } from '../data/niftiImage';
-import { StructureAccumulator, StructureAggregate } from '../metrics/aggregate';
-import { MetricKey, METRICS } from '../metrics/table';
+import { StructureAccumulator } from '../metrics/aggregate';
+import { METRICS } from '../metrics/table';
 import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } from '../metrics/dice';
 import { BINARY_THRESHOLD, CaseStructureEvaluator, CaseStructureMetrics, ECE_BINS, Mask } from '../metrics/multiAnnotator';
-import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from './predictions';
+import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from '../predict/folder';
 import { writeEvaluationOutputs } from './report';
+import type { CaseStructureSummary, EvaluationSummary, PerCaseMetricKey, SummaryMetrics, Written } from '../results/summary';
 
 export interface ReferenceCase {
   id: string;
@@ -42,39 +43,6 @@ export interface EvaluateOptions {
   concurrency?: number;
   /** Called after each scored case. */
   onProgress?: (done: number, total: number) => void;
-}
-
-/** A metric value as written to JSON: NaN (undefined) becomes null. */
-type Written<T> = T extends number[][] ? (number | null)[][] : T extends number[] ? (number | null)[] : number | null;
-
-/** The metrics the table (metrics/table.ts) writes per case. */
-type PerCaseMetricKey = Exclude<keyof CaseStructureMetrics, 'cross'>;
-
-/** Metrics of one case and one structure as written to summary.json (null = undefined). */
-export type CaseStructureSummary = { [K in PerCaseMetricKey]: Written<CaseStructureMetrics[K]> };
-
-export interface CaseSummary {
-  case: string;
-  width: number;
-  height: number;
-  metrics: Record<string, CaseStructureSummary>;
-}
-
-/** Each metric of the table, per structure name. */
-export type SummaryMetrics = { [K in MetricKey]: Record<string, Written<StructureAggregate[K]>> };
-
-/** summary.json. All metric values are fractions in [0, 1] (GED in [0, 2]); null where undefined. */
-export interface EvaluationSummary extends SummaryMetrics {
-  cases: number;
-  thresholds: number[];
-  rule: ThresholdRule;
-  structures: string[];
-  annotators: string[];
-  eval_size: number | null;
-  ece_bins: number;
-  binary_threshold: number;
-  label: string;
-  per_case: CaseSummary[];
 }
 
 /** Per-case results in memory (NaN = undefined). */

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
-import { writePredictionCase } from '../eval/predictions';
+import { writePredictionCase } from './folder';
 import { readAnyImage } from '../data/prepare';
 import { isFolder, isSafePathComponent } from '../io/paths';
 import { checkStaysInside, pathInside } from '../io/confine';
