@@ -126,6 +126,20 @@ export interface Problem {
   blocking: boolean;
 }
 
+/** Where a scan's problems go: blocking ones stop the dataset from being used, findings are reported. */
+export interface ProblemReport {
+  blocking(file: string, message: string): void;
+  finding(file: string, message: string): void;
+}
+
+/** A ProblemReport that appends to `problems`. */
+export function problemReport(problems: Problem[]): ProblemReport {
+  return {
+    blocking: (file, message) => problems.push({ file, message, blocking: true }),
+    finding: (file, message) => problems.push({ file, message, blocking: false }),
+  };
+}
+
 /** What a layout reader found: the dataset (null when it cannot be described) and its problems. */
 export interface ScanResult {
   layout: 'riga' | 'native' | 'qubiq' | null;
