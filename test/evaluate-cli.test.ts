@@ -77,7 +77,7 @@ async function fixture(): Promise<{ root: string; data: string; pred: string; la
   const pred = path.join(root, 'pred');
   for (const [id, w, h] of CASES) {
     const p = probs.get(id)!;
-    await writePredictionCase(pred, id, ['disc', 'cup'], p.map((x) => x[0]), p.map((x) => x.slice(1)), w, h);
+    await writePredictionCase(pred, id, ['disc', 'cup'], p.map((x) => x[0]), ANNOTATORS.map((_, k) => p.map((x) => x[k + 1])), w, h);
   }
   return { root, data, pred, labels, probs };
 }

@@ -143,7 +143,7 @@ export async function evaluatePredictions(reference: ReferenceSource, prediction
     const metrics = structures.map((_, s) => {
       const annotations: (Mask | null)[] = ann.available.map((ok, k) => {
         if (!ok) return null;
-        const mask = ann.masks[s][k];
+        const mask = ann.masks[k][s];
         return W === ann.width && H === ann.height ? mask : resizeNearest(mask, ann.width, ann.height, W, H);
       });
       return evaluator.evaluate({ meanPrediction: pred[s * per], annotatorPredictions: pred.slice(s * per + 1, (s + 1) * per), annotations }, metricOptions);
@@ -161,13 +161,15 @@ function checkAnnotations(id: string, ann: CaseAnnotations, expected: Size, S: n
   if (ann.width !== expected.width || ann.height !== expected.height) {
     throw new UserError(`case ${id}: annotations are ${ann.width}x${ann.height} but their header said ${expected.width}x${expected.height}`);
   }
-  if (ann.available.length !== M || ann.masks.length !== S) {
-    throw new UserError(`case ${id}: annotations have ${ann.masks.length} structures x ${ann.available.length} annotators, expected ${S} x ${M}`);
+  const structures = ann.masks.find((row) => row.length !== S)?.length ?? S;
+  if (ann.available.length !== M || ann.masks.length !== M || structures !== S) {
+    throw new UserError(`case ${id}: annotations have ${ann.masks.length} annotators x ${structures} structures (${ann.available.length} availability flags), expected ${M} x ${S}`);
   }
-  ann.masks.forEach((row, s) => {
-    ann.available.forEach((ok, k) => {
-      if (ok && row[k]?.length !== ann.width * ann.height) {
-        throw new UserError(`case ${id}: mask of structure ${s + 1}, annotator ${k + 1} has ${row[k]?.length ?? 0} pixels, expected ${ann.width}x${ann.height}`);
+  ann.masks.forEach((row, k) => {
+    if (!ann.available[k]) return;
+    row.forEach((mask, s) => {
+      if (mask.length !== ann.width * ann.height) {
+        throw new UserError(`case ${id}: mask of structure ${s + 1}, annotator ${k + 1} has ${mask.length} pixels, expected ${ann.width}x${ann.height}`);
       }
     });
   });

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { CaseRecord, Dataset, displayPath, openDataset, readAnnotations, selectCases } from '../data/dataset';
+import { CaseRecord, Dataset, displayPath, openDataset, readAnnotations, selectCases, structureMasks } from '../data/dataset';
 import { planeShape } from '../data/niftiImage';
 import { volumeCasesOf, volumeShape } from '../data/volumes';
 import { readNifti } from '../io/nifti';
@@ -101,7 +101,7 @@ async function scoreQubiq(ds: Dataset, cases: CaseRecord[], readMap: (c: CaseRec
     const softs: number[] = [];
     for (let k = 0; k < tasks.length; k++) {
       const map = await readMap(c, tasks[k], a.width, a.height);
-      const raters = a.masks[k].map((m, r) => (a.available[r] ? m : null));
+      const raters = structureMasks(a, k);
       const q = qubiqCaseScore(map, raters);
       const s = softDice(map, meanVote(raters));
       scores.push(q);
