@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { evaluatePredictions, ReferenceSource } from '../src/eval/evaluate';
-import { writePredictionCase } from '../src/eval/predictions';
+import { writePredictionCase } from '../src/predict/folder';
 import { CaseStructureInput, evaluateCaseStructure, evaluateCaseStructurePlain } from '../src/metrics/multiAnnotator';
 
 const IMAGES = 95;
@@ -35,6 +35,11 @@ interface BenchCase {
   mean: Float32Array[];
   /** [structure][annotator] */
   annot: Float32Array[][];
+}
+
+/** [structure][annotator] → [annotator][structure], the order of annotations and prediction folders. */
+function transpose<T>(rows: T[][]): T[][] {
+  return (rows[0] ?? []).map((_, k) => rows.map((row) => row[k]));
 }
 
 function makeCase(r: () => number, id: string): BenchCase {
@@ -111,14 +116,14 @@ async function main(): Promise<void> {
     try {
       const pred = path.join(dir, 'pred');
       const tw = Date.now();
-      for (const c of cases) await writePredictionCase(pred, c.id, STRUCTURES, c.mean, c.annot, SIZE, SIZE);
+      for (const c of cases) await writePredictionCase(pred, c.id, STRUCTURES, c.mean, transpose(c.annot), SIZE, SIZE);
       console.log(`wrote ${IMAGES * STRUCTURES.length * (M + 1)} 16-bit PNGs in ${Date.now() - tw} ms`);
       const reference: ReferenceSource = {
         structures: STRUCTURES,
         annotators: Array.from({ length: M }, (_, k) => `A${k + 1}`),
         cases: cases.map((c) => ({
           id: c.id,
-          load: async () => ({ width: SIZE, height: SIZE, available: new Array<boolean>(M).fill(true), masks: c.masks }),
+          load: async () => ({ width: SIZE, height: SIZE, available: new Array<boolean>(M).fill(true), masks: transpose(c.masks) }),
           size: async () => ({ width: SIZE, height: SIZE }),
         })),
       };

@@ -13,13 +13,13 @@
 // Last line: one JSON object (means over seeds; per seed in `runs`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openDataset, readAnnotations, selectCases } from '../src/data/dataset';
+import { openDataset, readAnnotations, selectCases, structureMasks } from '../src/data/dataset';
 import { writeSynthDataset } from '../src/data/synth';
-import { readPredictionCase } from '../src/eval/predictions';
-import { EvaluationSummary } from '../src/eval/evaluate';
+import { readPredictionCase } from '../src/predict/folder';
+import { EvaluationSummary } from '../src/results/summary';
 import { nanMean } from '../src/metrics/accumulator';
 import { averageDice } from '../src/metrics/multiAnnotator';
-import { evaluateModel } from '../src/predict/evaluateModel';
+import { evaluateModel } from '../src/eval/evaluateModel';
 import { loadStateDict, ones, saveStateDict, tidy } from '../src/torch';
 import { train } from '../src/train/trainer';
 
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
           const ann = await readAnnotations(ds, c);
           const pred = await readPredictionCase(path.join(runDir, 'eval', 'predictions'), c.id, structures, M);
           structures.forEach((_, s) => {
-            const annotations = ann.masks[s].map((mask, k) => (ann.available[k] ? mask : null));
+            const annotations = structureMasks(ann, s);
             averageDice(Array(M).fill(pred.calibrated[s]), annotations).per_annotator.forEach((d, k) => { if (Number.isFinite(d)) perAnnotator[s][k].push(d); });
           });
         }

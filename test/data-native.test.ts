@@ -33,11 +33,11 @@ test('readAnnotations splits a label map into per-structure binary masks, zeros 
   assert.deepEqual(a.available, [true, true]);
   // A1's map: 1 1 / 1 2 in the centre; disc = {1,2}, cup = {2}.
   assert.deepEqual([...a.masks[0][0]], [0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
-  assert.deepEqual([...a.masks[1][0]], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+  assert.deepEqual([...a.masks[0][1]], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
   assert.deepEqual([...a.masks[1][1]], [0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
   const b = await readAnnotations(ds, ds.cases[1]);
   assert.deepEqual(b.available, [true, false]);
-  assert.ok(b.masks.every((perAnnotator) => perAnnotator[1].every((v) => v === 0)));
+  assert.ok(b.masks[1].every((mask) => mask.every((v) => v === 0)));
 });
 
 test('a QUBIQ-style dataset: 7 annotators, one structure, values 0/255 — M and structures come from dataset.json', async () => {
@@ -55,7 +55,7 @@ test('a QUBIQ-style dataset: 7 annotators, one structure, values 0/255 — M and
   assert.equal(ds.channels, 1);
   assert.deepEqual(ds.splits, {});
   const a = await readAnnotations(ds, ds.cases[0]);
-  assert.deepEqual(a.masks[0].map((m) => m[1]), [0, 1, 0, 1, 0, 1, 0]);
+  assert.deepEqual(a.masks.map((perStructure) => perStructure[0][1]), [0, 1, 0, 1, 0, 1, 0]);
 });
 
 test('selectCases: by split, by subset, both; unknown names list the known ones', async () => {

@@ -43,7 +43,7 @@ test('the QUBIQ layout: tasks become structures, raters annotators, split folder
         assert.match(path.basename(file), new RegExp(`^task0${k + 1}_seg0${r + 1}\\.nii\\.gz$`));
         const vol = await readNifti(file);
         const want = Array.from(vol.data, (v) => (v > 0.5 ? 1 : 0));
-        assert.deepEqual([...a.masks[k][r]], want, `${variant} ${file}`);
+        assert.deepEqual([...a.masks[r][k]], want, `${variant} ${file}`);
         assert.ok(want.some((v) => v === 1));
       }
     }

@@ -56,7 +56,7 @@ test('RIGA mask rule: disc = value > 0, cup = value 255 exactly (rim ~128 and ne
   const ds = await openDataset(dir);
   const a = await readAnnotations(ds, ds.cases[0]);
   assert.deepEqual([...a.masks[0][0]], [0, 1, 1, 1, 1, 1, 1, 0]);
-  assert.deepEqual([...a.masks[1][0]], [0, 0, 0, 0, 0, 0, 1, 0]);
+  assert.deepEqual([...a.masks[0][1]], [0, 0, 0, 0, 0, 0, 1, 0]);
 });
 
 test('parseCsv: quoted fields, escaped quotes, CRLF, BOM and blank lines', () => {

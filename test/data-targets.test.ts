@@ -37,8 +37,9 @@ test('caseTargets: counts, mean votes and masks per structure with a missing ann
     height: 1,
     available: [true, false, true],
     masks: [
-      [u8([1, 1, 0]), u8([0, 0, 0]), u8([1, 1, 1])],
-      [u8([0, 1, 0]), u8([0, 0, 0]), u8([0, 1, 1])],
+      [u8([1, 1, 0]), u8([0, 1, 0])],
+      [u8([0, 0, 0]), u8([0, 0, 0])],
+      [u8([1, 1, 1]), u8([0, 1, 1])],
     ],
   });
   assert.equal(t.annotatorCount, 2);

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { writePredictionCase } from '../src/eval/predictions';
+import { writePredictionCase } from '../src/predict/folder';
 import { evaluateCaseStructurePlain } from '../src/metrics/multiAnnotator';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
@@ -77,7 +77,7 @@ async function fixture(): Promise<{ root: string; data: string; pred: string; la
   const pred = path.join(root, 'pred');
   for (const [id, w, h] of CASES) {
     const p = probs.get(id)!;
-    await writePredictionCase(pred, id, ['disc', 'cup'], p.map((x) => x[0]), p.map((x) => x.slice(1)), w, h);
+    await writePredictionCase(pred, id, ['disc', 'cup'], p.map((x) => x[0]), ANNOTATORS.map((_, k) => p.map((x) => x[k + 1])), w, h);
   }
   return { root, data, pred, labels, probs };
 }

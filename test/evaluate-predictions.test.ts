@@ -7,7 +7,8 @@ import sharp from 'sharp';
 import { UserError } from '../src/errors';
 import { resizeBilinear, resizeNearest } from '../src/data/resize';
 import { CaseAnnotations } from '../src/data/dataset';
-import { evaluatePredictions, EvaluationSummary, ReferenceSource } from '../src/eval/evaluate';
+import { evaluatePredictions, ReferenceSource } from '../src/eval/evaluate';
+import { EvaluationSummary } from '../src/results/summary';
 import {
   annotatorPredictionFile,
   checkPredictions,
@@ -15,8 +16,11 @@ import {
   readPredictionCase,
   readPredictionMap,
   writePredictionCase,
-} from '../src/eval/predictions';
+} from '../src/predict/folder';
 import { evaluateCaseStructurePlain, Mask } from '../src/metrics/multiAnnotator';
+
+/** [structure][annotator] → [annotator][structure], the order of annotations and prediction folders. */
+const transpose = <T>(rows: T[][]): T[][] => (rows[0] ?? []).map((_, k) => rows.map((row) => row[k]));
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'avap-evaluate-'));
 
@@ -35,7 +39,7 @@ const M = ANNOTATORS.length;
 interface Fixture {
   reference: ReferenceSource;
   annotations: Map<string, CaseAnnotations>;
-  /** [case] -> [structure] mean map, [structure][k] annotator maps */
+  /** [case] -> [structure] mean map, [k][structure] annotator maps */
   predictions: Map<string, { mean: Float32Array[]; annot: Float32Array[][] }>;
   sizes: Map<string, { width: number; height: number }>;
 }
@@ -58,11 +62,11 @@ function fixture(seed = 1): Fixture {
       return r() < 0.1 ? [0.1, 0.5, 0.9][Math.floor(r() * 3)] : 1 / (1 + Math.exp(d + (r() - 0.5)));
     });
     const available = ANNOTATORS.map((_, k) => !(id === 'b' && k === 1));
-    const masks = STRUCTURES.map((_, s) => ANNOTATORS.map((__, k) => (available[k] ? blob((s === 0 ? 4 : 2) + r()) : new Uint8Array(n))));
+    const masks = transpose(STRUCTURES.map((_, s) => ANNOTATORS.map((__, k) => (available[k] ? blob((s === 0 ? 4 : 2) + r()) : new Uint8Array(n)))));
     annotations.set(id, { width: w, height: h, available, masks });
     predictions.set(id, {
       mean: STRUCTURES.map((_, s) => prob(s === 0 ? 4 : 2)),
-      annot: STRUCTURES.map((_, s) => ANNOTATORS.map(() => prob((s === 0 ? 4 : 2) + r()))),
+      annot: transpose(STRUCTURES.map((_, s) => ANNOTATORS.map(() => prob((s === 0 ? 4 : 2) + r())))),
     });
   }
   const reference: ReferenceSource = {
@@ -104,8 +108,8 @@ function expectedSummary(f: Fixture, evalSize?: number): Record<string, { mv: nu
         const qm = Float32Array.from(m, q16);
         return evalSize ? resizeBilinear(qm, a.width, a.height, 1, W, H) : qm;
       };
-      const anns: (Mask | null)[] = a.available.map((ok, k) => (ok ? (evalSize ? resizeNearest(a.masks[s][k], a.width, a.height, W, H) : a.masks[s][k]) : null));
-      return evaluateCaseStructurePlain({ meanPrediction: fit(p.mean[s]), annotatorPredictions: p.annot[s].map(fit), annotations: anns });
+      const anns: (Mask | null)[] = a.available.map((ok, k) => (ok ? (evalSize ? resizeNearest(a.masks[k][s], a.width, a.height, W, H) : a.masks[k][s]) : null));
+      return evaluateCaseStructurePlain({ meanPrediction: fit(p.mean[s]), annotatorPredictions: p.annot.map((perStructure) => fit(perStructure[s])), annotations: anns });
     });
     const mean = (xs: number[]): number => {
       const ok = xs.filter((x) => !Number.isNaN(x));
@@ -143,7 +147,7 @@ test('writePredictionCase / readPredictionCase: 16-bit round trip, clamped, exac
   const h = 3;
   const values = [0, 1, 0.5, 0.1, 0.3, 0.7, 0.9, -0.2, 1.3, 1 / 3, 2 / 3, 0.25, 0.75, 1e-6, 1 - 1e-6];
   const maps = [Float32Array.from(values), Float32Array.from(values.map((v) => 1 - v))];
-  const files = await writePredictionCase(dir, 'case1', ['disc'], [maps[0]], [[maps[1], maps[0]]], w, h);
+  const files = await writePredictionCase(dir, 'case1', ['disc'], [maps[0]], [[maps[1]], [maps[0]]], w, h);
   assert.deepEqual(files.map((f) => path.relative(dir, f)), ['case1/disc_mean.png', 'case1/disc_annotator1.png', 'case1/disc_annotator2.png']);
   const meta = await sharp(files[0]).metadata();
   assert.equal(meta.depth, 'ushort');
@@ -154,7 +158,7 @@ test('writePredictionCase / readPredictionCase: 16-bit round trip, clamped, exac
   // The maps hold float32 values: quantise those (fround(0.7)·65535 = 45874.4999…, not 45874.5).
   assert.deepEqual(Array.from(back.calibrated[0]), Array.from(maps[0], q16));
   assert.deepEqual(Array.from(back.annotators[0][0]), Array.from(maps[1], q16));
-  assert.deepEqual(Array.from(back.annotators[0][1]), Array.from(maps[0], q16));
+  assert.deepEqual(Array.from(back.annotators[1][0]), Array.from(maps[0], q16));
   assert.equal(back.calibrated[0][2], Math.fround(32768 / 65535)); // 0.5 is stored as 32768
   // No leftover temp files from the atomic writes.
   assert.deepEqual(fs.readdirSync(path.join(dir, 'case1')).sort(), ['disc_annotator1.png', 'disc_annotator2.png', 'disc_mean.png']);
@@ -225,7 +229,7 @@ test('evaluatePredictions: --rule ge and other thresholds', async () => {
   const a = await r.load();
   const p = f.predictions.get(r.id)!;
   const m = evaluateCaseStructurePlain(
-    { meanPrediction: Float32Array.from(p.mean[0], q16), annotatorPredictions: p.annot[0].map((x) => Float32Array.from(x, q16)), annotations: a.masks[0] },
+    { meanPrediction: Float32Array.from(p.mean[0], q16), annotatorPredictions: p.annot.map((x) => Float32Array.from(x[0], q16)), annotations: a.masks.map((x) => x[0]) },
     { rule: 'ge', thresholds: [0.5, 0.25] },
   );
   close(summary.per_case[0].metrics.disc.mean_voting, m.mean_voting, 1e-12, 'case a mean voting');
@@ -259,7 +263,7 @@ test('evaluatePredictions: every problem of a bad predictions folder in one erro
   await writeAll(f, pred);
   fs.rmSync(path.join(pred, 'c'), { recursive: true }); // whole case missing
   fs.rmSync(annotatorPredictionFile(pred, 'a', 'cup', 2)); // one file missing
-  await writePredictionCase(path.join(dir, 'wrong'), 'a', ['disc'], [new Float32Array(20)], [[new Float32Array(20), new Float32Array(20), new Float32Array(20)]], 5, 4);
+  await writePredictionCase(path.join(dir, 'wrong'), 'a', ['disc'], [new Float32Array(20)], [[new Float32Array(20)], [new Float32Array(20)], [new Float32Array(20)]], 5, 4);
   fs.copyFileSync(meanPredictionFile(path.join(dir, 'wrong'), 'a', 'disc'), meanPredictionFile(pred, 'a', 'disc')); // 5x4, expected 12x9
   await sharp(new Uint8Array(10 * 10 * 3), { raw: { width: 10, height: 10, channels: 3 } }).png().toFile(annotatorPredictionFile(pred, 'b', 'disc', 1)); // RGB
   fs.writeFileSync(annotatorPredictionFile(pred, 'b', 'cup', 3), 'not a png'); // undecodable

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { writeSynthDataset } from '../src/data/synth';
-import { EvaluationSummary } from '../src/eval/evaluate';
+import { EvaluationSummary } from '../src/results/summary';
 import { UserError } from '../src/errors';
 import { pairedBootstrap } from '../src/experiment/bootstrap';
 import { LOSS_FALL_THRESHOLD, SCORE_RISE_THRESHOLD, stageTrend, stillImproving } from '../src/experiment/convergence';
@@ -18,7 +18,7 @@ import { differencesToBest } from '../src/experiment/differences';
 import { ExperimentOptions, runExperiment } from '../src/experiment/experiment';
 import { lineChartSvg, niceTicks, writeLineChart } from '../src/experiment/figures';
 import { SharedSettings, recordCombinations } from '../src/experiment/settings';
-import { NOT_CONVERGED_NOTE, table2 } from '../src/eval/tables';
+import { NOT_CONVERGED_NOTE, table2 } from '../src/results/tables';
 import { parseIntList } from '../src/util/flags';
 import { Rng } from '../src/util/random';
 

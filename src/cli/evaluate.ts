@@ -1,15 +1,15 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { evaluate } from '../predict/evaluateModel';
-import { evaluateQubiq } from '../predict/qubiq';
-import { QubiqEvaluation } from '../eval/qubiq';
+import { evaluate } from '../eval/evaluateModel';
+import { evaluateQubiq, QubiqEvaluation } from '../eval/qubiq';
 import { collectList, parseChoice, parseIntFlag, setThreadsFlag, splitList } from '../util/flags';
 import { perStructure, plural } from '../util/format';
 import { progressBar } from '../util/progress';
 import { UserError } from '../errors';
 import { DEVICE_CHOICES } from '../torch/device';
 import { DEVICE_HELP } from '../train/settings';
-import { EvaluateOptions, EvaluationSummary } from '../eval/evaluate';
+import { EvaluateOptions } from '../eval/evaluate';
+import { EvaluationSummary } from '../results/summary';
 import { PER_CASE_FILE, REPORT_FILE, SUMMARY_FILE } from '../eval/report';
 import { PAPER_THRESHOLDS, validateRule, validateThresholds } from '../metrics/dice';
 

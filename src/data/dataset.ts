@@ -126,6 +126,20 @@ export interface Problem {
   blocking: boolean;
 }
 
+/** Where a scan's problems go: blocking ones stop the dataset from being used, findings are reported. */
+export interface ProblemReport {
+  blocking(file: string, message: string): void;
+  finding(file: string, message: string): void;
+}
+
+/** A ProblemReport that appends to `problems`. */
+export function problemReport(problems: Problem[]): ProblemReport {
+  return {
+    blocking: (file, message) => problems.push({ file, message, blocking: true }),
+    finding: (file, message) => problems.push({ file, message, blocking: false }),
+  };
+}
+
 /** What a layout reader found: the dataset (null when it cannot be described) and its problems. */
 export interface ScanResult {
   layout: 'riga' | 'native' | 'qubiq' | null;
@@ -237,8 +251,13 @@ export interface CaseAnnotations {
   height: number;
   /** Per annotator: does a label map exist. */
   available: boolean[];
-  /** [structure][annotator], 0/1 row-major HxW; all zero when the annotation is missing. */
+  /** [annotator][structure], 0/1 row-major HxW; all zero when the annotation is missing. */
   masks: Uint8Array[][];
+}
+
+/** Each annotator's mask of one structure, null where the annotation is missing. */
+export function structureMasks(ann: CaseAnnotations, structure: number): (Uint8Array | null)[] {
+  return ann.masks.map((perStructure, m) => (ann.available[m] ? perStructure[structure] : null));
 }
 
 const decoders = new WeakMap<Dataset, LabelDecoder>();
@@ -263,7 +282,7 @@ export async function readAnnotations(ds: Dataset, c: CaseRecord): Promise<CaseA
   const decoder = labelDecoderFor(ds);
   const { width, height } = c.slice ? sliceSize(c.volume!, c.slice.axis) : await (isNiftiPath(c.image) ? readNiftiImageInfo(c.image) : readImageInfo(c.image));
   const n = width * height;
-  const masks = ds.structures.map(() => ds.annotators.map(() => new Uint8Array(n)));
+  const masks = ds.annotators.map(() => ds.structures.map(() => new Uint8Array(n)));
   const available = c.labels.map((l) => l !== null);
   await Promise.all(c.labels.map(async (file, m) => {
     if (file === null) return;
@@ -271,7 +290,7 @@ export async function readAnnotations(ds: Dataset, c: CaseRecord): Promise<CaseA
     const label = c.slice ? await readSliceRater(c, m) : c.parts ? await readQubiqRater(c.parts[m], expect) : await decoder.read(file, expect);
     const bits = decoder.structureBits(label.values);
     for (let k = 0; k < ds.structures.length; k++) {
-      const mask = masks[k][m];
+      const mask = masks[m][k];
       const bit = 1 << k;
       for (let i = 0; i < n; i++) mask[i] = (bits[i] & bit) !== 0 ? 1 : 0;
     }

@@ -14,7 +14,7 @@ import { UserError } from '../errors';
 import { isSafePathComponent, resolvesInside } from '../io/paths';
 import { problemText, readTextFile } from '../io/readBounded';
 import { duplicates } from '../util/duplicates';
-import { CaseRecord, Dataset, Problem, ScanResult } from './dataset';
+import { CaseRecord, Dataset, Problem, ProblemReport, problemReport, ScanResult } from './dataset';
 import { parseDatasetJson, resolveStructures } from './schema';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.nii', '.nii.gz'];
@@ -43,21 +43,12 @@ export function labelFileName(caseId: string, annotator: string, ext = '.png'): 
   return `${caseId}_${annotator}${ext}`;
 }
 
-/** Where a scan's problems go: blocking ones stop the dataset from being used, findings are reported. */
-interface ProblemReport {
-  blocking(file: string, message: string): void;
-  finding(file: string, message: string): void;
-}
-
 // Symbolic links are followed when they stay inside the dataset folder and refused when they lead out.
 const LEADS_OUTSIDE = 'is a symbolic link leading outside the dataset folder (every file a dataset uses must be inside it; link the whole dataset folder instead)';
 
 export async function scanNative(root: string): Promise<ScanResult> {
   const problems: Problem[] = [];
-  const report: ProblemReport = {
-    blocking: (file, message) => problems.push({ file, message, blocking: true }),
-    finding: (file, message) => problems.push({ file, message, blocking: false }),
-  };
+  const report = problemReport(problems);
   const jsonFile = path.join(root, 'dataset.json');
   const spec = readDescription(root, jsonFile, report);
   if (!spec) return { layout: 'native', dataset: null, problems };

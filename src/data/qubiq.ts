@@ -19,7 +19,7 @@ import { readNiftiShape } from '../io/nifti';
 import { fileNameProblem } from '../io/names';
 import { isFolder, resolvesInside } from '../io/paths';
 import { hasEntry, readJsonText } from '../io/readBounded';
-import { CaseRecord, Dataset, MAX_STRUCTURES, OpenOptions, Problem, ScanResult, Structure } from './dataset';
+import { CaseRecord, Dataset, MAX_STRUCTURES, OpenOptions, Problem, ProblemReport, problemReport, ScanResult, Structure } from './dataset';
 import { compareIds } from './native';
 import { planeShape, readNiftiMask } from './niftiImage';
 import { isVolumeMask, sliceVolumeDataset, volumeShape } from './volumes';
@@ -76,142 +76,51 @@ export function qubiqDatasetsIn(dir: string): string[] {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
+/** A case folder as found on disk: its image and its masks by `task/rater`. */
+interface FoundCase {
+  split: string;
+  name: string;
+  dir: string;
+  image: string;
+  masks: Map<string, string>;
+}
+
 export async function scanQubiq(root: string, opts: OpenOptions = {}): Promise<ScanResult> {
   const problems: Problem[] = [];
-  const blocking = (file: string, message: string) => problems.push({ file, message, blocking: true });
-  const finding = (file: string, message: string) => problems.push({ file, message, blocking: false });
+  const report = problemReport(problems);
   const fail = (): ScanResult => ({ layout: 'qubiq', dataset: null, problems });
 
   if (!isQubiqDataset(root)) {
     const found = qubiqDatasetsIn(root);
     if (found.length === 1) return scanQubiq(path.join(root, found[0]), opts);
-    blocking(root, `holds ${found.length} QUBIQ datasets (${found.join(', ')}); point at one of them, e.g. ${path.join(root, found[0] ?? '')}`);
+    report.blocking(root, `holds ${found.length} QUBIQ datasets (${found.join(', ')}); point at one of them, e.g. ${path.join(root, found[0] ?? '')}`);
     return fail();
   }
 
-  const splitDirs = QUBIQ_SPLITS.filter((s) => isFolder(path.join(root, s)));
-  const groups: { split: string; dir: string }[] = splitDirs.length > 0
-    ? splitDirs.map((s) => ({ split: s, dir: path.join(root, s) }))
-    : [{ split: 'Training', dir: root }];
-  if (splitDirs.length > 0) {
-    for (const e of visible(root)) {
-      if (!(QUBIQ_SPLITS as readonly string[]).includes(e) && e !== QUBIQ_MODALITY_FILE) finding(path.join(root, e), `not a QUBIQ split folder (expected ${QUBIQ_SPLITS.join(', ')}); ignored`);
-    }
-  }
-
-  interface Found { split: string; name: string; dir: string; image: string; masks: Map<string, string> }
-  const found: Found[] = [];
-  const taskSet = new Set<number>();
-  const raterSet = new Set<number>();
-  for (const g of groups) {
+  const found: FoundCase[] = [];
+  for (const g of splitFolders(root, report)) {
     for (const name of visible(g.dir)) {
-      const dir = path.join(g.dir, name);
-      if (!isFolder(dir)) {
-        if (g.dir === root && name === QUBIQ_MODALITY_FILE) continue;
-        finding(dir, `unexpected file in ${g.split}/ (expected one folder per case)`);
-        continue;
-      }
-      if (!resolvesInside(root, dir)) {
-        blocking(dir, 'is a symbolic link leading outside the dataset folder');
-        continue;
-      }
-      // The case's folder name becomes prediction and submission folder names.
-      const unsafe = fileNameProblem(name);
-      if (unsafe !== null) {
-        blocking(dir, `case folder name ${unsafe}`);
-        continue;
-      }
-      const entries = visible(dir);
-      const images = IMAGE_NAMES.filter((n) => entries.includes(n));
-      if (images.length === 0) {
-        blocking(dir, 'case folder without image.nii.gz');
-        continue;
-      }
-      if (images.length > 1) blocking(path.join(dir, images[1]), `a second image beside ${images[0]}`);
-      const masks = new Map<string, string>();
-      for (const e of entries) {
-        if (IMAGE_NAMES.includes(e)) continue;
-        const m = MASK_NAME.exec(e);
-        if (!m) {
-          finding(path.join(dir, e), 'not a QUBIQ file (expected image.nii.gz or taskTT_segRR.nii.gz); ignored');
-          continue;
-        }
-        const task = Number(m[1]);
-        const rater = Number(m[2]);
-        if (task < 1 || rater < 1) {
-          blocking(path.join(dir, e), 'task and rater numbers start at 01');
-          continue;
-        }
-        const key = `${task}/${rater}`;
-        if (masks.has(key)) {
-          blocking(path.join(dir, e), `task ${pad(task)} of rater ${pad(rater)} twice (also ${path.basename(masks.get(key)!)})`);
-          continue;
-        }
-        masks.set(key, path.join(dir, e));
-        taskSet.add(task);
-        raterSet.add(rater);
-      }
-      found.push({ split: g.split, name, dir, image: path.join(dir, images[0]), masks });
+      const c = scanCaseFolder(root, g, name, report);
+      if (c !== null) found.push(c);
     }
   }
-  if (found.length === 0) {
-    blocking(root, 'holds no case folders');
-    return fail();
-  }
-  if (taskSet.size === 0) {
-    blocking(root, 'no case holds a taskTT_segRR.nii.gz mask, so there are no tasks to learn');
-    return fail();
-  }
-  const tasks = [...taskSet].sort((a, b) => a - b);
-  if (tasks.length > MAX_STRUCTURES) {
-    blocking(root, `${tasks.length} tasks; at most ${MAX_STRUCTURES} are supported (a rater's tasks are packed into one byte per pixel)`);
-    return fail();
-  }
-  const raters = [...raterSet].sort((a, b) => a - b);
-  // Tasks and raters are numbered from 01 without gaps in every QUBIQ set; a gap is a missing file.
-  for (const [what, list] of [['task', tasks], ['rater', raters]] as const) {
-    const missing = Array.from({ length: list[list.length - 1] }, (_, i) => i + 1).filter((n) => !list.includes(n));
-    if (missing.length > 0) finding(root, `no case holds ${what} ${missing.map(pad).join(', ')} (found ${list.map(pad).join(', ')})`);
-  }
-
-  const cases: CaseRecord[] = found.map((f) => {
-    const parts = raters.map((r) => tasks.map((t) => f.masks.get(`${t}/${r}`) ?? null));
-    // A rater's annotation exists when any of their task masks does.
-    const labels = parts.map((perTask) => perTask.find((p) => p !== null) ?? null);
-    return { id: `${f.split}-${f.name}`, name: f.name, subset: f.split, image: f.image, labels, parts };
-  });
-  for (const c of cases) {
-    for (let r = 0; r < raters.length; r++) {
-      const have = c.parts![r].filter((p) => p !== null).length;
-      if (have > 0 && have < tasks.length) finding(path.dirname(c.image), `rater seg${pad(raters[r])} has ${have} of the ${tasks.length} task masks (a missing task mask is read as empty)`);
-    }
-  }
+  const numbering = tasksAndRaters(root, found, report);
+  if (numbering === null) return fail();
+  const { tasks, raters } = numbering;
+  const cases = caseRecords(found, tasks, raters, report);
   const splits: Record<string, string[]> = {};
   for (const c of cases) (splits[c.subset!] ??= []).push(c.id);
 
   // A rater's label map packs the tasks as bits: task k is bit k, so value v marks every task whose bit is set.
   const all = Array.from({ length: 2 ** tasks.length }, (_, v) => v);
   const structures: Structure[] = tasks.map((t, k) => ({ name: `task${pad(t)}`, values: all.filter((v) => (v & (1 << k)) !== 0), rule: `task${pad(t)}_segRR mask > 0.5` }));
-  let channels = 1;
-  const first = found[0];
-  const firstMask = [...first.masks.values()][0] ?? [...found.flatMap((f) => [...f.masks.values()])][0];
-  // The 2021 pancreas sets are 3D: their masks have slices, which tells a volume from a 2D image's channels.
-  let volumetric = false;
-  try {
-    volumetric = isVolumeMask((await readNiftiShape(firstMask)).shape);
-    const imageShape = (await readNiftiShape(first.image)).shape;
-    channels = volumetric ? volumeShape(first.image, imageShape).channels : planeShape(first.image, imageShape).channels;
-  } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    const file = err.message.startsWith(`${firstMask}: `) ? firstMask : first.image;
-    blocking(file, err.message.replace(`${file}: `, ''));
-  }
+  const { channels, volumetric } = await imageGeometry(found, report);
   let modalities: string[] | undefined;
   try {
     modalities = qubiqModalities(root, channels);
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
-    blocking(path.join(root, QUBIQ_MODALITY_FILE), err.message.replace(`${path.join(root, QUBIQ_MODALITY_FILE)}: `, ''));
+    report.blocking(path.join(root, QUBIQ_MODALITY_FILE), err.message.replace(`${path.join(root, QUBIQ_MODALITY_FILE)}: `, ''));
   }
   const dataset: Dataset = {
     root,
@@ -230,6 +139,130 @@ export async function scanQubiq(root: string, opts: OpenOptions = {}): Promise<S
   };
   if (volumetric && !problems.some((p) => p.blocking)) await sliceVolumeDataset(dataset, opts.sliceAxis, problems);
   return { layout: 'qubiq', dataset: problems.some((p) => p.blocking) ? null : dataset, problems };
+}
+
+/** The task and rater numbers the masks use, sorted; null (with the reason reported) when there is nothing to learn. */
+function tasksAndRaters(root: string, found: FoundCase[], report: ProblemReport): { tasks: number[]; raters: number[] } | null {
+  if (found.length === 0) {
+    report.blocking(root, 'holds no case folders');
+    return null;
+  }
+  const numbers = found.flatMap((c) => [...c.masks.keys()].map((key) => key.split('/').map(Number)));
+  if (numbers.length === 0) {
+    report.blocking(root, 'no case holds a taskTT_segRR.nii.gz mask, so there are no tasks to learn');
+    return null;
+  }
+  const tasks = [...new Set(numbers.map(([task]) => task))].sort((a, b) => a - b);
+  if (tasks.length > MAX_STRUCTURES) {
+    report.blocking(root, `${tasks.length} tasks; at most ${MAX_STRUCTURES} are supported (a rater's tasks are packed into one byte per pixel)`);
+    return null;
+  }
+  const raters = [...new Set(numbers.map(([, rater]) => rater))].sort((a, b) => a - b);
+  // Tasks and raters are numbered from 01 without gaps in every QUBIQ set; a gap is a missing file.
+  for (const [what, list] of [['task', tasks], ['rater', raters]] as const) {
+    const missing = Array.from({ length: list[list.length - 1] }, (_, i) => i + 1).filter((n) => !list.includes(n));
+    if (missing.length > 0) report.finding(root, `no case holds ${what} ${missing.map(pad).join(', ')} (found ${list.map(pad).join(', ')})`);
+  }
+  return { tasks, raters };
+}
+
+/** The split folders of a dataset; a dataset without them holds its cases directly, as split 'Training'. */
+function splitFolders(root: string, report: ProblemReport): { split: string; dir: string }[] {
+  const splitDirs = QUBIQ_SPLITS.filter((s) => isFolder(path.join(root, s)));
+  if (splitDirs.length === 0) return [{ split: 'Training', dir: root }];
+  for (const e of visible(root)) {
+    if (!(QUBIQ_SPLITS as readonly string[]).includes(e) && e !== QUBIQ_MODALITY_FILE) report.finding(path.join(root, e), `not a QUBIQ split folder (expected ${QUBIQ_SPLITS.join(', ')}); ignored`);
+  }
+  return splitDirs.map((s) => ({ split: s, dir: path.join(root, s) }));
+}
+
+/** One entry of a split folder as a case, or null (with the reason reported) when it is not a usable one. */
+function scanCaseFolder(root: string, g: { split: string; dir: string }, name: string, report: ProblemReport): FoundCase | null {
+  const dir = path.join(g.dir, name);
+  if (!isFolder(dir)) {
+    if (!(g.dir === root && name === QUBIQ_MODALITY_FILE)) report.finding(dir, `unexpected file in ${g.split}/ (expected one folder per case)`);
+    return null;
+  }
+  if (!resolvesInside(root, dir)) {
+    report.blocking(dir, 'is a symbolic link leading outside the dataset folder');
+    return null;
+  }
+  // The case's folder name becomes prediction and submission folder names.
+  const unsafe = fileNameProblem(name);
+  if (unsafe !== null) {
+    report.blocking(dir, `case folder name ${unsafe}`);
+    return null;
+  }
+  const entries = visible(dir);
+  const images = IMAGE_NAMES.filter((n) => entries.includes(n));
+  if (images.length === 0) {
+    report.blocking(dir, 'case folder without image.nii.gz');
+    return null;
+  }
+  if (images.length > 1) report.blocking(path.join(dir, images[1]), `a second image beside ${images[0]}`);
+  return { split: g.split, name, dir, image: path.join(dir, images[0]), masks: caseMasks(dir, entries, report) };
+}
+
+/** A case folder's taskTT_segRR masks by `task/rater`; other files are reported and ignored. */
+function caseMasks(dir: string, entries: string[], report: ProblemReport): Map<string, string> {
+  const masks = new Map<string, string>();
+  for (const e of entries) {
+    if (IMAGE_NAMES.includes(e)) continue;
+    const m = MASK_NAME.exec(e);
+    if (!m) {
+      report.finding(path.join(dir, e), 'not a QUBIQ file (expected image.nii.gz or taskTT_segRR.nii.gz); ignored');
+      continue;
+    }
+    const task = Number(m[1]);
+    const rater = Number(m[2]);
+    if (task < 1 || rater < 1) {
+      report.blocking(path.join(dir, e), 'task and rater numbers start at 01');
+      continue;
+    }
+    const key = `${task}/${rater}`;
+    if (masks.has(key)) {
+      report.blocking(path.join(dir, e), `task ${pad(task)} of rater ${pad(rater)} twice (also ${path.basename(masks.get(key)!)})`);
+      continue;
+    }
+    masks.set(key, path.join(dir, e));
+  }
+  return masks;
+}
+
+/** The cases with their mask files per rater and task; a rater with only some task masks is reported. */
+function caseRecords(found: FoundCase[], tasks: number[], raters: number[], report: ProblemReport): CaseRecord[] {
+  const cases: CaseRecord[] = found.map((f) => {
+    const parts = raters.map((r) => tasks.map((t) => f.masks.get(`${t}/${r}`) ?? null));
+    // A rater's annotation exists when any of their task masks does.
+    const labels = parts.map((perTask) => perTask.find((p) => p !== null) ?? null);
+    return { id: `${f.split}-${f.name}`, name: f.name, subset: f.split, image: f.image, labels, parts };
+  });
+  for (const c of cases) {
+    for (let r = 0; r < raters.length; r++) {
+      const have = c.parts![r].filter((p) => p !== null).length;
+      if (have > 0 && have < tasks.length) report.finding(path.dirname(c.image), `rater seg${pad(raters[r])} has ${have} of the ${tasks.length} task masks (a missing task mask is read as empty)`);
+    }
+  }
+  return cases;
+}
+
+/** The image channels, and whether the cases are 3D volumes, from the first case's image and mask. */
+async function imageGeometry(found: FoundCase[], report: ProblemReport): Promise<{ channels: number; volumetric: boolean }> {
+  let channels = 1;
+  const first = found[0];
+  const firstMask = [...first.masks.values()][0] ?? [...found.flatMap((f) => [...f.masks.values()])][0];
+  // The 2021 pancreas sets are 3D: their masks have slices, which tells a volume from a 2D image's channels.
+  let volumetric = false;
+  try {
+    volumetric = isVolumeMask((await readNiftiShape(firstMask)).shape);
+    const imageShape = (await readNiftiShape(first.image)).shape;
+    channels = volumetric ? volumeShape(first.image, imageShape).channels : planeShape(first.image, imageShape).channels;
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const file = err.message.startsWith(`${firstMask}: `) ? firstMask : first.image;
+    report.blocking(file, err.message.replace(`${file}: `, ''));
+  }
+  return { channels, volumetric };
 }
 
 /**

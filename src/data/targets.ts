@@ -56,14 +56,15 @@ export interface CaseTargets {
   agreementCounts: Uint8Array[];
   /** [structure] counts / annotatorCount. */
   meanVotes: Float32Array[];
-  /** [structure][annotator] 0/1; all zero when missing. */
+  /** [annotator][structure] 0/1; all zero when missing. */
   annotatorMasks: Uint8Array[][];
 }
 
 /** All targets of one case, computed once from its annotations. */
 export function caseTargets(ann: CaseAnnotations): CaseTargets {
   const annotatorCount = ann.available.filter(Boolean).length;
-  const counts = ann.masks.map((perAnnotator) => agreementCounts(perAnnotator, ann.available));
+  const structures = ann.masks[0]?.length ?? 0;
+  const counts = Array.from({ length: structures }, (_, k) => agreementCounts(ann.masks.map((perStructure) => perStructure[k]), ann.available));
   return {
     width: ann.width,
     height: ann.height,

@@ -279,13 +279,13 @@ export function placeSlice(target: Float32Array, shape: [number, number, number]
 export async function readVolumeAnnotations(ds: Pick<Dataset, 'structures' | 'annotators'>, c: CaseRecord): Promise<CaseAnnotations> {
   const [x, y, z] = c.volume!.shape;
   const n = x * y * z;
-  const masks = ds.structures.map(() => ds.annotators.map(() => new Uint8Array(n)));
+  const masks = ds.annotators.map(() => ds.structures.map(() => new Uint8Array(n)));
   const available = c.labels.map((l) => l !== null);
   for (let m = 0; m < c.labels.length; m++) {
     if (!available[m]) continue;
     const bits = await volumeRater(c, m);
     for (let k = 0; k < ds.structures.length; k++) {
-      const mask = masks[k][m];
+      const mask = masks[m][k];
       for (let i = 0; i < n; i++) mask[i] = (bits[i] >> k) & 1;
     }
   }

@@ -2,17 +2,17 @@
 // it did not train on, and show that AVAP mimics each annotator better than one calibrated map does.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openDataset, readAnnotations, selectCases } from '../data/dataset';
+import { openDataset, readAnnotations, selectCases, structureMasks } from '../data/dataset';
 import { writeSynthDataset } from '../data/synth';
 import { writeFileAtomic } from '../io/atomic';
 import { readImage } from '../io/image';
-import { readPredictionCase } from '../eval/predictions';
-import { EvaluationSummary } from '../eval/evaluate';
+import { readPredictionCase } from '../predict/folder';
+import { EvaluationSummary } from '../results/summary';
 import { hardDice } from '../metrics/dice';
 import { averageDice, meanVotingDice } from '../metrics/multiAnnotator';
 import { nanMean } from '../metrics/accumulator';
 import { identifiability } from '../metrics/caseMetrics';
-import { evaluateModel } from '../predict/evaluateModel';
+import { evaluateModel } from '../eval/evaluateModel';
 import { train } from '../train/trainer';
 import { perStructure } from '../util/format';
 import { writeFigure, FigureRow } from './figure';
@@ -101,7 +101,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const ann = await readAnnotations(ds, c);
     const pred = await readPredictionCase(path.join(evalDir, 'predictions'), c.id, structures, M);
     structures.forEach((_, s) => {
-      const annotations = ann.masks[s].map((mask, k) => (ann.available[k] ? mask : null));
+      const annotations = structureMasks(ann, s);
       calibratedAverage[s].push(averageDice(Array(M).fill(pred.calibrated[s]), annotations).average);
     });
     if (i < 2) figureRows.push(await figureRow(c.id, c.image, pred, ann, structures));
@@ -140,14 +140,14 @@ export function identifiedAnnotators(cross: (number | null)[][]): { count: numbe
 async function figureRow(caseId: string, imageFile: string, pred: Awaited<ReturnType<typeof readPredictionCase>>,
   ann: Awaited<ReturnType<typeof readAnnotations>>, structures: string[]): Promise<FigureRow> {
   const M = ann.available.length;
-  const dice = (s: number, k: number) => (ann.available[k] ? (100 * hardDice(pred.annotators[s][k], ann.masks[s][k], { smooth: 1 })).toFixed(1) : '–');
-  const softVsVote = structures.map((_, s) => (100 * meanVotingDice(pred.calibrated[s], ann.masks[s].map((m, k) => (ann.available[k] ? m : null)))).toFixed(1));
+  const dice = (s: number, k: number) => (ann.available[k] ? (100 * hardDice(pred.annotators[k][s], ann.masks[k][s], { smooth: 1 })).toFixed(1) : '–');
+  const softVsVote = structures.map((_, s) => (100 * meanVotingDice(pred.calibrated[s], structureMasks(ann, s))).toFixed(1));
   return {
     caseId,
     image: await readImage(imageFile),
     calibrated: pred.calibrated,
-    annotators: Array.from({ length: M }, (_, k) => structures.map((_, s) => pred.annotators[s][k])),
-    annotations: Array.from({ length: M }, (_, k) => (ann.available[k] ? structures.map((_, s) => ann.masks[s][k]) : null)),
+    annotators: pred.annotators,
+    annotations: ann.masks.map((perStructure, k) => (ann.available[k] ? perStructure : null)),
     captions: Array.from({ length: M }, (_, k) => `A${k + 1} ${structures.map((_, s) => dice(s, k)).join(', ')}`),
     meanCaption: `MV ${softVsVote.join(', ')}`,
   };

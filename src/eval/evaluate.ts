@@ -6,12 +6,13 @@ import { UserError } from '../errors';
 import { readImageInfo } from '../io/image';
 import { isNiftiPath } from '../io/nifti';
 import { readNiftiImageInfo } from '../data/niftiImage';
-import { StructureAccumulator, StructureAggregate } from '../metrics/aggregate';
-import { MetricKey, METRICS } from '../metrics/table';
+import { StructureAccumulator } from '../metrics/aggregate';
+import { METRICS } from '../metrics/table';
 import { PAPER_THRESHOLDS, ThresholdRule, validateRule, validateThresholds } from '../metrics/dice';
 import { BINARY_THRESHOLD, CaseStructureEvaluator, CaseStructureMetrics, ECE_BINS, Mask } from '../metrics/multiAnnotator';
-import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from './predictions';
+import { checkPredictions, formatProblems, mapConcurrent, predictionFiles, readPredictionMap, Size } from '../predict/folder';
 import { writeEvaluationOutputs } from './report';
+import type { CaseStructureSummary, EvaluationSummary, PerCaseMetricKey, SummaryMetrics, Written } from '../results/summary';
 
 export interface ReferenceCase {
   id: string;
@@ -42,39 +43,6 @@ export interface EvaluateOptions {
   concurrency?: number;
   /** Called after each scored case. */
   onProgress?: (done: number, total: number) => void;
-}
-
-/** A metric value as written to JSON: NaN (undefined) becomes null. */
-type Written<T> = T extends number[][] ? (number | null)[][] : T extends number[] ? (number | null)[] : number | null;
-
-/** The metrics the table (metrics/table.ts) writes per case. */
-type PerCaseMetricKey = Exclude<keyof CaseStructureMetrics, 'cross'>;
-
-/** Metrics of one case and one structure as written to summary.json (null = undefined). */
-export type CaseStructureSummary = { [K in PerCaseMetricKey]: Written<CaseStructureMetrics[K]> };
-
-export interface CaseSummary {
-  case: string;
-  width: number;
-  height: number;
-  metrics: Record<string, CaseStructureSummary>;
-}
-
-/** Each metric of the table, per structure name. */
-export type SummaryMetrics = { [K in MetricKey]: Record<string, Written<StructureAggregate[K]>> };
-
-/** summary.json. All metric values are fractions in [0, 1] (GED in [0, 2]); null where undefined. */
-export interface EvaluationSummary extends SummaryMetrics {
-  cases: number;
-  thresholds: number[];
-  rule: ThresholdRule;
-  structures: string[];
-  annotators: string[];
-  eval_size: number | null;
-  ece_bins: number;
-  binary_threshold: number;
-  label: string;
-  per_case: CaseSummary[];
 }
 
 /** Per-case results in memory (NaN = undefined). */
@@ -175,7 +143,7 @@ export async function evaluatePredictions(reference: ReferenceSource, prediction
     const metrics = structures.map((_, s) => {
       const annotations: (Mask | null)[] = ann.available.map((ok, k) => {
         if (!ok) return null;
-        const mask = ann.masks[s][k];
+        const mask = ann.masks[k][s];
         return W === ann.width && H === ann.height ? mask : resizeNearest(mask, ann.width, ann.height, W, H);
       });
       return evaluator.evaluate({ meanPrediction: pred[s * per], annotatorPredictions: pred.slice(s * per + 1, (s + 1) * per), annotations }, metricOptions);
@@ -193,13 +161,15 @@ function checkAnnotations(id: string, ann: CaseAnnotations, expected: Size, S: n
   if (ann.width !== expected.width || ann.height !== expected.height) {
     throw new UserError(`case ${id}: annotations are ${ann.width}x${ann.height} but their header said ${expected.width}x${expected.height}`);
   }
-  if (ann.available.length !== M || ann.masks.length !== S) {
-    throw new UserError(`case ${id}: annotations have ${ann.masks.length} structures x ${ann.available.length} annotators, expected ${S} x ${M}`);
+  const structures = ann.masks.find((row) => row.length !== S)?.length ?? S;
+  if (ann.available.length !== M || ann.masks.length !== M || structures !== S) {
+    throw new UserError(`case ${id}: annotations have ${ann.masks.length} annotators x ${structures} structures (${ann.available.length} availability flags), expected ${M} x ${S}`);
   }
-  ann.masks.forEach((row, s) => {
-    ann.available.forEach((ok, k) => {
-      if (ok && row[k]?.length !== ann.width * ann.height) {
-        throw new UserError(`case ${id}: mask of structure ${s + 1}, annotator ${k + 1} has ${row[k]?.length ?? 0} pixels, expected ${ann.width}x${ann.height}`);
+  ann.masks.forEach((row, k) => {
+    if (!ann.available[k]) return;
+    row.forEach((mask, s) => {
+      if (mask.length !== ann.width * ann.height) {
+        throw new UserError(`case ${id}: mask of structure ${s + 1}, annotator ${k + 1} has ${mask.length} pixels, expected ${ann.width}x${ann.height}`);
       }
     });
   });

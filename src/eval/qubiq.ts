@@ -1,5 +1,5 @@
 /**
- * Scoring a QUBIQ submission tree against a QUBIQ-layout dataset:
+ * `avap evaluate --format qubiq`: a QUBIQ submission tree scored against a QUBIQ-layout dataset:
  *
  *   SUB/<dataset>/<case>/taskTT.nii.gz   one continuous map in [0, 1] per case and task
  *
@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { CaseRecord, Dataset, displayPath, readAnnotations } from '../data/dataset';
+import { CaseRecord, Dataset, displayPath, openDataset, readAnnotations, selectCases, structureMasks } from '../data/dataset';
 import { planeShape } from '../data/niftiImage';
 import { volumeCasesOf, volumeShape } from '../data/volumes';
 import { readNifti } from '../io/nifti';
@@ -17,12 +17,14 @@ import { softDice } from '../metrics/dice';
 import { meanVote } from '../metrics/plain';
 import { QubiqAccumulator, qubiqCaseScore, QubiqScore } from '../metrics/qubiq';
 import { NanMeanAccumulator } from '../metrics/accumulator';
-import { meanPredictionFile, readPredictionMap } from './predictions';
-
-/** The submission file of a case and task (the task's structure name is `taskTT`). */
-export function submissionFile(submission: string, ds: Pick<Dataset, 'name'>, c: CaseRecord, task: string): string {
-  return path.join(submission, ds.name, c.name ?? c.id, `${task}.nii.gz`);
-}
+import { meanPredictionFile, readPredictionMap } from '../predict/folder';
+import { predictQubiq, predictQubiqSubmission, submissionFile } from '../predict/qubiq';
+import { writeFileAtomic } from '../io/atomic';
+import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
+import { checkNotRunFiles } from '../train/run';
+import { loadRunOn } from '../train/loadRun';
+import type { DeviceChoice } from '../torch/device';
+import { csvField } from './report';
 
 /** A submitted map: finite values in [0, 1], the size of the case's image. */
 export async function readSubmittedMap(file: string, width: number, height: number): Promise<Float32Array> {
@@ -99,7 +101,7 @@ async function scoreQubiq(ds: Dataset, cases: CaseRecord[], readMap: (c: CaseRec
     const softs: number[] = [];
     for (let k = 0; k < tasks.length; k++) {
       const map = await readMap(c, tasks[k], a.width, a.height);
-      const raters = a.masks[k].map((m, r) => (a.available[r] ? m : null));
+      const raters = structureMasks(a, k);
       const q = qubiqCaseScore(map, raters);
       const s = softDice(map, meanVote(raters));
       scores.push(q);
@@ -121,4 +123,73 @@ export function formatQubiqTable(e: QubiqEvaluation, label: string): string {
   const rule = `|${'---|'.repeat(2 * e.tasks.length + 2)}`;
   const row = `| ${label} | ${e.qubiq.perTask.map(pct).join(' | ')} | ${pct(e.qubiq.overall)} | ${e.softDice.map(pct).join(' | ')} |`;
   return [head, rule, row].join('\n');
+}
+
+export interface QubiqEvaluateRequest {
+  data: string;
+  split?: string;
+  /** A submission tree (SUB/<dataset>/<case>/taskTT.nii.gz), or … */
+  predictions?: string;
+  /** … a trained run, whose submission is written to OUT/submission first. */
+  model?: string;
+  out: string;
+  label?: string;
+  /** Where the run computes with --model (default 'auto'). */
+  device?: DeviceChoice;
+}
+
+export const QUBIQ_SUMMARY_FILE = 'qubiq.json';
+export const QUBIQ_PER_CASE_FILE = 'qubiq_per_case.csv';
+export const QUBIQ_REPORT_FILE = 'qubiq.md';
+
+/** `avap evaluate --format qubiq`: QUBIQ's score and the soft Dice of a submission (or of a run's), written to OUT. */
+export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<QubiqEvaluation & { files: string[] }> {
+  if ((request.predictions === undefined) === (request.model === undefined)) throw new UserError('evaluate --format qubiq: give exactly one of --predictions SUBMISSION or --model RUN');
+  const ds = await openDataset(request.data);
+  if (ds.challengeScore !== 'qubiq') throw new UserError(`--data: ${request.data} is a ${ds.layout} dataset; --format qubiq scores QUBIQ-layout data`);
+  const cases = selectCases(ds, { split: request.split });
+  checkOutputFolder('--out', request.out);
+  checkNotRunFiles('--out', request.out);
+  return withOutputRollback(request.out, async () => {
+    fs.mkdirSync(request.out, { recursive: true });
+    let submission = request.predictions!;
+    if (request.model !== undefined) {
+      submission = path.join(request.out, 'submission');
+      await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission, device: request.device });
+    }
+    const e = await scoreQubiqSubmission(ds, cases, submission);
+    const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
+    return { ...e, files };
+  });
+}
+
+/** qubiq.json, qubiq_per_case.csv and qubiq.md in `out`; returns their paths. */
+export function writeQubiqEvaluation(e: QubiqEvaluation, out: string, label: string, split?: string): string[] {
+  const summary = {
+    dataset: e.dataset, split: split ?? null, cases: e.rows.length / Math.max(1, e.tasks.length), unscored: e.unscored,
+    qubiq: { overall: e.qubiq.overall, per_task: Object.fromEntries(e.tasks.map((t, k) => [t, e.qubiq.perTask[k]])) },
+    soft_dice: Object.fromEntries(e.tasks.map((t, k) => [t, e.softDice[k]])),
+  };
+  const files = [QUBIQ_SUMMARY_FILE, QUBIQ_PER_CASE_FILE, QUBIQ_REPORT_FILE].map((f) => path.join(out, f));
+  // The summary last: its presence says the evaluation is complete.
+  writeFileAtomic(files[1], `case,task,qubiq,soft_dice\n${e.rows.map((r) => `${csvField(r.case)},${csvField(r.task)},${r.qubiq},${r.softDice}`).join('\n')}\n`);
+  writeFileAtomic(files[2], `# QUBIQ score and soft Dice (%), ${e.dataset}${split ? `, split ${split}` : ''}\n\n${formatQubiqTable(e, label)}\n`);
+  writeFileAtomic(files[0], `${JSON.stringify(summary, null, 2)}\n`);
+  return files;
+}
+
+/** A trained run's QUBIQ submission for `cases` (into OUT/submission) and its score, written to `out`. */
+export async function scoreRunQubiq(runDir: string, ds: Dataset, cases: CaseRecord[], out: string, label: string, device: DeviceChoice = 'auto'): Promise<QubiqEvaluation> {
+  const submission = path.join(out, 'submission');
+  fs.rmSync(submission, { recursive: true, force: true }); // an interrupted earlier attempt's maps
+  fs.mkdirSync(submission, { recursive: true });
+  const loaded = loadRunOn(runDir, { device });
+  try {
+    await predictQubiqSubmission(loaded, ds, cases, submission);
+  } finally {
+    loaded.method.model.dispose();
+  }
+  const e = await scoreQubiqSubmission(ds, cases, submission);
+  writeQubiqEvaluation(e, out, label);
+  return e;
 }

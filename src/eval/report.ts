@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic';
 import { fixed, percent, perStructure } from '../util/format';
 import { metricSpec, METRICS, ScalarMetricKey } from '../metrics/table';
-import type { EvaluationSummary } from './evaluate';
+import type { EvaluationSummary } from '../results/summary';
 
 /**
  * The three outputs of `avap evaluate`: summary.json (fractions), per_case.csv (fractions, one

@@ -1,7 +1,7 @@
 // How far each method is behind the best one, with a paired bootstrap interval: for each structure
 // and for Average and Mean Voting, the best method is the one with the highest mean over seeds, and
 // every other method's difference to it is resampled over the test cases and the seeds.
-import { EvaluationSummary } from '../eval/evaluate';
+import { EvaluationSummary } from '../results/summary';
 import { fixed } from '../util/format';
 import { BootstrapInterval, ScoreMatrix, pairedBootstrap } from './bootstrap';
 

@@ -19,10 +19,10 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { CaseRecord, CaseSelection, Dataset, describeSelection, openDataset, selectCases } from '../data/dataset';
-import { EvaluationSummary } from '../eval/evaluate';
+import { EvaluationSummary } from '../results/summary';
 import { SUMMARY_FILE } from '../eval/report';
-import { evaluateModel } from '../predict/evaluateModel';
-import { QUBIQ_SUMMARY_FILE, scoreRunQubiq } from '../predict/qubiq';
+import { evaluateModel } from '../eval/evaluateModel';
+import { QUBIQ_SUMMARY_FILE, scoreRunQubiq } from '../eval/qubiq';
 import { AnyMethodDescriptor, optionsFor } from '../methods/descriptor';
 import { defaultMethods, methodDescriptors, resolveMethod } from '../methods/registry';
 import { checkInputSize } from '../models/encoders/registry';
@@ -38,7 +38,7 @@ import { AblationPlannedRun, PlanContext, PlannedRun, planAblations, planMethods
 import { EXPERIMENT_PROFILE_NAMES, ExperimentProfile, ExperimentProfileName, experimentProfile } from './profiles';
 import { ExperimentProgress, formatDuration } from './progress';
 import { Combination, ExperimentSettings, SharedSettings, combinationDir, combinationSettings, recordCombinations, sharedMethodOptions, stageOptionsAt } from './settings';
-import { MethodRow, MethodScores, table2 } from '../eval/tables';
+import { MethodRow, MethodScores, table2 } from '../results/tables';
 import { problemText, readJsonText } from '../io/readBounded';
 
 export interface ExperimentOptions {

@@ -1,6 +1,6 @@
 // AVAP's ablation study, the paper's Tables III–V: pre-training (III), what the APM controller is
 // conditioned on (IV) and the training strategy (V). Each table also lists the default AVAP run.
-import { averageMeanTable, conditioningTable, TableRow } from '../eval/tables';
+import { averageMeanTable, conditioningTable, TableRow } from '../results/tables';
 import { AblationRun, AblationStudy } from './descriptor';
 
 type Table = 'III' | 'IV' | 'V';

@@ -3,7 +3,7 @@
 // experiment and the CLI read everything they need about a method from here.
 import { z } from 'zod';
 import { UserError } from '../errors';
-import type { EvaluationSummary } from '../eval/evaluate';
+import type { EvaluationSummary } from '../results/summary';
 import { parseChoice, parseFloatFlag, parseIntFlag, parseNumberList } from '../util/flags';
 import { Method, MethodConfig, StagePlan } from './method';
 

@@ -10,7 +10,7 @@ import { readJsonFile } from '../io/jsonFile';
 import { checkOutputFolder } from '../io/outputFolder';
 import { isSafePathComponent, resolvesInside } from '../io/paths';
 import { fileNameSchema, safeNameSchema } from '../io/names';
-import { predictionFiles } from '../eval/predictions';
+import { predictionFiles } from './folder';
 import { CHECKSUM_KEY, readSafetensorsMetadata } from '../torch/safetensors';
 
 export const MANIFEST_FILE = 'predictions.json';

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors';
 import { resizeBilinear } from '../data/resize';
-import { writePredictionCase } from '../eval/predictions';
+import { writePredictionCase } from './folder';
 import { readAnyImage } from '../data/prepare';
 import { isFolder, isSafePathComponent } from '../io/paths';
 import { checkStaysInside, pathInside } from '../io/confine';
@@ -87,7 +87,7 @@ export async function predictToFolder(source: LoadedRun | PredictionEngine, inpu
   await forEachPrediction(engine, inputs.map((c) => c.image), batchSize, async (index, out, i, prepared) => {
     const { originalWidth: W, originalHeight: H } = prepared;
     const meanMaps = structures.map((_, s) => resizeBilinear(out.calibrated(i, s), S, S, 1, W, H));
-    const annotatorMaps = structures.map((_, s) => wanted.map((k) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
+    const annotatorMaps = wanted.map((k) => structures.map((_, s) => resizeBilinear(out.annotator(i, k, s), S, S, 1, W, H)));
     await writePredictionCase(outDir, inputs[index].id, structures, meanMaps, annotatorMaps, W, H, wanted);
     if (opts.overlay ?? true) await writeOverlay(pathInside('--out', outDir, inputs[index].id, 'overlay.png'), await readAnyImage(inputs[index].image, engine.intensity), meanMaps);
     done++;

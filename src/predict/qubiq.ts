@@ -12,12 +12,9 @@ import { CaseRecord, Dataset, openDataset, selectCases } from '../data/dataset';
 import { planeShape } from '../data/niftiImage';
 import { resizeBilinear } from '../data/resize';
 import { DEFAULT_SLICE_AXIS, volumeCasesOf } from '../data/volumes';
-import { formatQubiqTable, QubiqEvaluation, scoreQubiqSubmission, submissionFile } from '../eval/qubiq';
-import { writeFileAtomic } from '../io/atomic';
 import { isNiftiPath, readNifti, readNiftiHeader, writeNifti } from '../io/nifti';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { checkStaysInside } from '../io/confine';
-import { csvField } from '../eval/report';
 import { checkNotRunFiles } from '../train/run';
 import type { PrecisionChoice } from '../torch/precision';
 import type { DeviceChoice } from '../torch/device';
@@ -27,6 +24,11 @@ import { forEachPrediction } from './predict';
 import { predictVolume } from './volumes';
 
 const TASK_NAME = /^task\d+$/;
+
+/** The submission file of a case and task (the task's structure name is `taskTT`). */
+export function submissionFile(submission: string, ds: Pick<Dataset, 'name'>, c: CaseRecord, task: string): string {
+  return path.join(submission, ds.name, c.name ?? c.id, `${task}.nii.gz`);
+}
 
 /** Predicts `cases` of a QUBIQ-layout dataset into a submission tree under `outDir`. Returns the number of cases. */
 export async function predictQubiqSubmission(source: LoadedRun | PredictionEngine, ds: Dataset, selected: CaseRecord[], outDir: string, opts: { batchSize?: number; sliceAxis?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
@@ -119,73 +121,4 @@ export async function predictQubiq(request: QubiqPredictRequest): Promise<{ case
   } finally {
     loaded.method.model.dispose();
   }
-}
-
-export interface QubiqEvaluateRequest {
-  data: string;
-  split?: string;
-  /** A submission tree (SUB/<dataset>/<case>/taskTT.nii.gz), or … */
-  predictions?: string;
-  /** … a trained run, whose submission is written to OUT/submission first. */
-  model?: string;
-  out: string;
-  label?: string;
-  /** Where the run computes with --model (default 'auto'). */
-  device?: DeviceChoice;
-}
-
-export const QUBIQ_SUMMARY_FILE = 'qubiq.json';
-export const QUBIQ_PER_CASE_FILE = 'qubiq_per_case.csv';
-export const QUBIQ_REPORT_FILE = 'qubiq.md';
-
-/** `avap evaluate --format qubiq`: QUBIQ's score and the soft Dice of a submission (or of a run's), written to OUT. */
-export async function evaluateQubiq(request: QubiqEvaluateRequest): Promise<QubiqEvaluation & { files: string[] }> {
-  if ((request.predictions === undefined) === (request.model === undefined)) throw new UserError('evaluate --format qubiq: give exactly one of --predictions SUBMISSION or --model RUN');
-  const ds = await openDataset(request.data);
-  if (ds.challengeScore !== 'qubiq') throw new UserError(`--data: ${request.data} is a ${ds.layout} dataset; --format qubiq scores QUBIQ-layout data`);
-  const cases = selectCases(ds, { split: request.split });
-  checkOutputFolder('--out', request.out);
-  checkNotRunFiles('--out', request.out);
-  return withOutputRollback(request.out, async () => {
-    fs.mkdirSync(request.out, { recursive: true });
-    let submission = request.predictions!;
-    if (request.model !== undefined) {
-      submission = path.join(request.out, 'submission');
-      await predictQubiq({ model: request.model, input: request.data, split: request.split, out: submission, device: request.device });
-    }
-    const e = await scoreQubiqSubmission(ds, cases, submission);
-    const files = writeQubiqEvaluation(e, request.out, request.label ?? path.basename(path.resolve(request.model ?? submission)), request.split);
-    return { ...e, files };
-  });
-}
-
-/** qubiq.json, qubiq_per_case.csv and qubiq.md in `out`; returns their paths. */
-export function writeQubiqEvaluation(e: QubiqEvaluation, out: string, label: string, split?: string): string[] {
-  const summary = {
-    dataset: e.dataset, split: split ?? null, cases: e.rows.length / Math.max(1, e.tasks.length), unscored: e.unscored,
-    qubiq: { overall: e.qubiq.overall, per_task: Object.fromEntries(e.tasks.map((t, k) => [t, e.qubiq.perTask[k]])) },
-    soft_dice: Object.fromEntries(e.tasks.map((t, k) => [t, e.softDice[k]])),
-  };
-  const files = [QUBIQ_SUMMARY_FILE, QUBIQ_PER_CASE_FILE, QUBIQ_REPORT_FILE].map((f) => path.join(out, f));
-  // The summary last: its presence says the evaluation is complete.
-  writeFileAtomic(files[1], `case,task,qubiq,soft_dice\n${e.rows.map((r) => `${csvField(r.case)},${csvField(r.task)},${r.qubiq},${r.softDice}`).join('\n')}\n`);
-  writeFileAtomic(files[2], `# QUBIQ score and soft Dice (%), ${e.dataset}${split ? `, split ${split}` : ''}\n\n${formatQubiqTable(e, label)}\n`);
-  writeFileAtomic(files[0], `${JSON.stringify(summary, null, 2)}\n`);
-  return files;
-}
-
-/** A trained run's QUBIQ submission for `cases` (into OUT/submission) and its score, written to `out`. */
-export async function scoreRunQubiq(runDir: string, ds: Dataset, cases: CaseRecord[], out: string, label: string, device: DeviceChoice = 'auto'): Promise<QubiqEvaluation> {
-  const submission = path.join(out, 'submission');
-  fs.rmSync(submission, { recursive: true, force: true }); // an interrupted earlier attempt's maps
-  fs.mkdirSync(submission, { recursive: true });
-  const loaded = loadRunOn(runDir, { device });
-  try {
-    await predictQubiqSubmission(loaded, ds, cases, submission);
-  } finally {
-    loaded.method.model.dispose();
-  }
-  const e = await scoreQubiqSubmission(ds, cases, submission);
-  writeQubiqEvaluation(e, out, label);
-  return e;
 }

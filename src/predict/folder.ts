@@ -37,7 +37,7 @@ export interface PredictionCase {
   height: number;
   /** calibrated[s]: calibrated map of structure s. */
   calibrated: Float32Array[];
-  /** annotators[s][k]: map of structure s for annotator k + 1. */
+  /** annotators[k][s]: map of structure s for annotator k + 1. */
   annotators: Float32Array[][];
 }
 
@@ -72,7 +72,7 @@ function toUint16(map: Float32Array | Float64Array, what: string): Uint16Array {
 
 /**
  * Writes one case's predictions (each file atomically) as 16-bit greyscale PNGs, values clamped to
- * [0, 1]. meanMaps[s] and annotatorMaps[s][k] are width × height, row-major. Returns the files.
+ * [0, 1]. meanMaps[s] and annotatorMaps[k][s] are width × height, row-major. Returns the files.
  */
 export async function writePredictionCase(
   dir: string,
@@ -82,18 +82,17 @@ export async function writePredictionCase(
   annotatorMaps: (Float32Array | Float64Array)[][],
   width: number,
   height: number,
-  /** 1-based annotator number of each entry of annotatorMaps[s]; default 1..M. */
+  /** 1-based annotator number of each entry of annotatorMaps; default 1..M. */
   annotatorNumbers?: readonly number[],
 ): Promise<string[]> {
-  if (meanMaps.length !== structures.length || annotatorMaps.length !== structures.length) {
-    throw new Error(`writePredictionCase: ${structures.length} structures, ${meanMaps.length} mean maps, ${annotatorMaps.length} annotator map lists`);
-  }
-  const M = annotatorMaps[0]?.length ?? 0;
+  if (meanMaps.length !== structures.length) throw new Error(`writePredictionCase: ${structures.length} structures, ${meanMaps.length} mean maps`);
+  annotatorMaps.forEach((perStructure, k) => {
+    if (perStructure.length !== structures.length) throw new Error(`writePredictionCase: annotator ${k + 1} has ${perStructure.length} structure maps, expected ${structures.length}`);
+  });
   const jobs: { file: string; map: Float32Array | Float64Array }[] = [];
   structures.forEach((s, si) => {
-    if (annotatorMaps[si].length !== M) throw new Error(`writePredictionCase: structure ${s} has ${annotatorMaps[si].length} annotator maps, expected ${M}`);
     jobs.push({ file: meanPredictionFile(dir, caseId, s), map: meanMaps[si] });
-    annotatorMaps[si].forEach((map, k) => jobs.push({ file: annotatorPredictionFile(dir, caseId, s, annotatorNumbers?.[k] ?? k + 1), map }));
+    annotatorMaps.forEach((perStructure, k) => jobs.push({ file: annotatorPredictionFile(dir, caseId, s, annotatorNumbers?.[k] ?? k + 1), map: perStructure[si] }));
   });
   for (const job of jobs) {
     if (job.map.length !== width * height) throw new Error(`writePredictionCase: ${job.file}: map has ${job.map.length} values, expected ${width}x${height}`);
@@ -210,6 +209,6 @@ export async function readPredictionCase(dir: string, caseId: string, structures
     width: first?.width ?? expected?.width ?? 0,
     height: first?.height ?? expected?.height ?? 0,
     calibrated: structures.map((_, s) => maps[s * per].data),
-    annotators: structures.map((_, s) => maps.slice(s * per + 1, (s + 1) * per).map((m) => m.data)),
+    annotators: Array.from({ length: annotatorCount }, (_, k) => structures.map((_, s) => maps[s * per + 1 + k].data)),
   };
 }

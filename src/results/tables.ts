@@ -2,7 +2,7 @@
 // 'disc, cup' pairs (one number per structure), the best value of each column and structure in bold.
 // Table II over several seeds shows mean ± standard deviation, and bolds Average and Mean Voting by
 // the bootstrap intervals of the differences to the best method rather than by the best mean alone.
-import { EvaluationSummary } from './evaluate';
+import { EvaluationSummary } from './summary';
 import { percent } from '../util/format';
 import { metricSpec } from '../metrics/table';
 

@@ -4,15 +4,15 @@ import * as path from 'node:path';
 import { UserError } from '../errors';
 import { checkOutputFolder, withOutputRollback } from '../io/outputFolder';
 import { pathInside } from '../io/confine';
-import { checkPredictionsForEvaluation } from './manifest';
+import { checkPredictionsForEvaluation } from '../predict/manifest';
 import { CaseRecord, CaseSelection, Dataset, displayPath, openDataset, selectCases } from '../data/dataset';
-import { EvaluateOptions, EvaluationSummary, evaluatePredictions, referenceFromDataset } from '../eval/evaluate';
+import { EvaluateOptions, evaluatePredictions, referenceFromDataset } from './evaluate';
+import { EvaluationSummary } from '../results/summary';
 import { loadRunOn } from '../train/loadRun';
 import type { DeviceChoice } from '../torch/device';
 import { checkNotRunFiles } from '../train/run';
-import { QubiqEvaluation, scoreQubiqPredictions } from '../eval/qubiq';
-import { predictToFolder } from './predict';
-import { writeQubiqEvaluation } from './qubiq';
+import { predictToFolder } from '../predict/predict';
+import { QubiqEvaluation, scoreQubiqPredictions, writeQubiqEvaluation } from './qubiq';
 
 export async function evaluateModel(runDir: string, ds: Dataset, cases: CaseRecord[], outDir: string, options: EvaluateOptions = {}, device: DeviceChoice = 'auto'): Promise<EvaluationSummary> {
   refuseVolumes(ds);
