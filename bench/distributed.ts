@@ -152,7 +152,7 @@ function latencyWorker(): void {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { distributed: dist, zeros } = require('../src/torch') as typeof import('../src/torch');
   const rank = Number(process.env.RANK);
-  dist.initProcessGroup({ host: '127.0.0.1', port: Number(process.env.MASTER_PORT), rank, worldSize: 2, isStoreServer: rank === 0, timeoutMs: 60_000, prefix: '', device: { address: '127.0.0.1' } });
+  dist.initProcessGroup({ host: '127.0.0.1', port: Number(process.env.MASTER_PORT), rank, worldSize: 2, isStoreServer: rank === 0, timeoutMs: 60_000, prefix: '', device: { address: '127.0.0.1' }, gpu: null });
   const t = zeros([3 * 256]);
   for (let i = 0; i < 100; i++) dist.allReduce([t]);
   const n = 2000;

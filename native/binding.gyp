@@ -5,10 +5,11 @@
   # the CUDA half can be linked from that libtorch itself.
   "targets": [{
     "target_name": "avap_torch",
-    "sources": ["src/addon.cc", "src/tensor_handle.cc", "src/ops_tensor.cc", "src/ops_nn.cc", "src/optimizer.cc", "src/distributed.cc", "src/device.cc"],
+    # The sources, c10d's NCCL process group among them where this libtorch and its headers allow it.
+    "sources": ["<!@(node libtorch.js sources)"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "<!@(node libtorch.js includes)"],
     # USE_C10D_GLOO: without it ProcessGroupGloo.hpp compiles to nothing; its gloo headers come from libgloo-dev.
-    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!(node libtorch.js abi)", "USE_C10D_GLOO"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "<!(node libtorch.js abi)", "USE_C10D_GLOO", "<!@(node libtorch.js defines)"],
     "cflags!": ["-fno-exceptions", "-fno-rtti"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14"],
     "cflags_cc": ["<!(node libtorch.js std)", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],

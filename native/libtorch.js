@@ -79,13 +79,43 @@ function glooIncludes(includeDir) {
   fail("no Gloo headers for the addon's collectives: install Debian's libgloo-dev (apt-get install libgloo-dev) or set AVAP_GLOO_INCLUDE to a folder holding gloo/");
 }
 
+/** The folders of `dir` (absolute), or none where it does not exist. */
+function subfolders(dir) {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Where the CUDA runtime's and NCCL's headers are, for c10d's NCCL process group (nccl_backend.cc):
+ * NVIDIA's wheels beside a wheel's torch/ (site-packages/nvidia/<library>/include; CUDA 13's wheels
+ * put the runtime's in nvidia/cu13/include), CUDA_HOME, /usr/local/cuda, or /usr/include. Null, with
+ * why, where either is missing: the addon then reduces GPU tensors through Gloo by way of the CPU.
+ */
+function ncclIncludes(root) {
+  const candidates = [
+    ...subfolders(path.join(root, '..', 'nvidia')).map((d) => path.join(d, 'include')),
+    ...(process.env.CUDA_HOME ? [path.join(process.env.CUDA_HOME, 'include')] : []),
+    '/usr/local/cuda/include',
+    '/usr/include',
+  ].filter((d) => fs.existsSync(d));
+  const holding = (header) => candidates.find((d) => fs.existsSync(path.join(d, header)));
+  const runtime = holding('cuda_runtime_api.h');
+  const nccl = holding('nccl.h');
+  if (!runtime || !nccl) return { dirs: null, why: `no ${runtime ? '' : 'cuda_runtime_api.h '}${!runtime && !nccl ? 'or ' : ''}${nccl ? '' : 'nccl.h '}found (pip install nvidia-nccl-cu13 beside torch, or set CUDA_HOME)` };
+  // Every NVIDIA library's headers: ATen's CUDA headers include cuBLAS's, cuSPARSE's... as well.
+  return { dirs: candidates.filter((d) => d !== '/usr/include'), why: null };
+}
+
 function describe() {
   const root = process.env.LIBTORCH || '';
   if (!root) {
     const include = '/usr/include';
     const version = torchVersion('/usr/include');
     return {
-      version, std: 'c++17', abi: '1', cuda: false,
+      version, std: 'c++17', abi: '1', cuda: false, nccl: false,
       includeDirs: ['/usr/include/torch/csrc/api/include', include],
       libraries: ['-ltorch', '-ltorch_cpu', '-lc10'],
     };
@@ -104,9 +134,13 @@ function describe() {
   // and the CUDA backend would silently never register.
   const libraries = [`-L${libDir}`, `-Wl,-rpath,${libDir}`, '-Wl,--no-as-needed', '-ltorch_cpu', '-lc10',
     ...(cuda ? ['-ltorch', '-ltorch_cuda', '-lc10_cuda'] : []), '-Wl,--as-needed'];
-  const includeDirs = [includeDir, path.join(includeDir, 'torch/csrc/api/include'), ...glooIncludes(includeDir)];
-  return { version, std, abi: cxx11Abi(resolved, libDir), cuda, note, includeDirs, libraries };
+  const nccl = cuda ? ncclIncludes(resolved) : { dirs: null, why: 'no CUDA' };
+  const notes = [note, cuda && !nccl.dirs ? `building without NCCL, GPU collectives through Gloo: ${nccl.why}` : null].filter(Boolean);
+  const includeDirs = [includeDir, path.join(includeDir, 'torch/csrc/api/include'), ...glooIncludes(includeDir), ...(nccl.dirs ?? [])];
+  return { version, std, abi: cxx11Abi(resolved, libDir), cuda, nccl: Boolean(nccl.dirs), note: notes.join('; ') || null, includeDirs, libraries };
 }
+
+const BASE_SOURCES = ['src/addon.cc', 'src/tensor_handle.cc', 'src/ops_tensor.cc', 'src/ops_nn.cc', 'src/optimizer.cc', 'src/distributed.cc', 'src/device.cc'];
 
 const field = process.argv[2];
 const info = describe();
@@ -121,6 +155,10 @@ const fields = {
   },
   version: () => `${info.version.major}.${info.version.minor}.${info.version.patch}`,
   cuda: () => (info.cuda ? '1' : '0'),
+  // The addon's sources: c10d's NCCL process group where it can be built, its absence otherwise.
+  sources: () => [...BASE_SOURCES, info.nccl ? 'src/nccl_backend.cc' : 'src/nccl_backend_absent.cc'].join(' '),
+  // USE_C10D_NCCL: without it ProcessGroupNCCL.hpp compiles to nothing.
+  defines: () => (info.nccl ? 'USE_C10D_NCCL' : ''),
   json: () => JSON.stringify(info),
 };
 if (!fields[field]) fail(`unknown field ${JSON.stringify(field)} (${Object.keys(fields).join(', ')})`);

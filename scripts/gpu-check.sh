@@ -4,7 +4,8 @@
 # .gpu-pack with the working tree, then there, from the repository root:
 #   bash scripts/gpu-check.sh
 # It unpacks Node and the npm packages, builds the addon against that Python's torch (its torch/
-# folder is a complete libtorch, CUDA included), runs the device tests and the CPU engine tests with it,
+# folder is a complete libtorch, CUDA and NCCL included), runs the device tests (c10d's NCCL group among
+# them) and the CPU engine tests with it,
 # then `bench:avap --device cuda` against the PyTorch twin at 256², batch 8 and batch 32: step 1, step 2,
 # inference, predict's images/s and peak GPU memory. The last line printed is one JSON object. About
 # 8 minutes on a 16-core machine (estimated): give the device call its 600 s.
@@ -72,6 +73,7 @@ fi
 log "tests: $pass passed, $fail failed, $skipped skipped"
 addon=$(sed -n 's/^\[test-libtorch\] loaded libtorch .* from \(.*\); CUDA built.*/\1/p' "$work/tests.log")
 torch_version=$(sed -n 's/^\[test-libtorch\] loaded libtorch \([^ ]*\) from.*/\1/p' "$work/tests.log")
+nccl=$(sed -n 's/^\[test-libtorch\] loaded .*NCCL built: \([a-z]*\).*/\1/p' "$work/tests.log")
 export AVAP_ADDON="$PWD/$addon"
 
 # ---- bench:avap against the PyTorch twin, alternating: batch 8 and batch 32 at 256²
@@ -99,5 +101,5 @@ node -e '
     predict_images_per_s: b.predict.images_per_s, peak_gpu_mb: b.peak_gpu_mb ?? null, init_identical_to_torch: b.init_identical_to_torch });
   const [pass, fail, skipped] = process.argv.slice(3, 6).map(Number);
   console.log(JSON.stringify({ ok: fail === 0 && Number(process.argv[9]) === 0, device: process.argv[6], torch: process.argv[7], gpu: process.argv[8],
-    tests: { pass, fail, skipped }, bench: { batch8: pick(b8), batch32: pick(b32) }, seconds: Number(process.argv[10]) }));
-' "$b8" "$b32" "$pass" "$fail" "$skipped" "$device" "$torch_version" "$gpu" "$tests_rc" $(($(date +%s) - started))
+    nccl: process.argv[11] === "true", tests: { pass, fail, skipped }, bench: { batch8: pick(b8), batch32: pick(b32) }, seconds: Number(process.argv[10]) }));
+' "$b8" "$b32" "$pass" "$fail" "$skipped" "$device" "$torch_version" "$gpu" "$tests_rc" $(($(date +%s) - started)) "${nccl:-false}"

@@ -13,7 +13,9 @@ libtorch=$(cd "$libtorch" && pwd)
 log() { echo "[test-libtorch] $*" >&2; }
 
 version=$(LIBTORCH="$libtorch" node native/libtorch.js version 2>/dev/null) || { LIBTORCH="$libtorch" node native/libtorch.js version; exit 1; }
-dir=build-libtorch/$version
+# One build per libtorch version and flavour: a wheel's CPU half and its CUDA build do not share objects.
+flavour=$(LIBTORCH="$libtorch" node native/libtorch.js cuda 2>/dev/null)
+dir=build-libtorch/$version$([ "$flavour" = 1 ] && echo -cuda)
 mkdir -p "$dir/src"
 # cp -p keeps the sources' times, so make rebuilds only what changed since the last run.
 cp -p native/binding.gyp native/libtorch.js "$dir/"
@@ -42,13 +44,15 @@ else
   export LIBTORCH=$libtorch
   flags="$(node "$dir/libtorch.js" std) -D$(node "$dir/libtorch.js" abi) -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DUSE_C10D_GLOO -DBUILDING_NODE_EXTENSION
     -fPIC -fexceptions -frtti -O2 -Wno-deprecated-declarations -I$(node -p "require('node-addon-api').include_dir") -I${npm_config_nodedir:-/usr}/include/node"
+  for d in $(node "$dir/libtorch.js" defines); do flags="$flags -D$d"; done
   for i in $(node "$dir/libtorch.js" includes); do flags="$flags -I$i"; done
-  ls "$dir"/src/*.cc | xargs -P "$(nproc)" -I{} sh -c "g++ $flags -c {} -o $dir/build/Release/obj/\$(basename {} .cc).o" 2>"$dir/build.log" || { grep -m5 -A3 'error' "$dir/build.log" >&2; exit 1; }
+  rm -f "$dir"/build/Release/obj/*.o
+  (cd "$dir" && node libtorch.js sources) | tr ' ' '\n' | xargs -P "$(nproc)" -I{} sh -c "g++ $flags -c $dir/{} -o $dir/build/Release/obj/\$(basename {} .cc).o" 2>"$dir/build.log" || { grep -m5 -A3 'error' "$dir/build.log" >&2; exit 1; }
   g++ -shared -o "$addon" "$dir"/build/Release/obj/*.o $(node "$dir/libtorch.js" libraries 2>/dev/null) || exit 1
   unset LIBTORCH
 fi
 export AVAP_ADDON=$PWD/$addon
-node -e "const t = require('./dist/src/torch'); console.error('[test-libtorch] loaded libtorch ' + t.torchVersion() + ' from $addon; CUDA built: ' + t.deviceSupport().cudaBuilt + ', GPUs: ' + t.deviceSupport().cudaDevices)"
+node -e "const t = require('./dist/src/torch'); const s = t.deviceSupport(); console.error('[test-libtorch] loaded libtorch ' + t.torchVersion() + ' from $addon; CUDA built: ' + s.cudaBuilt + ', NCCL built: ' + s.ncclBuilt + ', GPUs: ' + s.cudaDevices)"
 
 # Where TypeScript is not installed (scripts/gpu-check.sh's machine), dist/ comes compiled.
 if [ -e node_modules/typescript ]; then npx --no-install tsc -p tsconfig.json; fi

@@ -13,9 +13,9 @@ import { native } from '../src/torch/native';
 import { avap } from './cli-run';
 import { smallNativeSpec, tmpDir, writeNative } from './data-fixtures';
 
-const cpuOnly: DeviceSupport = { cudaBuilt: false, cudaDevices: 0 };
-const noGpu: DeviceSupport = { cudaBuilt: true, cudaDevices: 0 };
-const twoGpus: DeviceSupport = { cudaBuilt: true, cudaDevices: 2 };
+const cpuOnly: DeviceSupport = { cudaBuilt: false, cudaDevices: 0, ncclBuilt: false };
+const noGpu: DeviceSupport = { cudaBuilt: true, cudaDevices: 0, ncclBuilt: true };
+const twoGpus: DeviceSupport = { cudaBuilt: true, cudaDevices: 2, ncclBuilt: true };
 const HERE = deviceSupport();
 const HAS_GPU = HERE.cudaDevices > 0 ? 'libtorch sees a GPU here, so --device cuda is not refused' : false;
 
@@ -38,7 +38,9 @@ test('resolveDevice: a GPU asked for but unusable is one line saying what to do'
 });
 
 test('what this libtorch reports agrees with itself, and the CPU needs no synchronisation or memory figures', () => {
-  assert.equal(typeof HERE.cudaBuilt, 'boolean');
+  // CUDA is built in exactly when libtorch's CUDA half was linked and loaded, GPU or not.
+  assert.equal(HERE.cudaBuilt, fs.readFileSync('/proc/self/maps', 'utf8').includes('libtorch_cuda.so'));
+  assert.ok(!HERE.ncclBuilt || HERE.cudaBuilt, 'NCCL only with CUDA');
   assert.ok(HERE.cudaDevices === 0 || HERE.cudaBuilt, 'GPUs only with CUDA');
   assert.equal(HERE.cudaDevices > 0, native.cudaAvailable());
   assert.equal(resolveDevice('auto'), HERE.cudaDevices > 0 ? 'cuda:0' : 'cpu');

@@ -217,6 +217,21 @@ export interface LimitedResult extends CliResult {
 }
 
 /** Whether `prlimit` can cap a child's address space here (util-linux; absent on some systems). */
+/**
+ * Address space a CUDA libtorch maps as it loads (cuDNN, cuBLAS, NCCL…: about 2.3 GiB more than the
+ * CPU-only one) and never touches without a GPU: the limits above are for what avap allocates, so
+ * they sit that much higher with such a build. Asked once, of a child process loading the addon.
+ */
+let gpuLibraries: number | undefined;
+function gpuLibrariesMiB(): number {
+  if (gpuLibraries === undefined) {
+    const torch = path.join(__dirname, '..', 'src', 'torch');
+    const r = spawnSync(process.execPath, ['-p', `require(${JSON.stringify(torch)}).deviceSupport().cudaBuilt`], { encoding: 'utf8', env: ENV });
+    gpuLibraries = r.stdout.trim() === 'true' ? 4096 : 0;
+  }
+  return gpuLibraries;
+}
+
 export const hasPrlimit = spawnSync('prlimit', ['--as=4294967296', 'true']).status === 0;
 
 /**
@@ -228,7 +243,7 @@ export const hasPrlimit = spawnSync('prlimit', ['--as=4294967296', 'true']).stat
 export function avapLimited(args: string[], opts: { memoryMiB?: number; heapMiB?: number; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<LimitedResult> {
   const { memoryMiB = 4096, heapMiB = 512, timeoutMs = 60_000 } = opts;
   const node = [process.execPath, `--max-old-space-size=${heapMiB}`, CLI, ...args];
-  const argv = hasPrlimit ? ['prlimit', `--as=${memoryMiB * 1024 * 1024}`, ...node] : node;
+  const argv = hasPrlimit ? ['prlimit', `--as=${(memoryMiB + gpuLibrariesMiB()) * 1024 * 1024}`, ...node] : node;
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(argv[0], argv.slice(1), { env: { ...ENV, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });

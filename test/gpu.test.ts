@@ -5,14 +5,17 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { UserError } from '../src/errors';
 import { writeSynthDataset } from '../src/data/synth';
 import {
-  F, Tensor, autocast, deviceSupport, explainOutOfMemory, gpuMemory, manualSeed, nn, optim, randn, resetPeakGpuMemory, synchronize, tidy, zeros,
+  F, Tensor, autocast, deviceSupport, distributed as dist, explainOutOfMemory, gpuMemory, manualSeed, nn, optim, randn, resetPeakGpuMemory, synchronize, tidy, zeros,
 } from '../src/torch';
 import { assertClose, seq, values } from './torch-helpers';
 import { avap, ok } from './cli-run';
+import { loadRun } from '../src/train/loadRun';
+import { torchEngine } from '../src/predict/engine';
 import { tmpDir } from './data-fixtures';
 
 const support = deviceSupport();
@@ -99,12 +102,23 @@ t('avap train and predict --device cuda: a run on the GPU, its predictions close
   const trained = avap('train', ...common, '--out', path.join(dir, 'run'), '--device', 'cuda', '--precision', 'fp32');
   ok(trained);
   assert.match(trained.stderr, /device: cuda:0/);
-  for (const device of ['cuda', 'cpu']) ok(avap('predict', '--model', path.join(dir, 'run'), '--input', path.join(data, 'images'), '--out', path.join(dir, `pred-${device}`), '--device', device, '--no-overlay'));
-  const cases = fs.readdirSync(path.join(dir, 'pred-cpu')).filter((c) => fs.statSync(path.join(dir, 'pred-cpu', c)).isDirectory());
-  assert.equal(cases.length, 6);
-  const file = path.join(cases[0], fs.readdirSync(path.join(dir, 'pred-cpu', cases[0])).find((f) => f.endsWith('_mean.png'))!);
-  const [a, b] = ['cpu', 'cuda'].map((d) => fs.readFileSync(path.join(dir, `pred-${d}`, file)));
-  assert.equal(a.length > 0 && b.length > 0, true);
+  ok(avap('predict', '--model', path.join(dir, 'run'), '--input', path.join(data, 'images'), '--out', path.join(dir, 'pred-cuda'), '--device', 'cuda', '--no-overlay'));
+  assert.equal(fs.readdirSync(path.join(dir, 'pred-cuda')).filter((c) => fs.statSync(path.join(dir, 'pred-cuda', c)).isDirectory()).length, 6);
+  // The same weights on either device: every calibrated and per-annotator probability within 1e-3.
+  const images = tidy(() => randn([3, 3, 64, 64]).data() as Float32Array);
+  const maps = async (device: string) => {
+    const loaded = loadRun(path.join(dir, 'run'), 'fp32', device);
+    const engine = torchEngine(loaded);
+    const out = await engine.predict(images, 3);
+    const read = [0, 1, 2].flatMap((i) => engine.structures.flatMap((_, s) =>
+      [...out.calibrated(i, s), ...engine.annotators.flatMap((k) => [...out.annotator(i, k, s)])]));
+    loaded.method.model.dispose();
+    return read;
+  };
+  const [cpu, gpu] = [await maps('cpu'), await maps(GPU)];
+  assert.equal(gpu.length, cpu.length);
+  const worst = cpu.reduce((m, v, i) => Math.max(m, Math.abs(v - gpu[i])), 0);
+  assert.ok(worst <= 1e-3, `largest difference between the CPU's and the GPU's probabilities: ${worst}`);
   const bf16 = avap('train', ...common, '--out', path.join(dir, 'run-bf16'), '--device', 'cuda');
   ok(bf16);
   assert.match(bf16.stderr, /precision: bf16 .*\(auto: a CUDA GPU\)/);
@@ -130,4 +144,39 @@ t('a run killed on the GPU and resumed there ends bit-identical to an uninterrup
   ok(avap(...args(killed), '--resume'));
   const same = fs.readFileSync(path.join(killed, 'model.safetensors')).equals(fs.readFileSync(path.join(dir, 'reference', 'model.safetensors')));
   assert.ok(same, 'model.safetensors is bit-identical to the uninterrupted run (cuDNN deterministic, no benchmarking)');
+});
+
+test('c10d on the GPU: NCCL reduces and broadcasts GPU tensors in place, Gloo the CPU ones, in one call', {
+  skip: NO_GPU || (support.ncclBuilt ? false : "this addon was built without NCCL's headers (native/libtorch.js)"),
+}, async () => {
+  const port = await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = server.address() as net.AddressInfo;
+      server.close(() => resolve(p));
+    });
+  });
+  const backend = dist.initProcessGroup({
+    host: '127.0.0.1', port, rank: 0, worldSize: 1, isStoreServer: true, timeoutMs: 60_000, prefix: '', device: { address: '127.0.0.1' }, gpu: 0,
+  });
+  try {
+    assert.equal(backend, 'nccl');
+    tidy(() => {
+      const onGpu = seq([3, 4]).to(GPU), onCpu = seq([5], 2);
+      dist.allReduce([onGpu, onCpu]);
+      dist.broadcast([onCpu, onGpu]);
+      // One rank: the sum over the ranks is the tensor itself, wherever it lives.
+      assert.deepEqual(values(onGpu), values(seq([3, 4])));
+      assert.deepEqual(values(onCpu), values(seq([5], 2)));
+      assert.equal(onGpu.device, GPU);
+      const w = seq([4], 1).to(GPU).requiresGrad_();
+      const summed = dist.allReduceSum(w.square());
+      summed.sum().backward();
+      assert.deepEqual(values(w.grad!), values(seq([4], 1).mul(2)));
+      dist.averageGradients([w]);
+      assert.deepEqual(values(w.grad!), values(seq([4], 1).mul(2)));
+      dist.barrier();
+    });
+  } finally {
+    dist.destroyProcessGroup();
+  }
 });

@@ -6,7 +6,10 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <mutex>
 #include <optional>
+#include <string>
+#include <unordered_set>
 
 #define AVAP_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -49,6 +52,38 @@ inline void setAutocastDtype(c10::DeviceType device, at::ScalarType dtype) {
 #else
   if (device == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(dtype);
   else at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+// libtorch prints every warning each time it is raised; Python's warnings module shows each once. This
+// handler does the same on the thread that installs it (autograd replays backward's warnings there).
+// Its hook's signature changed in 2.0 (a Warning object instead of its parts).
+class OnceWarningHandler : public c10::WarningHandler {
+ public:
+#if AVAP_TORCH_AT_LEAST(2, 0)
+  void process(const c10::Warning& warning) override {
+    if (first(warning.msg())) c10::WarningHandler::process(warning);
+  }
+#else
+  void process(const c10::SourceLocation& where, const std::string& msg, const bool verbatim) override {
+    if (first(msg)) c10::WarningHandler::process(where, msg, verbatim);
+  }
+#endif
+
+ private:
+  bool first(const std::string& msg) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return seen_.insert(msg).second;
+  }
+  std::mutex mutex_;
+  std::unordered_set<std::string> seen_;
+};
+
+inline void setWarningHandler(c10::WarningHandler* handler) {
+#if AVAP_TORCH_AT_LEAST(2, 0)
+  c10::WarningUtils::set_warning_handler(handler);
+#else
+  c10::Warning::set_warning_handler(handler);
 #endif
 }
 

@@ -14,9 +14,12 @@ static c10::DeviceType autocastDevice(const Napi::CallbackInfo& info, size_t i, 
 }
 
 // Whether the CUDA backend is part of this build at all (a CPU-only libtorch, or its CUDA libraries
-// missing at build time), as distinct from cudaAvailable: built with CUDA and a GPU visible.
+// missing at build time), as distinct from cudaAvailable: built with CUDA and a GPU visible. libc10_cuda
+// registers CUDA's device guard when it loads; at::hasCUDA() would also need a GPU from 2.x on.
 static Napi::Value cudaBuilt(const Napi::CallbackInfo& info) {
-  return guard(info, "cudaBuilt", [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), at::hasCUDA()); });
+  return guard(info, "cudaBuilt", [&]() -> Napi::Value {
+    return Napi::Boolean::New(info.Env(), c10::impl::hasDeviceGuardImpl(c10::DeviceType::CUDA));
+  });
 }
 
 // autocastEnter(dtype, device = 'cpu') as torch.autocast(device, dtype): ops on autocast's
@@ -103,6 +106,9 @@ static Napi::Value setData(const Napi::CallbackInfo& info) {
 }
 
 void registerDevice(Napi::Env env, Napi::Object e) {
+  // Each distinct warning once (a deterministic-algorithms warning would otherwise repeat every step).
+  static compat::OnceWarningHandler onceWarnings;
+  compat::setWarningHandler(&onceWarnings);
 #define REG(name) e.Set(#name, Napi::Function::New(env, name, #name))
   REG(cudaBuilt); REG(autocastEnter); REG(autocastExit); REG(setCudnn); REG(cudaSynchronize); REG(cudaMemory); REG(cudaResetPeakMemory); REG(setData);
 #undef REG

@@ -1,6 +1,9 @@
-// PyTorch's own distributed engine (c10d: a TCPStore rendezvous and a Gloo process group) behind a few
-// synchronous collectives. One process group per process, as torch.distributed's default group; the
-// training logic (which tensors, when, how gradients are averaged) lives in TypeScript.
+// PyTorch's own distributed engine (c10d: a TCPStore rendezvous, a Gloo process group and, for tensors
+// on a GPU, an NCCL one) behind a few synchronous collectives. One default group per process, as
+// torch.distributed's init_process_group with its "cpu:gloo,cuda:nccl" backends: each collective goes
+// to the backend of its tensors' device. The training logic (which tensors, when, how gradients are
+// averaged) lives in TypeScript.
+#include "nccl_backend.h"
 #include "tensor_handle.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -13,7 +16,9 @@
 
 namespace avap {
 
-static c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+static c10::intrusive_ptr<CollectiveBackend> group;
+// NCCL's group for GPU tensors, when this process trains on a GPU and the addon has NCCL.
+static c10::intrusive_ptr<CollectiveBackend> gpuGroup;
 static int groupRank = 0;
 static int groupSize = 1;
 // The job's store without this attempt's prefix: under torchrun's agent it outlives the workers, so a
@@ -24,7 +29,7 @@ static c10::intrusive_ptr<c10d::Store> jobStore;
 // flattened copy does not double a large model's memory.
 static const int64_t kBucketBytes = 25 * 1024 * 1024;
 
-static c10d::ProcessGroupGloo& pg(const char* op) {
+static CollectiveBackend& pg(const char* op) {
   if (!group) throw std::runtime_error(std::string(op) + " needs a process group: none is initialised");
   return *group;
 }
@@ -33,18 +38,25 @@ static c10d::ProcessGroupGloo& pg(const char* op) {
 // the calling thread, where guard() turns it into a JS error.
 static void waitFor(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
 
-// Gloo computes on CPU tensors: a bucket on a GPU goes through a CPU copy and back. (NCCL would reduce
-// on the GPUs themselves; avap's process group is Gloo's, which every libtorch build has.)
-static void onCpu(at::Tensor& flat, const std::function<void(std::vector<at::Tensor>&)>& collective) {
+using Collective = std::function<c10::intrusive_ptr<c10d::Work>(CollectiveBackend&, std::vector<at::Tensor>&)>;
+
+// Runs `collective` on `flat` in place with its device's backend: NCCL on the GPUs themselves, or Gloo,
+// which computes on CPU tensors, so that a GPU bucket without NCCL goes through a CPU copy and back.
+static void runOn(at::Tensor& flat, const char* op, const Collective& collective) {
+  if (flat.is_cuda() && gpuGroup) {
+    std::vector<at::Tensor> t{flat};
+    waitFor(collective(*gpuGroup, t));
+    return;
+  }
   std::vector<at::Tensor> staged{flat.is_cpu() ? flat : flat.cpu()};
-  collective(staged);
+  waitFor(collective(pg(op), staged));
   if (!flat.is_cpu()) flat.copy_(staged[0]);
 }
 
-// Same-dtype runs of at most kBucketBytes, in order; each is flattened, reduced, divided by `divisor`
-// (while still flat: one pass over the sums instead of one per tensor) and copied back.
+// Runs of at most kBucketBytes of one dtype and device, in order; each is flattened, reduced, divided
+// by `divisor` (while still flat: one pass over the sums instead of one per tensor) and copied back.
 static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op, double divisor = 1) {
-  auto& g = pg(op);
+  pg(op);
   size_t i = 0;
   while (i < tensors.size()) {
     std::vector<at::Tensor> bucket{tensors[i]};
@@ -52,12 +64,12 @@ static void allreduceBuckets(std::vector<at::Tensor>& tensors, const char* op, d
     size_t j = i + 1;
     for (; j < tensors.size(); ++j) {
       int64_t b = tensors[j].numel() * static_cast<int64_t>(tensors[j].element_size());
-      if (tensors[j].scalar_type() != tensors[i].scalar_type() || bytes + b > kBucketBytes) break;
+      if (tensors[j].scalar_type() != tensors[i].scalar_type() || tensors[j].device() != tensors[i].device() || bytes + b > kBucketBytes) break;
       bucket.push_back(tensors[j]);
       bytes += b;
     }
     at::Tensor flat = torch::utils::flatten_dense_tensors(bucket);
-    onCpu(flat, [&](std::vector<at::Tensor>& t) { waitFor(g.allreduce(t)); });
+    runOn(flat, op, [](CollectiveBackend& g, std::vector<at::Tensor>& t) { return g.allreduce(t); });
     if (divisor != 1) flat.div_(divisor);
     auto parts = torch::utils::unflatten_dense_tensors(flat, bucket);
     for (size_t k = 0; k < bucket.size(); ++k) bucket[k].copy_(parts[k]);
@@ -95,7 +107,9 @@ static void checkJoin(c10d::Store& store, const std::string& host, int64_t port,
   }
 }
 
-// distInit(host, port, rank, worldSize, isStoreServer, timeoutMs, prefix, gloo device: {interface}|{address})
+// distInit(host, port, rank, worldSize, isStoreServer, timeoutMs, prefix, gloo device kind, name, gpu)
+// with gpu this process's GPU index, or -1 when it computes on the CPU. Returns the backend that GPU
+// tensors' collectives use: 'nccl', or 'gloo' (by way of the CPU) when the addon has no NCCL.
 static Napi::Value distInit(const Napi::CallbackInfo& info) {
   static const char* OPN = "distInit";
   return guard(info, OPN, [&]() -> Napi::Value {
@@ -109,6 +123,7 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
     std::string prefix = stringArg(info, 6, OPN);
     std::string deviceKind = stringArg(info, 7, OPN);
     std::string deviceName = stringArg(info, 8, OPN);
+    int64_t gpu = intArg(info, 9, OPN);
 
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(port);
@@ -127,15 +142,23 @@ static Napi::Value distInit(const Napi::CallbackInfo& info) {
     opts->devices.push_back(deviceKind == "interface" ? c10d::ProcessGroupGloo::createDeviceForInterface(deviceName)
                                                       : c10d::ProcessGroupGloo::createDeviceForHostname(deviceName));
     opts->threads = 2;
-    group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
+    c10::intrusive_ptr<CollectiveBackend> gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
+    // NCCL's own keys, as torch.distributed gives each backend of a group. Both are made before either
+    // is kept, so a failure leaves this process without a group rather than half of one.
+    auto nccl = gpu >= 0 ? makeNcclBackend(c10::make_intrusive<c10d::PrefixStore>("nccl", store), rank, size, timeout, static_cast<c10::DeviceIndex>(gpu))
+                         : c10::intrusive_ptr<CollectiveBackend>();
+    group = gloo;
+    gpuGroup = nccl;
     groupRank = rank;
     groupSize = size;
-    return info.Env().Undefined();
+    return Napi::String::New(info.Env(), gpuGroup ? "nccl" : "gloo");
   });
 }
 
 static Napi::Value distDestroy(const Napi::CallbackInfo& info) {
   return guard(info, "distDestroy", [&]() -> Napi::Value {
+    if (gpuGroup) shutdownNcclBackend(*gpuGroup);
+    gpuGroup.reset();
     group.reset();
     jobStore.reset();
     return info.Env().Undefined();
@@ -169,14 +192,14 @@ static Napi::Value distBroadcast(const Napi::CallbackInfo& info) {
   return guard(info, OPN, [&]() -> Napi::Value {
     torch::NoGradGuard noGrad;
     auto tensors = tensorListArg(info, 0, OPN);
-    auto& g = pg(OPN);
-    std::map<at::ScalarType, std::vector<at::Tensor>> byType;
-    for (auto& t : tensors) byType[t.scalar_type()].push_back(t);
-    for (auto& [type, list] : byType) {
+    pg(OPN);
+    std::map<std::pair<std::string, at::ScalarType>, std::vector<at::Tensor>> byKind;
+    for (auto& t : tensors) byKind[{t.device().str(), t.scalar_type()}].push_back(t);
+    for (auto& [kind, list] : byKind) {
       at::Tensor flat = torch::utils::flatten_dense_tensors(list);
       c10d::BroadcastOptions bo;
       bo.rootRank = 0;
-      onCpu(flat, [&](std::vector<at::Tensor>& t) { waitFor(g.broadcast(t, bo)); });
+      runOn(flat, OPN, [&](CollectiveBackend& g, std::vector<at::Tensor>& t) { return g.broadcast(t, bo); });
       auto parts = torch::utils::unflatten_dense_tensors(flat, list);
       for (size_t k = 0; k < list.size(); ++k) list[k].copy_(parts[k]);
     }
@@ -260,7 +283,10 @@ static Napi::Value allReduceSumAutograd(const Napi::CallbackInfo& info) {
   return guard(info, OPN, [&]() -> Napi::Value { return wrap(info, AllReduceSum::apply(tensorArg(info, 0, OPN))); });
 }
 
+static Napi::Value distNcclBuilt(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ncclBuilt()); }
+
 void registerDistributed(Napi::Env env, Napi::Object e) {
+  e.Set("distNcclBuilt", Napi::Function::New(env, distNcclBuilt, "distNcclBuilt"));
   e.Set("distInit", Napi::Function::New(env, distInit, "distInit"));
   e.Set("distDestroy", Napi::Function::New(env, distDestroy, "distDestroy"));
   e.Set("distStoreAdd", Napi::Function::New(env, distStoreAdd, "distStoreAdd"));

@@ -108,7 +108,15 @@ OP(flatten) return wrap(info, tensorArg(info, 0, OPN).flatten(intArg(info, 1, OP
 OP(flip) return wrap(info, tensorArg(info, 0, OPN).flip(intsArg(info, 1, OPN))); END
 OP(repeat) return wrap(info, tensorArg(info, 0, OPN).repeat(intsArg(info, 1, OPN))); END
 OP_AS(toDType, "to") return wrap(info, tensorArg(info, 0, OPN).to(parseDType(stringArg(info, 1, OPN), OPN))); END
-OP_AS(toDevice, "to") return wrap(info, tensorArg(info, 0, OPN).to(parseDevice(stringArg(info, 1, OPN), OPN))); END
+// toDevice(t, device, nonBlocking = false): with nonBlocking a copy from pinned memory to a GPU is queued
+// on the current stream and returns at once, as tensor.to(device, non_blocking=True).
+OP_AS(toDevice, "to")
+  const bool nonBlocking = !isMissing(info, 2) && boolArg(info, 2, OPN);
+  return wrap(info, tensorArg(info, 0, OPN).to(parseDevice(stringArg(info, 1, OPN), OPN), nonBlocking));
+END
+// tensor.pin_memory(): a copy in page-locked memory (libtorch's caching host allocator), which the GPU
+// reads by DMA; needs a CUDA build.
+OP(pinMemory) return wrap(info, tensorArg(info, 0, OPN).pin_memory()); END
 OP(detach) return wrap(info, tensorArg(info, 0, OPN).detach()); END
 
 // ---------------------------------------------------------------- elementwise
@@ -255,7 +263,7 @@ void registerTensorOps(Napi::Env env, Napi::Object e) {
   REG(zeros); REG(ones); REG(full); REG(arange); REG(randn); REG(rand); REG(randint); REG(randperm); REG(fromData);
   REG(reshape); REG(view); REG(permute); REG(transpose); REG(contiguous); REG(memoryFormat); REG(clone); REG(cat); REG(stack); REG(narrow);
   REG(slice); REG(select); REG(indexSelect); REG(gather); REG(squeeze); REG(unsqueeze); REG(expand); REG(flatten); REG(flip);
-  REG(repeat); REG(toDType); REG(toDevice); REG(detach);
+  REG(repeat); REG(toDType); REG(toDevice); REG(pinMemory); REG(detach);
   REG(add); REG(sub); REG(mul); REG(div); REG(pow); REG(eq); REG(ne); REG(lt); REG(le); REG(gt); REG(ge); REG(maximum);
   REG(minimum); REG(remainder); REG(logicalAnd); REG(logicalOr); REG(logicalNot); REG(rsub);
   REG(neg); REG(abs); REG(exp); REG(log); REG(sqrt); REG(rsqrt); REG(square); REG(sign); REG(floor); REG(ceil); REG(round);

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors';
-import { Tensor, distributed as dist, noGrad, tensor, tidy } from '../torch';
+import { Device, Tensor, cudaIndex, distributed as dist, isCuda, noGrad, tensor, tidy } from '../torch';
 import { chooseGlooDevice, WorkerEnv } from './env';
 import { isRunning } from '../io/atomic';
 
@@ -19,18 +19,31 @@ export class ProcessGroup {
   private peers: Peer[] = [];
 
   get rank(): number { return this.env.rank; }
+  /** One line for a GPU run's log: how the model's gradients and batch statistics travel between the ranks. */
+  describeGpuCollectives(): string {
+    return this.modelBackend === 'nccl'
+      ? 'collectives: NCCL between the GPUs (Gloo for the CPU-side exchanges)'
+      : "collectives: Gloo by way of the CPU — this addon was built without NCCL's headers (docs/distributed.md)";
+  }
   get worldSize(): number { return this.env.worldSize; }
   /** Rank 0 writes the run folder; the others only train. */
   get isWriter(): boolean { return this.env.rank === 0; }
 
-  /** Joins the job: every rank blocks here until all WORLD_SIZE ranks have arrived, or the timeout ends it. */
-  static async init(env: WorkerEnv, timeoutSeconds: number): Promise<ProcessGroup> {
-    const device = await chooseGlooDevice(env.masterAddr, env.masterPort);
+  /** Which backend reduces the model's tensors: NCCL on GPUs, else Gloo (by way of the CPU for GPU tensors). */
+  private modelBackend: 'nccl' | 'gloo' = 'gloo';
+
+  /**
+   * Joins the job: every rank blocks here until all WORLD_SIZE ranks have arrived, or the timeout ends
+   * it. On a GPU (`device` cuda:N) the model's collectives go through NCCL where the addon has it.
+   */
+  static async init(env: WorkerEnv, timeoutSeconds: number, device: Device = 'cpu'): Promise<ProcessGroup> {
+    const glooDevice = await chooseGlooDevice(env.masterAddr, env.masterPort);
     const g = new ProcessGroup(env, timeoutSeconds);
-    g.run('rendezvous', () => dist.initProcessGroup({
+    g.modelBackend = g.run('rendezvous', () => dist.initProcessGroup({
       host: env.masterAddr, port: env.masterPort, rank: env.rank, worldSize: env.worldSize,
       isStoreServer: env.rank === 0 && !env.useAgentStore, timeoutMs: timeoutSeconds * 1000,
-      prefix: env.useAgentStore ? `/worker/attempt_${env.restartCount}` : '', device,
+      prefix: env.useAgentStore ? `/worker/attempt_${env.restartCount}` : '', device: glooDevice,
+      gpu: isCuda(device) ? cudaIndex(device) : null,
     }));
     g.peers = g.run('rendezvous', () => g.exchangeProcesses());
     return g;

@@ -14,11 +14,13 @@ export interface DeviceSupport {
   cudaBuilt: boolean;
   /** GPUs it sees (0 without CUDA or without a GPU). */
   cudaDevices: number;
+  /** The addon has c10d's NCCL process group, for collectives on GPU tensors (else they go through Gloo). */
+  ncclBuilt: boolean;
 }
 
 export function deviceSupport(): DeviceSupport {
   const cudaBuilt = native.cudaBuilt() as boolean;
-  return { cudaBuilt, cudaDevices: cudaBuilt && native.cudaAvailable() ? Number(native.cudaDeviceCount()) : 0 };
+  return { cudaBuilt, cudaDevices: cudaBuilt && native.cudaAvailable() ? Number(native.cudaDeviceCount()) : 0, ncclBuilt: native.distNcclBuilt() as boolean };
 }
 
 /** The GPU of this process: LOCAL_RANK's when torchrun or avap launch started several on one machine. */
@@ -49,9 +51,15 @@ export function resolveDevice(choice: DeviceChoice, support: DeviceSupport = dev
   return `cuda:${index}`;
 }
 
-/** `t` on `device`: itself when it is there already (a CPU run makes no copy). */
+/**
+ * `t` on `device`: itself when it is there already (a CPU run makes no copy). A CPU tensor bound for a
+ * GPU goes through pinned memory and is copied asynchronously, as a DataLoader with pin_memory=True and
+ * .to(device, non_blocking=True) do: the copy overlaps what the host does next, and later work on the
+ * GPU's stream waits for it.
+ */
 export function onDevice(t: Tensor, device: Device): Tensor {
-  return t.device === device ? t : t.to(device);
+  if (t.device === device) return t;
+  return isCuda(device) && t.device === 'cpu' ? t.pinMemory().to(device, { nonBlocking: true }) : t.to(device);
 }
 
 export function isCuda(device: Device): boolean {
@@ -67,10 +75,17 @@ export function cudaIndex(device: Device): number {
 
 /**
  * Makes runs on `device` repeatable: on a GPU, cuDNN picks deterministic algorithms and does not
- * benchmark (benchmarking may choose differently from run to run). The CPU is deterministic already.
+ * benchmark (benchmarking may choose differently from run to run), and so does every op that can. The
+ * CPU is deterministic already.
  */
 export function useDevice(device: Device): void {
-  if (isCuda(device)) native.setCudnn(true, false);
+  if (!isCuda(device)) return;
+  // cuBLAS is deterministic only with a fixed workspace; it reads this when its first handle is made.
+  process.env.CUBLAS_WORKSPACE_CONFIG ??= ':4096:8';
+  native.setCudnn(true, false);
+  // torch.use_deterministic_algorithms(True, warn_only=True): deterministic kernels where libtorch has
+  // them, a warning (not an error) for an op that has none.
+  native.setDeterministic(true);
 }
 
 /** Waits for the GPU's queued work (a timer then measures it); nothing to wait for on the CPU. */

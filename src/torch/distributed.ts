@@ -1,6 +1,7 @@
-// torch.distributed's collectives over the addon's one Gloo process group (c10d). Every call blocks
-// until the collective is done on every rank; a failure (a peer gone, a timeout) throws an Error whose
-// message is c10d's, prefixed with the collective's name.
+// torch.distributed's collectives over the addon's one default process group (c10d): Gloo for CPU
+// tensors and, when this process trains on a GPU, NCCL for GPU tensors, as init_process_group's
+// "cpu:gloo,cuda:nccl". Every call blocks until the collective is done on every rank; a failure (a
+// peer gone, a timeout) throws an Error whose message is c10d's, prefixed with the collective's name.
 import { native } from './native';
 import { Tensor } from './tensor';
 
@@ -20,11 +21,17 @@ export interface InitOptions {
   /** Key prefix inside the store ('' for none; '/worker/attempt_<n>' under torchrun's agent store). */
   prefix: string;
   device: GlooDevice;
+  /** This process's GPU index when it computes on a GPU: its tensors' collectives then use NCCL. */
+  gpu: number | null;
 }
 
-export function initProcessGroup(o: InitOptions): void {
+/**
+ * Joins the group; returns the backend that GPU tensors' collectives use: 'nccl', or 'gloo' (by way
+ * of a CPU copy) when the addon was built without NCCL or the process computes on the CPU.
+ */
+export function initProcessGroup(o: InitOptions): 'nccl' | 'gloo' {
   const [kind, name] = 'interface' in o.device ? ['interface', o.device.interface] : ['address', o.device.address];
-  native.distInit(o.host, o.port, o.rank, o.worldSize, o.isStoreServer, Math.round(o.timeoutMs), o.prefix, kind, name);
+  return native.distInit(o.host, o.port, o.rank, o.worldSize, o.isStoreServer, Math.round(o.timeoutMs), o.prefix, kind, name, o.gpu ?? -1) as 'nccl' | 'gloo';
 }
 
 export function destroyProcessGroup(): void {

@@ -194,12 +194,18 @@ export class Tensor {
   }
 
   // ---- conversion
-  to(target: DType | Device): Tensor {
+  /** `nonBlocking`: a copy from pinned memory (pinMemory) to a GPU is queued and returns at once. */
+  to(target: DType | Device, opts: { nonBlocking?: boolean } = {}): Tensor {
     if (isDType(target)) return record('to', [this], { dtype: target }, new Tensor(native.toDType(this.handle, target)));
     if (typeof target !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(target)) {
       throw new Error(`to: unknown dtype or device ${JSON.stringify(target)} (dtypes: ${DTYPES.join(', ')}; devices: cpu, cuda, cuda:N)`);
     }
-    return record('to', [this], { device: target }, new Tensor(native.toDevice(this.handle, target)));
+    return record('to', [this], { device: target }, new Tensor(native.toDevice(this.handle, target, opts.nonBlocking ?? false)));
+  }
+
+  /** A copy in page-locked memory, which a GPU copies from asynchronously (needs a CUDA libtorch). */
+  pinMemory(): Tensor {
+    return new Tensor(native.pinMemory(this.handle));
   }
   float(): Tensor {
     return this.to('float32');

@@ -11,7 +11,7 @@ import { DataLoader } from '../data/pipeline';
 import { trainingStatistics } from '../data/statistics';
 import { buildMethod } from '../methods/registry';
 import { Stage } from '../methods/method';
-import { cpuBf16Support, describeDevice, describePrecision, explainOutOfMemory, manualSeed, nn, resolveDevice, resolvePrecision, useDevice } from '../torch';
+import { Device, cpuBf16Support, describeDevice, describePrecision, explainOutOfMemory, isCuda, manualSeed, nn, resolveDevice, resolvePrecision, useDevice } from '../torch';
 import { dataFingerprint, settingsOf } from './fingerprint';
 import { loadCheckpointWeights } from './checkpoint';
 import { consoleReporter } from './events';
@@ -40,24 +40,25 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   // torchrun's (or avap launch's) variables make this process one rank of several; without them, or
   // with WORLD_SIZE 1, nothing below takes a distributed path. Only rank 0 touches the run folder.
   const worker = readWorkerEnv();
+  const device = resolveDevice(opts.device ?? TRAIN_DEFAULTS.device);
   const writes = !worker || worker.rank === 0;
   if (writes) checkRunOutsideData(opts.data, opts.out);
   const notes: string[] = [];
   const release = writes ? lockRunFolder(opts.out, (text) => notes.push(text)) : () => undefined;
   try {
     if (writes) checkRunFilesInside(opts.out);
-    if (!worker) return await (opts.resume ? trainRun(opts, null, notes) : removeFailedStart(opts.out, () => trainRun(opts, null, notes)));
+    if (!worker) return await (opts.resume ? trainRun(opts, device, null, notes) : removeFailedStart(opts.out, () => trainRun(opts, device, null, notes)));
     const batchSize = opts.batchSize ?? TRAIN_DEFAULTS.batchSize;
     if (!opts.resume && batchSize % worker.worldSize !== 0) {
       throw new UserError(`--batch-size ${batchSize} cannot be split over WORLD_SIZE ${worker.worldSize} ranks: choose a multiple of ${worker.worldSize}`);
     }
-    const group = await ProcessGroup.init(worker, opts.distTimeout ?? DEFAULT_DIST_TIMEOUT_SECONDS);
+    const group = await ProcessGroup.init(worker, opts.distTimeout ?? DEFAULT_DIST_TIMEOUT_SECONDS, device);
     try {
       // A worker torchrun restarted continues the run its job's first attempt created.
       const resume = opts.resume || (group.continuesRun(opts.out) && new RunDir(path.resolve(opts.out)).exists());
       const o = { ...opts, resume };
       // Only rank 0 creates the run folder, so only its failed start has anything to remove.
-      return group.isWriter && !resume ? await removeFailedStart(opts.out, () => trainRun(o, group, notes)) : await trainRun(o, group, notes);
+      return group.isWriter && !resume ? await removeFailedStart(opts.out, () => trainRun(o, device, group, notes)) : await trainRun(o, device, group, notes);
     } finally {
       group.destroy();
     }
@@ -66,12 +67,11 @@ export async function train(opts: TrainOptions): Promise<TrainSummary> {
   }
 }
 
-async function trainRun(opts: TrainOptions, group: ProcessGroup | null, notes: string[]): Promise<TrainSummary> {
+async function trainRun(opts: TrainOptions, device: Device, group: ProcessGroup | null, notes: string[]): Promise<TrainSummary> {
   const writes = !group || group.isWriter;
   const emit = !writes ? quietReporter(opts) : opts.onEvent ?? consoleReporter({ print: opts.print, bar: opts.progress });
   for (const text of notes) emit({ type: 'note', text });
   const o = { ...TRAIN_DEFAULTS, ...withoutUndefined(opts), data: opts.data, out: opts.out };
-  const device = resolveDevice(o.device);
   useDevice(device);
   const started = Date.now();
   const { run, config, state, ds, trainCases, valCases, normalization } = group ? await joinRun(o, emit, group) : await prepareRun(o, emit);
@@ -115,6 +115,7 @@ async function trainRun(opts: TrainOptions, group: ProcessGroup | null, notes: s
   if (group) {
     const bn = opts.syncBatchNorm ?? true ? 'synchronised over the ranks' : 'per rank';
     emit({ type: 'note', text: `data-parallel over ${group.worldSize} ranks: ${config.optimizer.batchSize / group.worldSize} of each batch's ${config.optimizer.batchSize} images per rank, batch norm ${bn}` });
+    if (isCuda(device)) emit({ type: 'note', text: group.describeGpuCollectives() });
   }
   try {
     const best = await trainStages({ run, config, method, trainLoader, trainCases, loaderFor, valLoader, state, emit, started, group })
