@@ -49,7 +49,7 @@ stage=torch
 info=$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__)); print(torch.__version__); print(torch.cuda.is_available()); print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")' 2>/dev/null) \
   || die "$PY cannot import torch"
 torch_dir=${AVAP_TORCH:-$(sed -n 1p <<<"$info")}; torch_version=$(sed -n 2p <<<"$info"); cuda=$(sed -n 3p <<<"$info"); gpu=$(sed -n 4p <<<"$info")
-log "PyTorch $torch_version at $torch_dir; GPU: $gpu"
+log "$PY: PyTorch $torch_version, GPU: $gpu; building against the libtorch in $torch_dir"
 device=cuda
 if [ "$cuda" != True ]; then
   [ $rehearsal = 1 ] || die "PyTorch $torch_version sees no GPU here (torch.cuda.is_available() is False); --cpu-rehearsal tries the rest on the CPU"
