@@ -4,10 +4,11 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { UserError } from '../src/errors';
 import {
-  DeviceSupport, deviceSupport, describeDevice, explainOutOfMemory, gpuMemory, nn, onDevice, randn, resolveDevice, synchronize, tensor, tidy,
+  DeviceSupport, deviceSupport, describeDevice, distributed as dist, ones, explainOutOfMemory, gpuMemory, nn, onDevice, randn, resolveDevice, synchronize, tensor, tidy,
 } from '../src/torch';
 import { native } from '../src/torch/native';
 import { avap } from './cli-run';
@@ -95,4 +96,36 @@ test('--device cuda without a usable GPU: train, predict and evaluate each say s
   const bad = avap('predict', '--model', path.join(dir, 'run'), '--input', path.join(data, 'images'), '--out', path.join(dir, 'pred'), '--device', 'gpu');
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--device must be one of auto, cpu, cuda, got 'gpu'/);
+});
+
+const CUDA_WITHOUT_GPU = HERE.cudaBuilt && HERE.cudaDevices === 0 ? false : 'needs a CUDA libtorch on a machine without a GPU (scripts/test-libtorch.sh with a CUDA wheel)';
+
+test('a CUDA libtorch without a GPU: GPU ops and an NCCL group throw a JS error naming the op, and leave no half-made group', { skip: CUDA_WITHOUT_GPU }, async () => {
+  assert.throws(() => tidy(() => ones([2]).pinMemory()), (e: Error) => /^pinMemory: .*NVIDIA driver/.test(e.message));
+  assert.throws(() => tidy(() => ones([2]).to('cuda:0')), (e: Error) => /^to: /.test(e.message));
+  const port = await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = server.address() as net.AddressInfo;
+      server.close(() => resolve(p));
+    });
+  });
+  const options = { host: '127.0.0.1', port, rank: 0, worldSize: 1, isStoreServer: true, timeoutMs: 10_000, prefix: '', device: { address: '127.0.0.1' } };
+  if (HERE.ncclBuilt) assert.throws(() => dist.initProcessGroup({ ...options, gpu: 0 }), (e: Error) => /^distInit: /.test(e.message));
+  // The failed start kept nothing: a CPU group can be made on a fresh port, and it reduces.
+  const again = await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = server.address() as net.AddressInfo;
+      server.close(() => resolve(p));
+    });
+  });
+  assert.equal(dist.initProcessGroup({ ...options, port: again, gpu: null }), 'gloo');
+  try {
+    tidy(() => {
+      const t = ones([3]);
+      dist.allReduce([t]);
+      assert.deepEqual([...t.data() as Float32Array], [1, 1, 1]);
+    });
+  } finally {
+    dist.destroyProcessGroup();
+  }
 });
