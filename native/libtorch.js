@@ -96,15 +96,14 @@ function subfolders(dir) {
  */
 function ncclIncludes(root) {
   const candidates = [
-    ...subfolders(path.join(root, '..', 'nvidia')).map((d) => path.join(d, 'include')),
+    ...subfolders(path.join(fs.realpathSync(root), '..', 'nvidia')).map((d) => path.join(d, 'include')),
     ...(process.env.CUDA_HOME ? [path.join(process.env.CUDA_HOME, 'include')] : []),
     '/usr/local/cuda/include',
     '/usr/include',
   ].filter((d) => fs.existsSync(d));
   const holding = (header) => candidates.find((d) => fs.existsSync(path.join(d, header)));
-  const runtime = holding('cuda_runtime_api.h');
-  const nccl = holding('nccl.h');
-  if (!runtime || !nccl) return { dirs: null, why: `no ${runtime ? '' : 'cuda_runtime_api.h '}${!runtime && !nccl ? 'or ' : ''}${nccl ? '' : 'nccl.h '}found (pip install nvidia-nccl-cu13 beside torch, or set CUDA_HOME)` };
+  const missing = ['cuda_runtime_api.h', 'nccl.h'].filter((header) => !holding(header));
+  if (missing.length > 0) return { dirs: null, why: `no ${missing.join(' or ')} found (pip install nvidia-nccl-cu13 beside torch, or set CUDA_HOME)` };
   // Every NVIDIA library's headers: ATen's CUDA headers include cuBLAS's, cuSPARSE's... as well.
   return { dirs: candidates.filter((d) => d !== '/usr/include'), why: null };
 }

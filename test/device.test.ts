@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { UserError } from '../src/errors';
 import {
@@ -12,6 +11,7 @@ import {
 } from '../src/torch';
 import { native } from '../src/torch/native';
 import { avap } from './cli-run';
+import { freePort } from './torch-helpers';
 import { smallNativeSpec, tmpDir, writeNative } from './data-fixtures';
 
 const cpuOnly: DeviceSupport = { cudaBuilt: false, cudaDevices: 0, ncclBuilt: false };
@@ -103,21 +103,11 @@ const CUDA_WITHOUT_GPU = HERE.cudaBuilt && HERE.cudaDevices === 0 ? false : 'nee
 test('a CUDA libtorch without a GPU: GPU ops and an NCCL group throw a JS error naming the op, and leave no half-made group', { skip: CUDA_WITHOUT_GPU }, async () => {
   assert.throws(() => tidy(() => ones([2]).pinMemory()), (e: Error) => /^pinMemory: .*NVIDIA driver/.test(e.message));
   assert.throws(() => tidy(() => ones([2]).to('cuda:0')), (e: Error) => /^to: /.test(e.message));
-  const port = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port: p } = server.address() as net.AddressInfo;
-      server.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const options = { host: '127.0.0.1', port, rank: 0, worldSize: 1, isStoreServer: true, timeoutMs: 10_000, prefix: '', device: { address: '127.0.0.1' } };
   if (HERE.ncclBuilt) assert.throws(() => dist.initProcessGroup({ ...options, gpu: 0 }), (e: Error) => /^distInit: /.test(e.message));
   // The failed start kept nothing: a CPU group can be made on a fresh port, and it reduces.
-  const again = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port: p } = server.address() as net.AddressInfo;
-      server.close(() => resolve(p));
-    });
-  });
+  const again = await freePort();
   assert.equal(dist.initProcessGroup({ ...options, port: again, gpu: null }), 'gloo');
   try {
     tidy(() => {

@@ -5,14 +5,13 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { UserError } from '../src/errors';
 import { writeSynthDataset } from '../src/data/synth';
 import {
   F, Tensor, autocast, deviceSupport, distributed as dist, explainOutOfMemory, gpuMemory, manualSeed, nn, optim, randn, resetPeakGpuMemory, synchronize, tidy, zeros,
 } from '../src/torch';
-import { assertClose, seq, values } from './torch-helpers';
+import { assertClose, freePort, seq, values } from './torch-helpers';
 import { avap, ok } from './cli-run';
 import { loadRun } from '../src/train/loadRun';
 import { torchEngine } from '../src/predict/engine';
@@ -149,12 +148,7 @@ t('a run killed on the GPU and resumed there ends bit-identical to an uninterrup
 test('c10d on the GPU: NCCL reduces and broadcasts GPU tensors in place, Gloo the CPU ones, in one call', {
   skip: NO_GPU || (support.ncclBuilt ? false : "this addon was built without NCCL's headers (native/libtorch.js)"),
 }, async () => {
-  const port = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port: p } = server.address() as net.AddressInfo;
-      server.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const backend = dist.initProcessGroup({
     host: '127.0.0.1', port, rank: 0, worldSize: 1, isStoreServer: true, timeoutMs: 60_000, prefix: '', device: { address: '127.0.0.1' }, gpu: 0,
   });

@@ -1,5 +1,6 @@
 // Shared helpers for the engine's tests (test/torch-*.test.ts). Not a test file itself.
 import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { DType, Tensor, tensor } from '../src/torch';
 
 /**
@@ -59,4 +60,14 @@ export function randomF64(shape: number[], seed: number): Tensor {
   const r = prng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
   return tensor(Float64Array.from({ length: n }, () => r() * 2 - 1), shape);
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on now, for a process group's store. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
